@@ -1,0 +1,68 @@
+import type pg from 'pg';
+import type { IngestTable } from './table-definition.ts';
+
+/** JSON-encodable value: what a high watermark or batch metadata may be. */
+export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
+
+/** Which high watermark `batches` is called with. The strings match the Python library's. */
+export const HighWatermark = {
+  /** The one stored in the first table's comment, or `null` if there is none. */
+  LATEST: '__LATEST__',
+  /** `null`: start from the beginning. */
+  EARLIEST: '__EARLIEST__',
+} as const;
+
+export const Visibility = {
+  /** Each batch is one transaction: all of it becomes visible at its commit, or none. */
+  AFTER_EACH_BATCH: '__AFTER_EACH_BATCH__',
+} as const;
+export type Visibility = (typeof Visibility)[keyof typeof Visibility];
+
+export const Upsert = {
+  /** Plain insert: a duplicate key fails the batch. */
+  OFF: '__OFF__',
+  /** On a table with a primary key, rows replace the ones with the same key. */
+  IF_PRIMARY_KEY: '__IF_PRIMARY_KEY__',
+} as const;
+export type Upsert = (typeof Upsert)[keyof typeof Upsert];
+
+export const Delete = {
+  OFF: '__OFF__',
+  /** The first batch goes into a new empty table that replaces the live one at its commit. */
+  BEFORE_FIRST_BATCH: '__BEFORE_FIRST_BATCH__',
+} as const;
+export type Delete = (typeof Delete)[keyof typeof Delete];
+
+/** A row: the table it belongs to and its values in column order. */
+export type Row = readonly [table: IngestTable, values: readonly unknown[]];
+export type Rows = Iterable<Row> | AsyncIterable<Row>;
+/** `[highWatermark, batchMetadata, rows]`; the watermark may be a function called after the rows are read. */
+export type Batch = readonly [highWatermark: Json | (() => Json), metadata: Json | unknown, rows: Rows];
+export type Batches = (highWatermark: Json | null) => Iterable<Batch> | AsyncIterable<Batch>;
+
+/** What to do with backends that block the brief ACCESS EXCLUSIVE lock a table swap needs. */
+export interface BlockingBackendsOptions {
+  /** Cancel the blocking backends' queries after this long. @default 300000 (5 minutes, as pg-force-execute) */
+  readonly cancelAfterMs?: number;
+  /** Terminate the blocking backends after this long, if cancelling did not free the lock. @default 310000 */
+  readonly terminateAfterMs?: number;
+  /** How often to look for blocking backends once the delay has passed. @default 1000 */
+  readonly intervalMs?: number;
+}
+
+export interface IngestOptions {
+  /** @default HighWatermark.LATEST */
+  readonly highWatermark?: Json;
+  /** @default Visibility.AFTER_EACH_BATCH */
+  readonly visibility?: Visibility;
+  /** @default Upsert.IF_PRIMARY_KEY */
+  readonly upsert?: Upsert;
+  /** @default Delete.OFF */
+  readonly delete?: Delete;
+  /** Runs inside each batch's transaction just before commit, once per table of the batch. @default no-op */
+  readonly onBeforeVisible?: (client: pg.ClientBase, table: IngestTable, batchMetadata: unknown) => Promise<void> | void;
+  /** Most rows held in memory per table while another table's rows stream into COPY. @default 10000 */
+  readonly maxRowsPerTableBuffer?: number;
+  /** Cancel, then terminate, backends that block a table swap; `false` waits for them forever. @default {} (the delays above) */
+  readonly blockingBackends?: BlockingBackendsOptions | false;
+}
