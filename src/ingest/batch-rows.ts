@@ -1,0 +1,116 @@
+/**
+ * Routes a batch's rows, possibly interleaved across tables, into COPY statements on one
+ * connection. Only one COPY can run on a connection at a time, so:
+ *
+ * - the rows of the table whose COPY is open stream straight into it (no buffering: memory
+ *   stays bounded whatever the batch size);
+ * - rows of other tables wait in that table's buffer, at most `maxRowsPerTableBuffer` rows;
+ *   when a buffer fills, the open COPY ends and one for the full table starts with its buffer;
+ * - at the end, what is left in the buffers is flushed, one COPY per table.
+ *
+ * A batch of one table is therefore one COPY, streamed from the first row to the last.
+ */
+import { RowError } from '../errors.ts';
+import type { Row, Rows } from './options.ts';
+import type { IngestTable } from './table-definition.ts';
+import type { TableWriter } from './table-writer.ts';
+
+/** COPY data is sent in chunks of about this many characters: fewer, larger writes are faster. */
+const CHUNK_CHARS = 64 * 1024;
+
+/** Runs one COPY; `firstTableRow` is the 1-based table row its first line holds (to place COPY errors). */
+export type CopyRunner = (writer: TableWriter, chunks: AsyncIterable<string>, firstTableRow: number) => Promise<void>;
+
+export class BatchRows {
+  readonly #writers: ReadonlyMap<IngestTable, TableWriter>;
+  readonly #maxBuffered: number;
+  readonly #sync: Iterator<Row> | undefined;
+  readonly #async: AsyncIterator<Row> | undefined;
+  #done = false;
+  #batchRow = 0;
+  /** Set when a buffer filled: the table whose COPY must run next. */
+  #next: TableWriter | undefined;
+
+  constructor(rows: Rows, writers: ReadonlyMap<IngestTable, TableWriter>, maxBuffered: number) {
+    this.#writers = writers;
+    this.#maxBuffered = maxBuffered;
+    if (Symbol.asyncIterator in rows) this.#async = rows[Symbol.asyncIterator]();
+    else this.#sync = rows[Symbol.iterator]();
+  }
+
+  /** Runs COPYs until every row is written. Rows of tables not given to `ingest` are skipped. */
+  async copyAll(runCopy: CopyRunner): Promise<void> {
+    try {
+      for (;;) {
+        const writer = this.#next ?? this.#firstBuffered() ?? (await this.#bufferNextRow());
+        if (writer === undefined) return;
+        this.#next = undefined;
+        await runCopy(writer, this.#chunksFor(writer), writer.rowCount - writer.pending.length + 1);
+      }
+    } finally {
+      // Let the caller's generator clean up if we stopped early (a failed COPY, a bad row).
+      if (!this.#done) await (this.#async?.return?.() ?? this.#sync?.return?.());
+    }
+  }
+
+  #firstBuffered(): TableWriter | undefined {
+    for (const writer of this.#writers.values()) if (writer.pending.length > 0) return writer;
+    return undefined;
+  }
+
+  /** Reads rows until one belongs to a known table, and buffers it. */
+  async #bufferNextRow(): Promise<TableWriter | undefined> {
+    while (!this.#done) {
+      const routed = this.#route(await this.#read());
+      if (routed) {
+        routed[0].pending.push(routed[1]);
+        return routed[0];
+      }
+    }
+    return undefined;
+  }
+
+  async *#chunksFor(writer: TableWriter): AsyncGenerator<string> {
+    let chunk = writer.pending.join('');
+    writer.pending = [];
+    while (!this.#done) {
+      const result = this.#sync ? this.#sync.next() : await this.#read();
+      const routed = this.#route(result);
+      if (!routed) continue;
+      const [target, line] = routed;
+      if (target === writer) {
+        chunk += line;
+        if (chunk.length >= CHUNK_CHARS) {
+          yield chunk;
+          chunk = '';
+        }
+      } else {
+        target.pending.push(line);
+        if (target.pending.length >= this.#maxBuffered) {
+          this.#next = target;
+          break;
+        }
+      }
+    }
+    if (chunk.length > 0) yield chunk;
+  }
+
+  async #read(): Promise<IteratorResult<Row>> {
+    return this.#sync ? this.#sync.next() : await (this.#async as AsyncIterator<Row>).next();
+  }
+
+  /** The writer and encoded line for a row, or undefined at the end or for a table not ingested. */
+  #route(result: IteratorResult<Row>): [TableWriter, string] | undefined {
+    if (result.done) {
+      this.#done = true;
+      return undefined;
+    }
+    this.#batchRow += 1;
+    const row = result.value;
+    if (!Array.isArray(row) || row.length !== 2) {
+      throw new RowError(`Row ${this.#batchRow} of the batch is not a [table, values] pair`, { row: this.#batchRow });
+    }
+    const writer = this.#writers.get(row[0]);
+    return writer ? [writer, writer.encode(row[1], this.#batchRow)] : undefined;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Turns JavaScript values into PostgreSQL's COPY text format, one encoder per column chosen
+ * once from the column's type, so the per-row work is a few function calls and string joins.
+ *
+ * COPY text format: columns separated by tab, rows by newline, NULL as `\N`; a backslash,
+ * tab, newline or carriage return inside a value is written as `\\`, `\t`, `\n`, `\r`.
+ */
+import type { ColumnDefinition } from './table-definition.ts';
+
+/** Thrown by an encoder; the caller adds the table, row and column. */
+export class ValueEncodingError extends Error {}
+
+export type ValueEncoder = (value: unknown) => string;
+
+const NULL = '\\N';
+const NEEDS_ESCAPE = /[\\\n\r\t]/;
+
+export function escapeCopyText(text: string): string {
+  if (!NEEDS_ESCAPE.test(text)) return text;
+  let out = '';
+  for (const char of text) {
+    if (char === '\\') out += '\\\\';
+    else if (char === '\n') out += '\\n';
+    else if (char === '\r') out += '\\r';
+    else if (char === '\t') out += '\\t';
+    else out += char;
+  }
+  return out;
+}
+
+/** The encoder for one column. Values are checked as far as JavaScript can; PostgreSQL does the rest. */
+export function encoderFor(column: ColumnDefinition): ValueEncoder {
+  const { base, arrayDimensions } = column.parsedType;
+  const element = elementEncoder(base);
+  if (arrayDimensions > 0) {
+    return (value) => {
+      if (value === null || value === undefined) return NULL;
+      if (!Array.isArray(value)) throw new ValueEncodingError(`expected an array for type ${column.type}, got ${describe(value)}`);
+      return escapeCopyText(arrayLiteral(value, element));
+    };
+  }
+  return (value) => (value === null || value === undefined ? NULL : escapeCopyText(element(value)));
+}
+
+/** Encodes one non-null value to its PostgreSQL text form (not yet COPY-escaped). */
+type ElementEncoder = (value: {}) => string;
+
+function elementEncoder(base: string): ElementEncoder {
+  if (base === 'json' || base === 'jsonb') return encodeJson;
+  if (base === 'bytea') return encodeBytea;
+  if (base === 'bool' || base === 'boolean') return encodeBoolean;
+  return encodeScalar;
+}
+
+function encodeJson(value: {}): string {
+  const json = JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v));
+  if (json === undefined) throw new ValueEncodingError(`cannot be encoded as JSON: ${describe(value)}`);
+  return json;
+}
+
+function encodeBytea(value: {}): string {
+  if (value instanceof Uint8Array) return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
+  if (typeof value === 'string') return value; // already PostgreSQL bytea text, e.g. `\x0102`
+  throw new ValueEncodingError(`expected a Buffer or Uint8Array for bytea, got ${describe(value)}`);
+}
+
+function encodeBoolean(value: {}): string {
+  if (value === true) return 't';
+  if (value === false) return 'f';
+  return encodeScalar(value);
+}
+
+function encodeScalar(value: {}): string {
+  switch (typeof value) {
+    case 'string':
+      return value;
+    case 'number':
+    case 'bigint':
+      return String(value);
+    case 'boolean':
+      return value ? 't' : 'f';
+    default:
+      if (value instanceof Date) {
+        if (Number.isNaN(value.getTime())) throw new ValueEncodingError('is an invalid Date');
+        return value.toISOString();
+      }
+      throw new ValueEncodingError(`cannot be written to this column: ${describe(value)} (only json/jsonb columns take objects)`);
+  }
+}
+
+/** A PostgreSQL array literal; every element double-quoted so no element text can break it. */
+function arrayLiteral(items: readonly unknown[], element: ElementEncoder): string {
+  const parts = items.map((item) => {
+    if (item === null || item === undefined) return 'NULL';
+    if (Array.isArray(item)) return arrayLiteral(item, element);
+    return `"${element(item).replace(/[\\"]/g, '\\$&')}"`;
+  });
+  return `{${parts.join(',')}}`;
+}
+
+function describe(value: unknown): string {
+  if (value instanceof Uint8Array) return 'a Buffer';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return 'a Date';
+  if (typeof value === 'object') return 'an object';
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return `${typeof value} ${text.length > 40 ? `${text.slice(0, 40)}…` : text}`;
+}

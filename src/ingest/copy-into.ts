@@ -1,0 +1,32 @@
+/**
+ * One COPY ... FROM STDIN through pg-copy-streams, with backpressure: `pipeline` only pulls the
+ * next chunk from the row source when the socket has taken the previous one.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+
+export async function copyInto(client: pg.ClientBase, sql: string, chunks: AsyncIterable<string>): Promise<number> {
+  const copyStream = client.query(copyFrom(sql));
+  // If the source throws (a bad row, the caller's generator failing), pipeline destroys the COPY
+  // stream, which sends CopyFail: PostgreSQL aborts the COPY and the transaction must roll back.
+  await pipeline(Readable.from(chunks, { objectMode: false }), copyStream);
+  return copyStream.rowCount;
+}
+
+/**
+ * Where in its COPY a PostgreSQL error happened, from the error's context line
+ * `COPY <relation>, line <n>, column <name>: "<value>"`. The column is matched against the
+ * names we sent, so names containing commas or colons are still found.
+ */
+export function copyErrorPosition(
+  where: string | undefined,
+  columnNames: readonly string[],
+): { line?: number; column?: string } {
+  const match = where ? /, line (\d+)(?:, column (.*))?/.exec(where) : null;
+  if (!match) return {};
+  const rest = match[2] ?? '';
+  const column = columnNames.find((name) => rest.startsWith(`${name}:`) || rest === name);
+  return { line: Number(match[1]), ...(column !== undefined ? { column } : {}) };
+}

@@ -1,0 +1,230 @@
+/**
+ * One batch, one transaction: everything in it is visible at COMMIT, or nothing is.
+ *
+ *   BEGIN
+ *   [hooks.afterBegin]                      the queue worker locks tables and checks sequence here
+ *   first batch: create / migrate / replace tables            (prepare-table.ts)
+ *   COPY rows → table, replacement, or staging table          (batch-rows.ts)
+ *   upsert: merge staging → target                             (merge.ts)
+ *   build indexes on new tables; swap replacements in          (swap/)
+ *   COMMENT ON first table with the high watermark             (high-watermark.ts)
+ *   onBeforeVisible per table; [hooks.beforeCommit]
+ *   COMMIT   (any failure: ROLLBACK, and the error says where)
+ */
+import type pg from 'pg';
+import { BatchError, PgBulkIngestError, RowError, isRetryableSqlState } from '../errors.ts';
+import { BatchRows } from './batch-rows.ts';
+import { copyErrorPosition, copyInto } from './copy-into.ts';
+import { parseComment, readTableComment, withHighWatermark, writeTableComment } from './high-watermark.ts';
+import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableName } from './merge.ts';
+import { type Batch, type IngestOptions, type Json, Upsert } from './options.ts';
+import { type PreparedTable, prepareTable } from './prepare-table.ts';
+import { qualifiedName, quoteIdent } from './sql.ts';
+import { replaceTable } from './swap/replace-table.ts';
+import { createIndexesSql } from './table-ddl.ts';
+import type { IngestTable } from './table-definition.ts';
+import { TableWriter } from './table-writer.ts';
+
+/** Extension points for the queue worker; `ingest()` itself uses none. */
+export interface BatchHooks {
+  /** Runs right after BEGIN. Returning `false` rolls the batch back unapplied (e.g. a duplicate). */
+  readonly afterBegin?: (client: pg.ClientBase) => Promise<boolean | undefined>;
+  /** Runs just before COMMIT, after `onBeforeVisible`. */
+  readonly beforeCommit?: (client: pg.ClientBase) => Promise<void>;
+}
+
+export type ResolvedOptions = Required<Omit<IngestOptions, 'highWatermark'>> & { readonly highWatermark: Json };
+
+export interface BatchReport {
+  readonly applied: boolean;
+  readonly rows: ReadonlyMap<IngestTable, number>;
+  /** Milliseconds per phase: migrate (DDL, copy of kept rows, indexes, swap), copy, merge, commit. */
+  readonly phaseMs: { migrate: number; copy: number; merge: number; commit: number };
+  readonly migratedTables: number;
+  readonly cancelledBackends: number;
+  readonly terminatedBackends: number;
+}
+
+export interface BatchContext {
+  readonly tables: readonly IngestTable[];
+  readonly options: ResolvedOptions;
+  /** 1-based position of the batch in this ingest. */
+  readonly batchNumber: number;
+  /** The first batch of an ingest creates and migrates tables. */
+  readonly isFirst: boolean;
+  readonly hooks?: BatchHooks;
+}
+
+export async function ingestBatch(client: pg.ClientBase, context: BatchContext, batch: Batch): Promise<BatchReport> {
+  const [highWatermark, metadata, rows] = batch;
+  const clock = new PhaseClock();
+  await client.query('BEGIN');
+  try {
+    if ((await context.hooks?.afterBegin?.(client)) === false) {
+      await client.query('ROLLBACK');
+      return { ...emptyReport, phaseMs: clock.ms };
+    }
+    const first = context.tables[0] as IngestTable;
+    const comment = parseComment(await readTableComment(client, first.schema, first.name), first.schema, first.name);
+    const prepared = await clock.time('migrate', () => prepareTables(client, context));
+    const writers = await createWriters(client, prepared, context.options.upsert);
+    await clock.time('copy', () =>
+      new BatchRows(rows, writersByTable(writers), context.options.maxRowsPerTableBuffer).copyAll((writer, chunks, row) =>
+        copyWithPosition(client, writer, chunks, row, context.batchNumber),
+      ),
+    );
+    const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
+    await clock.time('merge', () => mergeAll(client, prepared, writers));
+    const swaps = await clock.time('migrate', () => finishNewTables(client, prepared, context.options));
+    await writeTableComment(client, first.schema, first.name, withHighWatermark(comment, watermark));
+    for (const table of context.tables) await context.options.onBeforeVisible(client, table, metadata);
+    await context.hooks?.beforeCommit?.(client);
+    await clock.time('commit', () => client.query('COMMIT'));
+    return {
+      applied: true,
+      rows: new Map(writers.map((w) => [w.table, w.rowCount])),
+      phaseMs: clock.ms,
+      migratedTables: prepared.filter((p) => p.replacesLive).length,
+      ...swaps,
+    };
+  } catch (error) {
+    await rollbackQuietly(client, error);
+    throw asBatchError(error, context.batchNumber);
+  }
+}
+
+const emptyReport = { applied: false, rows: new Map(), migratedTables: 0, cancelledBackends: 0, terminatedBackends: 0 };
+
+async function prepareTables(client: pg.ClientBase, context: BatchContext): Promise<PreparedTable[]> {
+  const prepared: PreparedTable[] = [];
+  for (const table of context.tables) {
+    prepared.push(
+      context.isFirst
+        ? await prepareTable(client, table, context.options.delete)
+        : { table, relationName: table.name, buildIndexes: false, replacesLive: false, migration: [] },
+    );
+  }
+  return prepared;
+}
+
+async function createWriters(client: pg.ClientBase, prepared: readonly PreparedTable[], upsert: Upsert) {
+  const writers: TableWriter[] = [];
+  for (const [i, p] of prepared.entries()) {
+    if (upsert === Upsert.IF_PRIMARY_KEY && p.table.primaryKey.length > 0) {
+      const staging = stagingTableName(i);
+      const ordinal = ordinalColumnName(p.table);
+      await createStagingTable(client, p.table, staging, ordinal);
+      writers.push(new TableWriter(p.table, `pg_temp.${quoteIdent(staging)}`, ordinal));
+    } else {
+      writers.push(new TableWriter(p.table, qualifiedName(p.table.schema, p.relationName)));
+    }
+  }
+  return writers;
+}
+
+function writersByTable(writers: readonly TableWriter[]): Map<IngestTable, TableWriter> {
+  return new Map(writers.map((w) => [w.table, w]));
+}
+
+async function mergeAll(client: pg.ClientBase, prepared: readonly PreparedTable[], writers: readonly TableWriter[]) {
+  for (const [i, writer] of writers.entries()) {
+    const target = prepared[i] as PreparedTable;
+    if (writer.ordinalColumn && writer.rowCount > 0) {
+      await mergeStagedRows(client, writer.table, stagingTableName(i), writer.ordinalColumn, target.relationName);
+    }
+  }
+}
+
+/** Indexes on tables created in this batch (built after the load: faster), then replacements swapped in. */
+async function finishNewTables(client: pg.ClientBase, prepared: readonly PreparedTable[], options: ResolvedOptions) {
+  let cancelledBackends = 0;
+  let terminatedBackends = 0;
+  for (const p of prepared) {
+    if (!p.buildIndexes) continue;
+    for (const sql of createIndexesSql(qualifiedName(p.table.schema, p.relationName), p.table)) await client.query(sql);
+    if (!p.replacesLive) continue;
+    const swap = await replaceTable(
+      client,
+      { schema: p.table.schema, name: p.table.name, replacementName: p.relationName },
+      options.blockingBackends,
+    );
+    cancelledBackends += swap.cancelledBackends;
+    terminatedBackends += swap.terminatedBackends;
+  }
+  return { cancelledBackends, terminatedBackends };
+}
+
+/** Runs one COPY and, if PostgreSQL refuses a value, names the table, row and column. */
+async function copyWithPosition(
+  client: pg.ClientBase,
+  writer: TableWriter,
+  chunks: AsyncIterable<string>,
+  firstTableRow: number,
+  batchNumber: number,
+): Promise<void> {
+  try {
+    await copyInto(client, writer.copySql, chunks);
+  } catch (error) {
+    const db = databaseError(error);
+    if (!db) throw error;
+    const columns = [...(writer.ordinalColumn ? [writer.ordinalColumn] : []), ...writer.table.columns.map((c) => c.name)];
+    const { line, column } = copyErrorPosition(db.where, columns);
+    if (line === undefined) throw error;
+    const table = qualifiedName(writer.table.schema, writer.table.name);
+    const row = firstTableRow + line - 1;
+    throw new RowError(
+      `Batch ${batchNumber}: row ${row} of ${table}${column ? `, column "${column}"` : ''}: ${db.message} (SQLSTATE ${db.code})`,
+      { table, batch: batchNumber, row, ...(column ? { column } : {}), sqlState: db.code },
+      { cause: error },
+    );
+  }
+}
+
+interface DatabaseErrorLike {
+  message: string;
+  code: string;
+  where?: string;
+  table?: string;
+  schema?: string;
+}
+
+function databaseError(error: unknown): DatabaseErrorLike | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const e = error as Error & { code?: unknown; severity?: unknown };
+  return typeof e.code === 'string' && typeof e.severity === 'string' ? (e as unknown as DatabaseErrorLike) : undefined;
+}
+
+function asBatchError(error: unknown, batchNumber: number): unknown {
+  if (error instanceof PgBulkIngestError) return error;
+  const db = databaseError(error);
+  if (!db) return error; // the caller's own error (e.g. from `batches`), or a lost connection: as it is
+  const table = db.table ? ` on ${qualifiedName(db.schema ?? '', db.table)}` : '';
+  return new BatchError(
+    `Batch ${batchNumber} failed${table}: ${db.message} (SQLSTATE ${db.code})`,
+    { batch: batchNumber, sqlState: db.code, ...(db.table ? { table: `${db.schema}.${db.table}` } : {}) },
+    { cause: error, retryable: isRetryableSqlState(db.code) },
+  );
+}
+
+async function rollbackQuietly(client: pg.ClientBase, original: unknown): Promise<void> {
+  try {
+    await client.query('ROLLBACK');
+  } catch (rollbackError) {
+    // The connection is most likely gone, which rolls back too. The original error is the one
+    // to report; keep the rollback failure on it rather than dropping it.
+    if (original instanceof Error) Object.assign(original, { rollbackError });
+  }
+}
+
+class PhaseClock {
+  readonly ms = { migrate: 0, copy: 0, merge: 0, commit: 0 };
+
+  async time<T>(phase: keyof PhaseClock['ms'], fn: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    try {
+      return await fn();
+    } finally {
+      this.ms[phase] += performance.now() - start;
+    }
+  }
+}
