@@ -16,7 +16,7 @@ import type { IngestTable } from './table-definition.ts';
 import type { TableWriter } from './table-writer.ts';
 
 /** COPY data is sent in chunks of about this many characters: fewer, larger writes are faster. */
-const CHUNK_CHARS = 64 * 1024;
+const CHUNK_CHARS = 16 * 1024;
 
 /** Runs one COPY; `firstTableRow` is the 1-based table row its first line holds (to place COPY errors). */
 export type CopyRunner = (writer: TableWriter, chunks: AsyncIterable<string>, firstTableRow: number) => Promise<void>;

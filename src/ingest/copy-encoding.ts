@@ -39,6 +39,11 @@ export function encoderFor(column: ColumnDefinition): ValueEncoder {
       return escapeCopyText(arrayLiteral(value, element));
     };
   }
+  if (element === encodeScalar || element === encodeBoolean) {
+    // Numbers, booleans and dates never hold a character COPY escapes: only strings are checked.
+    return (value) =>
+      value === null || value === undefined ? NULL : typeof value === 'string' ? escapeCopyText(value) : element(value);
+  }
   return (value) => (value === null || value === undefined ? NULL : escapeCopyText(element(value)));
 }
 
@@ -53,9 +58,20 @@ function elementEncoder(base: string): ElementEncoder {
 }
 
 function encodeJson(value: {}): string {
-  const json = JSON.stringify(value, (_key, v) => (typeof v === 'bigint' ? v.toString() : v));
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    // Only a value holding a BigInt (or a cycle, which fails again) gets here: a replacer makes
+    // JSON.stringify several times slower, so it is used only when needed.
+    json = JSON.stringify(value, bigintAsString);
+  }
   if (json === undefined) throw new ValueEncodingError(`cannot be encoded as JSON: ${describe(value)}`);
   return json;
+}
+
+function bigintAsString(_key: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? v.toString() : v;
 }
 
 function encodeBytea(value: {}): string {

@@ -168,8 +168,10 @@ async function copyWithPosition(
     const db = databaseError(error);
     if (!db) throw error;
     const columns = [...(writer.ordinalColumn ? [writer.ordinalColumn] : []), ...writer.table.columns.map((c) => c.name)];
-    const { line, column } = copyErrorPosition(db.where, columns);
+    const { line, column: columnInWhere } = copyErrorPosition(db.where, columns);
     if (line === undefined) throw error;
+    // A NOT NULL violation names its column in the error's own field, not in the context line.
+    const column = columnInWhere ?? (db.column !== undefined && columns.includes(db.column) ? db.column : undefined);
     const table = qualifiedName(writer.table.schema, writer.table.name);
     const row = firstTableRow + line - 1;
     throw new RowError(
@@ -184,6 +186,7 @@ interface DatabaseErrorLike {
   message: string;
   code: string;
   where?: string;
+  column?: string;
   table?: string;
   schema?: string;
 }
@@ -195,6 +198,10 @@ function databaseError(error: unknown): DatabaseErrorLike | undefined {
 }
 
 function asBatchError(error: unknown, batchNumber: number): unknown {
+  if (error instanceof RowError && error.context.batch === undefined) {
+    // Caught while encoding, where the batch number is not known: with several batches, say which.
+    return new RowError(`Batch ${batchNumber}: ${error.message}`, { ...error.context, batch: batchNumber }, { cause: error.cause });
+  }
   if (error instanceof PgBulkIngestError) return error;
   const db = databaseError(error);
   if (!db) return error; // the caller's own error (e.g. from `batches`), or a lost connection: as it is

@@ -46,7 +46,7 @@ export async function runIngest(
 ): Promise<void> {
   assertTables(tables);
   const resolved = resolveOptions(options);
-  assertNotInTransaction(client);
+  await assertNotInTransaction(client);
   const startingWatermark = await startingHighWatermark(client, tables[0] as IngestTable, resolved.highWatermark);
 
   let batchNumber = 0;
@@ -126,8 +126,21 @@ function assertTables(tables: readonly IngestTable[]): void {
   });
 }
 
-function assertNotInTransaction(client: pg.ClientBase): void {
-  const status = (client as pg.Client).getTransactionStatus?.();
+/**
+ * pg reports the status of the last ReadyForQuery, but a failed query rejects on its
+ * ErrorResponse, before that message arrives: right after a `.catch()` the status is stale
+ * ('T' in what is now a failed transaction, or 'I' after `BEGIN; <failing statement>`).
+ * A round trip brings it up to date; in a failed transaction it fails with 25P02.
+ */
+async function assertNotInTransaction(client: pg.ClientBase): Promise<void> {
+  let failed = false;
+  try {
+    await client.query('SELECT 1');
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== '25P02') throw error;
+    failed = true;
+  }
+  const status = failed ? 'E' : (client as pg.Client).getTransactionStatus?.();
   if (status === 'T' || status === 'E') {
     throw new PgBulkIngestError(
       'TRANSACTION_IN_PROGRESS',

@@ -1,0 +1,108 @@
+/**
+ * Swaps a replacement table (built by a migration or `Delete.BEFORE_FIRST_BATCH` under a
+ * temporary name, in the same schema, in the batch's transaction) in for the live table.
+ *
+ * Everything happens in the caller's transaction, so other sessions see the old table, its
+ * views and grants until the caller commits, and then only the new ones. The ACCESS EXCLUSIVE
+ * lock on the live table is held from the swap to that commit: keep what follows it short.
+ */
+import type pg from 'pg';
+import type { BlockingBackendsOptions } from '../options.ts';
+import { qualifiedName, quoteIdent } from '../sql.ts';
+import {
+  captureDependentViews,
+  GRANTS_OF_C,
+  type Grant,
+  grantSql,
+  recreateViews,
+} from './dependent-views.ts';
+import { withBlockersRemoved } from './force-execute.ts';
+
+export interface ReplaceTableResult {
+  /** Backends whose query was cancelled because they blocked the swap. */
+  readonly cancelledBackends: number;
+  /** Backends terminated because they still blocked the swap after `terminateAfterMs`. */
+  readonly terminatedBackends: number;
+  /** Views and materialized views dropped with the live table and created again. */
+  readonly recreatedViews: number;
+}
+
+/**
+ * Called inside an open transaction on `client`, which created `replacementName`.
+ *
+ * Locks the live table (removing blocking backends as `blockingBackends` says), captures the
+ * views that depend on it, copies its SELECT grants onto the replacement, drops it with those
+ * views, renames the replacement to its name, and creates the views again with their grants,
+ * comments, owners and indexes. The whole swap runs under `withBlockersRemoved`, so a backend
+ * holding a lock on a dependent view is dealt with like one holding the table.
+ */
+export async function replaceTable(
+  client: pg.ClientBase,
+  target: { schema: string; name: string; replacementName: string },
+  blockingBackends: BlockingBackendsOptions | false,
+): Promise<ReplaceTableResult> {
+  await assertInTransaction(client, target);
+  const { result, cancelledBackends, terminatedBackends } = await withBlockersRemoved(
+    client,
+    blockingBackends,
+    () => swap(client, target),
+  );
+  return { cancelledBackends, terminatedBackends, recreatedViews: result };
+}
+
+async function swap(
+  client: pg.ClientBase,
+  target: { schema: string; name: string; replacementName: string },
+): Promise<number> {
+  const live = qualifiedName(target.schema, target.name);
+  const replacement = qualifiedName(target.schema, target.replacementName);
+  // First, so that between the capture and the drop no view can be created on the table
+  // (CREATE VIEW needs a lock on it) and no reader sees it half-swapped.
+  await client.query(`LOCK TABLE ${live} IN ACCESS EXCLUSIVE MODE`);
+  const liveOid = await relationOid(client, target.schema, target.name);
+  const views = await captureDependentViews(client, liveOid);
+  for (const grant of await selectGrants(client, liveOid)) await client.query(grantSql(replacement, grant));
+  await client.query(`DROP TABLE ${live} CASCADE`);
+  await client.query(`ALTER TABLE ${replacement} RENAME TO ${quoteIdent(target.name)}`);
+  return recreateViews(client, views);
+}
+
+/**
+ * Outside a transaction each statement would commit on its own, and a failure after the DROP
+ * would lose the table. The replacement was created in the caller's transaction, so that
+ * transaction has an id; in autocommit, the SELECT below runs in one that has none.
+ */
+async function assertInTransaction(
+  client: pg.ClientBase,
+  target: { schema: string; name: string; replacementName: string },
+): Promise<void> {
+  const { rows } = await client.query<{ xid: string | null }>(
+    'SELECT txid_current_if_assigned()::text AS xid',
+  );
+  if (rows[0]?.xid == null) {
+    throw new Error(
+      `replaceTable(${qualifiedName(target.schema, target.name)}) must run inside the transaction that built ` +
+        `${quoteIdent(target.replacementName)}, got a client with no write transaction open`,
+    );
+  }
+}
+
+async function relationOid(client: pg.ClientBase, schema: string, name: string): Promise<string> {
+  const { rows } = await client.query<{ oid: string }>(
+    `SELECT c.oid::text AS oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relname = $2`,
+    [schema, name],
+  );
+  const oid = rows[0]?.oid;
+  if (oid === undefined) throw new Error(`Expected table ${qualifiedName(schema, name)} to exist`);
+  return oid;
+}
+
+/** The live table's SELECT grants, to every grantee, with their grant option. */
+async function selectGrants(client: pg.ClientBase, tableOid: string): Promise<Grant[]> {
+  const { rows } = await client.query<{ grants: Grant[] }>(
+    `SELECT ${GRANTS_OF_C} AS grants FROM pg_class AS c WHERE c.oid = $1::oid`,
+    [tableOid],
+  );
+  return (rows[0]?.grants ?? []).filter((grant) => grant.privilege === 'SELECT');
+}

@@ -1,0 +1,174 @@
+/**
+ * Applies a stream's pending batches, in order, exactly once: the heart of the worker.
+ * See docs/queue.md for why this is safe whoever runs it, however often, and whenever it dies.
+ */
+import type pg from 'pg';
+import type { BatchReport } from '../ingest/ingest-batch.ts';
+import { runIngest } from '../ingest/ingest.ts';
+import { type BlockingBackendsOptions, HighWatermark, type Row } from '../ingest/options.ts';
+import type { IngestTable } from '../ingest/table-definition.ts';
+import { InvalidBatchError, fromWireValue, parseBatchJob, tableKey, validateWireRows } from './batch-contract.ts';
+import type { BatchHeader, StreamStore } from './stream-store.ts';
+import { committedSeq, committedState, lockStreamAndTables, recordCommit } from './stream-state.ts';
+
+export interface CommittedBatch {
+  readonly stream: string;
+  readonly seq: number;
+  readonly header: BatchHeader;
+  readonly report: BatchReport;
+  readonly lockWaitMs: number;
+}
+
+export interface ApplyHooks {
+  /** Called after each COMMIT, before Redis learns of it. */
+  readonly onCommitted?: (batch: CommittedBatch) => void;
+  /** Test-only fault injection point names: 'before-commit', 'after-commit'. */
+  readonly fault?: (point: 'before-commit' | 'after-commit', stream: string, seq: number) => void;
+}
+
+/** A batch of a stream failed (and rolled back); `cause` says why. */
+export class BatchApplyFailure extends Error {
+  readonly stream: string;
+  readonly seq: number;
+
+  constructor(stream: string, seq: number, cause: unknown) {
+    super(`Stream ${stream}, batch ${seq}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'BatchApplyFailure';
+    this.stream = stream;
+    this.seq = seq;
+  }
+}
+
+export type DrainResult =
+  | { readonly kind: 'drained'; readonly applied: number }
+  | { readonly kind: 'blocked'; readonly seq: number; readonly reason: string }
+  | { readonly kind: 'stopped'; readonly applied: number };
+
+export class StreamApplier {
+  readonly #pool: pg.Pool;
+  readonly #store: StreamStore;
+  readonly #blockingBackends: BlockingBackendsOptions | false;
+  readonly #hooks: ApplyHooks;
+  /** Connections with a batch in flight, so a shutdown can abandon them. */
+  readonly #active = new Set<pg.PoolClient>();
+
+  constructor(pool: pg.Pool, store: StreamStore, blockingBackends: BlockingBackendsOptions | false, hooks: ApplyHooks = {}) {
+    this.#pool = pool;
+    this.#store = store;
+    this.#blockingBackends = blockingBackends;
+    this.#hooks = hooks;
+  }
+
+  /**
+   * Applies batches committed + 1, committed + 2, ... until none is pending, the stream is
+   * blocked, or `signal` asks to stop. Throws the first failure of a batch (it rolled back).
+   */
+  async drain(stream: string, signal?: AbortSignal): Promise<DrainResult> {
+    let applied = 0;
+    for (;;) {
+      if (signal?.aborted) return { kind: 'stopped', applied };
+      const info = await this.#store.info(stream);
+      if (info.blocked) return { kind: 'blocked', seq: info.blocked.seq, reason: info.blocked.reason };
+      const committed = await committedSeq(this.#pool, stream);
+      if (committed >= info.enqueuedSeq) {
+        if (info.committedSeq < committed) await this.#mirrorLaggingCommit(stream, committed);
+        return { kind: 'drained', applied };
+      }
+      const seq = committed + 1;
+      const header = await this.#store.header(stream, seq);
+      if (header === null) {
+        // Freed by a commit we have not seen yet; if PostgreSQL agrees nothing moved, it is lost.
+        if ((await committedSeq(this.#pool, stream)) === committed) {
+          throw new InvalidBatchError(`Stream ${stream}: batch ${seq} is missing from Redis`, { stream });
+        }
+        continue;
+      }
+      try {
+        if (await this.applyOne(stream, seq, header)) applied += 1;
+      } catch (error) {
+        throw new BatchApplyFailure(stream, seq, error);
+      }
+    }
+  }
+
+  /** One batch in one transaction; false if another worker committed it first (a duplicate). */
+  async applyOne(stream: string, seq: number, header: BatchHeader): Promise<boolean> {
+    const { tables, options } = this.#parseHeader(stream, seq, header);
+    const client = await this.#pool.connect();
+    this.#active.add(client);
+    let healthy = false;
+    try {
+      let lockWaitMs = 0;
+      let report: BatchReport | undefined;
+      await runIngest(
+        client,
+        tables,
+        () => [[header.highWatermark, header.metadata, this.#rows(stream, seq, header, tables)]],
+        { ...options, highWatermark: HighWatermark.EARLIEST, blockingBackends: this.#blockingBackends },
+        {
+          afterBegin: async (c) => {
+            lockWaitMs = await lockStreamAndTables(c, stream, tables);
+            return (await committedSeq(c, stream)) === seq - 1; // else: applied by someone else meanwhile
+          },
+          beforeCommit: async (c) => {
+            await recordCommit(c, stream, seq, header.highWatermark, header.batchId);
+            this.#hooks.fault?.('before-commit', stream, seq);
+          },
+        },
+        (r) => {
+          report = r;
+        },
+      );
+      healthy = true;
+      if (!report?.applied) return false;
+      this.#hooks.fault?.('after-commit', stream, seq);
+      this.#hooks.onCommitted?.({ stream, seq, header, report, lockWaitMs });
+      await this.#store.markCommitted(stream, seq, header.highWatermark, Date.now());
+      return true;
+    } finally {
+      this.#active.delete(client);
+      // A client that failed mid-batch may be broken (or mid-COPY): never give it back to the pool.
+      client.release(healthy ? undefined : true);
+    }
+  }
+
+  /** Ends the connections of batches in flight: PostgreSQL rolls them back. */
+  async abandon(): Promise<void> {
+    await Promise.all([...this.#active].map((client) => client.end().catch(() => undefined)));
+  }
+
+  #parseHeader(stream: string, seq: number, header: BatchHeader) {
+    const { job, tables } = parseBatchJob(
+      { version: header.version, tables: header.tables, highWatermark: header.highWatermark, metadata: header.metadata, rows: [], options: header.options },
+      `Stream ${stream}, batch ${seq}`,
+    );
+    return { tables, options: job.options };
+  }
+
+  /** The batch's rows, read from Redis one part at a time (memory holds one part, not the batch). */
+  async *#rows(stream: string, seq: number, header: BatchHeader, tables: readonly IngestTable[]): AsyncGenerator<Row> {
+    const byKey = new Map(tables.map((t) => [tableKey(t), t]));
+    const label = `Stream ${stream}, batch ${seq}`;
+    let rowNumber = 1;
+    for (let i = 0; i < header.parts; i++) {
+      const part = await this.#store.part(header.batchId, i);
+      if (part === null) throw new InvalidBatchError(`${label}: part ${i} of its rows is missing from Redis`, { stream });
+      validateWireRows(tables, part, label, rowNumber);
+      rowNumber += part.length;
+      for (const [key, values] of part) {
+        const table = byKey.get(key) as IngestTable;
+        yield [table, decodeValues(table, values)];
+      }
+    }
+  }
+
+  async #mirrorLaggingCommit(stream: string, committed: number) {
+    const state = await committedState(this.#pool, stream);
+    await this.#store.markCommitted(stream, committed, state.highWatermark, Date.now());
+  }
+}
+
+function decodeValues(table: IngestTable, values: readonly unknown[]): readonly unknown[] {
+  if (!table.columns.some((c) => c.parsedType.base === 'bytea')) return values;
+  return values.map((v, i) => fromWireValue(table.columns[i]?.parsedType.base ?? '', v));
+}

@@ -1,0 +1,275 @@
+/**
+ * The producing side of the queue: validates a batch, stores it in Redis under the next
+ * sequence number of its stream (atomically, see redis-scripts.ts), and kicks the workers.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Queue } from 'bullmq';
+import type { Redis, RedisOptions } from 'ioredis';
+import { PgBulkIngestError } from '../errors.ts';
+import { type Batches, HighWatermark, type Json, type Rows } from '../ingest/options.ts';
+import type { IngestTable } from '../ingest/table-definition.ts';
+import {
+  BATCH_FORMAT_VERSION,
+  type BatchJobInput,
+  type BatchOptions,
+  InvalidBatchError,
+  batchOptionsSchema,
+  parseBatchJob,
+  tableKey,
+  toTableDefinitionInput,
+  toWireValue,
+  wireValueProblem,
+} from './batch-contract.ts';
+import {
+  DEFAULT_PREFIX,
+  DEFAULT_QUEUE_NAME,
+  DEFAULT_REDIS_URL,
+  KICK_JOB,
+  KICK_JOB_OPTIONS,
+  type KickData,
+  kickJobId,
+  type QueueNames,
+} from './queue-config.ts';
+import { type BatchHeader, StreamStore, type StreamInfo, connectRedis } from './stream-store.ts';
+
+export interface ProducerOptions extends QueueNames {
+  /** Redis URL or ioredis options. @default process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' */
+  readonly redis?: string | RedisOptions;
+  /** Most batches waiting per stream before producers wait (or fail); 0 for no bound. @default 1000 */
+  readonly maxPendingBatches?: number;
+  /** Most bytes of rows waiting per stream before producers wait (or fail); 0 for no bound. @default 268435456 (256 MiB) */
+  readonly maxPendingBytes?: number;
+  /** Under backpressure: wait for room, or fail at once with a BACKPRESSURE error. @default 'wait' */
+  readonly onBackpressure?: 'wait' | 'fail';
+  /** How long to wait for room before failing with BACKPRESSURE. @default 60000 */
+  readonly backpressureTimeoutMs?: number;
+  /** Rows are stored in parts of about this size, so no Redis value is huge. @default 1048576 (1 MiB) */
+  readonly partBytes?: number;
+  /** Largest batch accepted; a larger one is refused with BATCH_TOO_LARGE. @default 536870912 (512 MiB) */
+  readonly maxBatchBytes?: number;
+  /** How long a batchId is remembered, so a retried enqueue is not enqueued twice. @default 604800 (7 days) */
+  readonly batchIdTtlSeconds?: number;
+}
+
+export interface EnqueueInput {
+  readonly tables: readonly IngestTable[];
+  /** JSON-encodable, or a function returning one, called after the rows were read. */
+  readonly highWatermark: Json | (() => Json);
+  readonly metadata?: Json;
+  /** `[table, values]` pairs exactly as for `ingest()`; rows of tables not in `tables` are skipped. */
+  readonly rows: Rows;
+  readonly options?: Partial<BatchOptions>;
+  /** @default "<schema>.<name>" of the first table */
+  readonly stream?: string;
+  /** Idempotency key: the same batchId enqueued twice on a stream is enqueued once. @default a random UUID */
+  readonly batchId?: string;
+}
+
+export interface EnqueueResult {
+  readonly stream: string;
+  readonly seq: number;
+  /** True when this batchId was already enqueued: nothing was added. */
+  readonly duplicate: boolean;
+}
+
+export class Producer {
+  readonly #redis: Redis;
+  readonly #store: StreamStore;
+  readonly #queue: Queue<KickData>;
+  readonly #options: Required<Omit<ProducerOptions, 'redis' | 'queueName' | 'prefix'>>;
+
+  constructor(options: ProducerOptions = {}) {
+    this.#redis = connectRedis(options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL);
+    this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
+    this.#queue = new Queue<KickData>(options.queueName ?? DEFAULT_QUEUE_NAME, { connection: this.#redis });
+    this.#options = {
+      maxPendingBatches: options.maxPendingBatches ?? 1000,
+      maxPendingBytes: options.maxPendingBytes ?? 256 * 1024 * 1024,
+      onBackpressure: options.onBackpressure ?? 'wait',
+      backpressureTimeoutMs: options.backpressureTimeoutMs ?? 60_000,
+      partBytes: options.partBytes ?? 1024 * 1024,
+      maxBatchBytes: options.maxBatchBytes ?? 512 * 1024 * 1024,
+      batchIdTtlSeconds: options.batchIdTtlSeconds ?? 7 * 24 * 3600,
+    };
+  }
+
+  /** Enqueues one batch; resolves once it is safely in Redis. */
+  async enqueue(input: EnqueueInput, label = 'Batch'): Promise<EnqueueResult> {
+    const tables = input.tables;
+    if (!Array.isArray(tables) || tables.length === 0) throw new InvalidBatchError(`${label}: tables must be a non-empty array`, {});
+    const options = batchOptionsSchema.parse(input.options ?? {});
+    const stream = input.stream ?? tableKey(tables[0] as IngestTable);
+    const batchId = input.batchId ?? randomUUID();
+    await this.#waitForRoom(stream, 0);
+    const { parts, rows, bytes } = await this.#uploadRows(batchId, tables, input.rows, label);
+    const header: BatchHeader = {
+      version: BATCH_FORMAT_VERSION,
+      stream,
+      batchId,
+      tables: tables.map(toTableDefinitionInput),
+      // Like ingest(), a callable watermark is called after the batch's rows were read.
+      highWatermark: typeof input.highWatermark === 'function' ? input.highWatermark() : input.highWatermark,
+      metadata: input.metadata ?? null,
+      options,
+      parts,
+      rows,
+      bytes,
+      enqueuedAt: Date.now(),
+    };
+    return this.#append(header);
+  }
+
+  /** Enqueues a batch already in the wire format (the gateway and the CLI use this). */
+  async enqueueJob(input: unknown, label = 'Batch'): Promise<EnqueueResult> {
+    const { job, tables } = parseBatchJob(input, label);
+    const byKey = new Map(tables.map((t) => [tableKey(t), t]));
+    // Values are already wire-encoded and validated; pass them through unchanged.
+    const rows = job.rows.map(([key, values]) => [byKey.get(key) as IngestTable, values] as const);
+    return this.enqueue(
+      { tables, highWatermark: job.highWatermark, metadata: job.metadata, rows, options: job.options, ...(job.stream ? { stream: job.stream } : {}), ...(job.batchId ? { batchId: job.batchId } : {}) },
+      label,
+    );
+  }
+
+  /** The queue twin of `ingest()`: the same `batches` function, one enqueued batch per batch. */
+  async ingest(
+    tables: readonly IngestTable[],
+    batches: Batches,
+    options: Partial<BatchOptions> & { highWatermark?: Json; stream?: string } = {},
+  ): Promise<EnqueueResult[]> {
+    const { highWatermark = HighWatermark.LATEST, stream, ...batchOptions } = options;
+    const start =
+      highWatermark === HighWatermark.LATEST
+        ? await this.highWatermark(tables[0] as IngestTable, stream)
+        : highWatermark === HighWatermark.EARLIEST
+          ? null
+          : highWatermark;
+    const results: EnqueueResult[] = [];
+    let n = 0;
+    for await (const [hw, metadata, rows] of batches(start)) {
+      n += 1;
+      results.push(
+        await this.enqueue({ tables, highWatermark: hw, metadata: (metadata ?? null) as Json, rows, options: batchOptions, ...(stream ? { stream } : {}) }, `Batch ${n}`),
+      );
+    }
+    return results;
+  }
+
+  /** The last enqueued high watermark still pending, else the last committed one (null if none). */
+  async highWatermark(table: IngestTable, stream = tableKey(table)): Promise<Json | null> {
+    const info = await this.#store.info(stream);
+    return info.enqueuedSeq > info.committedSeq ? info.lastHighWatermark : info.committedHighWatermark;
+  }
+
+  async streamInfo(stream: string): Promise<StreamInfo> {
+    return this.#store.info(stream);
+  }
+
+  async close(): Promise<void> {
+    await this.#queue.close();
+    this.#redis.disconnect();
+  }
+
+  async #append(header: BatchHeader): Promise<EnqueueResult> {
+    const deadline = Date.now() + this.#options.backpressureTimeoutMs;
+    for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
+      const result = await this.#store.append(header, this.#options);
+      if (result.kind === 'appended' || result.kind === 'duplicate') {
+        await this.#queue.add(KICK_JOB, { stream: header.stream }, { ...KICK_JOB_OPTIONS, jobId: kickJobId(header.stream, result.seq) });
+        return { stream: header.stream, seq: result.seq, duplicate: result.kind === 'duplicate' };
+      }
+      if (result.kind === 'missing-part') {
+        throw new PgBulkIngestError('BATCH_TOO_LARGE', `Stream ${header.stream}: part ${result.part} of the batch expired before it could be enqueued; enqueue it again`, { stream: header.stream });
+      }
+      if (this.#options.onBackpressure === 'fail' || Date.now() + wait > deadline) {
+        throw this.#backpressureError(header.stream, result as { pendingBatches?: number; pendingBytes?: number });
+      }
+      await sleep(wait);
+    }
+  }
+
+  /** Waits (or fails) before uploading anything while the stream is over its bound. */
+  async #waitForRoom(stream: string, attempt: number): Promise<void> {
+    const deadline = Date.now() + this.#options.backpressureTimeoutMs;
+    for (let wait = 10 + attempt; ; wait = Math.min(wait * 2, 500)) {
+      const info = await this.#store.info(stream);
+      const pending = info.enqueuedSeq - info.committedSeq;
+      const { maxPendingBatches, maxPendingBytes } = this.#options; // 0: no bound
+      const full =
+        (maxPendingBatches > 0 && pending >= maxPendingBatches) ||
+        (maxPendingBytes > 0 && pending > 0 && info.pendingBytes >= maxPendingBytes);
+      if (!full) return;
+      if (this.#options.onBackpressure === 'fail' || Date.now() + wait > deadline) {
+        throw this.#backpressureError(stream, { pendingBatches: pending, pendingBytes: info.pendingBytes });
+      }
+      await sleep(wait);
+    }
+  }
+
+  #backpressureError(stream: string, state: { pendingBatches?: number; pendingBytes?: number }) {
+    return new PgBulkIngestError(
+      'BACKPRESSURE',
+      `Stream ${stream} has too much pending (${state.pendingBatches ?? '?'} batches / ${state.pendingBytes ?? '?'} bytes; bounds ${this.#options.maxPendingBatches} batches, ${this.#options.maxPendingBytes} bytes): workers are behind or stopped. Retry later, or raise maxPendingBatches/maxPendingBytes.`,
+      { stream },
+    );
+  }
+
+  /** Validates and encodes rows to wire JSON, uploading a part whenever it reaches partBytes. */
+  async #uploadRows(batchId: string, tables: readonly IngestTable[], rows: Rows, label: string) {
+    const ttl = Math.max(3600, Math.ceil((this.#options.backpressureTimeoutMs * 2) / 1000));
+    const known = new Map(tables.map((t) => [t, tableKey(t)]));
+    let part: string[] = [];
+    let partLength = 0;
+    let parts = 0;
+    let bytes = 0;
+    let rowNumber = 0;
+    const flush = async () => {
+      await this.#store.putPart(batchId, parts, `[${part.join(',')}]`, ttl);
+      parts += 1;
+      part = [];
+      partLength = 0;
+    };
+    try {
+      for await (const row of rows) {
+        rowNumber += 1;
+        const [table, values] = row;
+        const key = known.get(table);
+        if (key === undefined) continue; // as in ingest(): rows of other tables are skipped
+        const text = JSON.stringify([key, encodeRow(table, values, `${label}, row ${rowNumber} (${key})`, rowNumber)]);
+        bytes += text.length;
+        if (bytes > this.#options.maxBatchBytes) {
+          throw new PgBulkIngestError(
+            'BATCH_TOO_LARGE',
+            `${label} is larger than maxBatchBytes (${this.#options.maxBatchBytes} bytes) at row ${rowNumber}: split it into smaller batches (each batch commits atomically), or raise maxBatchBytes`,
+            { row: rowNumber },
+          );
+        }
+        part.push(text);
+        partLength += text.length;
+        if (partLength >= this.#options.partBytes) await flush();
+      }
+      if (part.length > 0 || parts === 0) await flush();
+    } catch (error) {
+      await this.#deleteParts(batchId, parts);
+      throw error;
+    }
+    return { parts, rows: rowNumber, bytes };
+  }
+
+  async #deleteParts(batchId: string, parts: number) {
+    for (let i = 0; i < parts; i++) await this.#redis.del(this.#store.partKey(batchId, i));
+  }
+}
+
+function encodeRow(table: IngestTable, values: readonly unknown[], where: string, row: number): unknown[] {
+  if (!Array.isArray(values) || values.length !== table.columns.length) {
+    throw new InvalidBatchError(`${where}: has ${Array.isArray(values) ? values.length : 'no'} values; the table has ${table.columns.length} columns`, { row, table: tableKey(table) });
+  }
+  return table.columns.map((column, i) => {
+    const wire = toWireValue(values[i]);
+    const problem = wireValueProblem(column.parsedType.base, column.parsedType.arrayDimensions, wire, column.nullable);
+    if (problem) throw new InvalidBatchError(`${where}, column "${column.name}" (${column.type}): ${problem}`, { row, table: tableKey(table), column: column.name });
+    return wire;
+  });
+}

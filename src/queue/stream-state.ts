@@ -1,0 +1,114 @@
+/**
+ * The truth about each stream lives in PostgreSQL, next to the data, so that a batch's rows,
+ * its high watermark and its sequence number commit in one transaction (G3).
+ */
+import type pg from 'pg';
+import type { Json } from '../ingest/options.ts';
+import type { IngestTable } from '../ingest/table-definition.ts';
+import { tableKey } from './batch-contract.ts';
+
+/** Not `pg_bulk_ingest`: PostgreSQL reserves schema names starting with `pg_`. */
+export const STATE_SCHEMA = 'bulk_ingest';
+
+/**
+ * -- create-state-tables
+ * stream_state: one row per stream, the last committed seq. skipped_batches: what operators
+ * skipped and why. Creation is serialised by an advisory lock: several workers starting at
+ * once would otherwise race in CREATE TABLE IF NOT EXISTS (a unique violation in pg_type).
+ */
+const CREATE_STATE_TABLES = `
+  CREATE SCHEMA IF NOT EXISTS ${STATE_SCHEMA};
+  CREATE TABLE IF NOT EXISTS ${STATE_SCHEMA}.stream_state (
+    stream text PRIMARY KEY,
+    committed_seq bigint NOT NULL,
+    high_watermark jsonb,
+    batch_id text,
+    committed_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE TABLE IF NOT EXISTS ${STATE_SCHEMA}.skipped_batches (
+    stream text NOT NULL,
+    seq bigint NOT NULL,
+    batch_id text,
+    reason text,
+    skipped_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (stream, seq)
+  );`;
+
+export async function ensureStateTables(pool: pg.Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('pg-bulk-ingest state tables', 0))`);
+    await client.query(CREATE_STATE_TABLES);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+export async function committedSeq(db: pg.Pool | pg.ClientBase, stream: string): Promise<number> {
+  const { rows } = await db.query<{ seq: string }>(
+    `SELECT committed_seq AS seq FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`,
+    [stream],
+  );
+  return rows[0] ? Number(rows[0].seq) : 0;
+}
+
+export interface CommittedState {
+  readonly seq: number;
+  readonly highWatermark: Json | null;
+  readonly committedAt: Date | null;
+}
+
+export async function committedState(db: pg.Pool | pg.ClientBase, stream: string): Promise<CommittedState> {
+  const { rows } = await db.query<{ seq: string; hw: Json | null; at: Date }>(
+    `SELECT committed_seq AS seq, high_watermark AS hw, committed_at AS at FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`,
+    [stream],
+  );
+  const row = rows[0];
+  return row ? { seq: Number(row.seq), highWatermark: row.hw, committedAt: row.at } : { seq: 0, highWatermark: null, committedAt: null };
+}
+
+/**
+ * -- lock-stream-and-tables
+ * Transaction-scoped advisory locks: first the stream's, then each table's in sorted order, so
+ * two workers never wait on each other in a cycle (streams sharing a table take its lock in the
+ * same global order). Released by COMMIT or ROLLBACK, also when a worker dies.
+ * Returns how long the locks took, in milliseconds.
+ */
+export async function lockStreamAndTables(client: pg.ClientBase, stream: string, tables: readonly IngestTable[]) {
+  const start = performance.now();
+  await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`pg-bulk-ingest stream ${stream}`]);
+  const keys = [...new Set(tables.map((t) => `pg-bulk-ingest table ${tableKey(t)}`))].sort();
+  for (const key of keys) await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [key]);
+  return performance.now() - start;
+}
+
+/** Inside the batch's transaction, with the stream locked: the stream is now at `seq`. */
+export async function recordCommit(client: pg.ClientBase, stream: string, seq: number, highWatermark: Json, batchId: string) {
+  await client.query(
+    `INSERT INTO ${STATE_SCHEMA}.stream_state (stream, committed_seq, high_watermark, batch_id, committed_at)
+     VALUES ($1, $2, $3, $4, now())
+     ON CONFLICT (stream) DO UPDATE
+       SET committed_seq = EXCLUDED.committed_seq, high_watermark = EXCLUDED.high_watermark,
+           batch_id = EXCLUDED.batch_id, committed_at = EXCLUDED.committed_at`,
+    [stream, seq, JSON.stringify(highWatermark), batchId],
+  );
+}
+
+export async function recordSkip(client: pg.ClientBase, stream: string, seq: number, batchId: string | null, reason: string) {
+  await client.query(
+    `INSERT INTO ${STATE_SCHEMA}.skipped_batches (stream, seq, batch_id, reason) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (stream, seq) DO NOTHING`,
+    [stream, seq, batchId, reason],
+  );
+  // The high watermark stays the last one really committed.
+  await client.query(
+    `INSERT INTO ${STATE_SCHEMA}.stream_state (stream, committed_seq) VALUES ($1, $2)
+     ON CONFLICT (stream) DO UPDATE SET committed_seq = EXCLUDED.committed_seq, committed_at = now()`,
+    [stream, seq],
+  );
+}

@@ -1,0 +1,157 @@
+/**
+ * Where batches wait between producer and worker: Redis, in the layout described in
+ * redis-scripts.ts. Headers and parts are plain JSON strings, so any language can read them.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Json } from '../ingest/options.ts';
+import type { TableDefinitionInput } from '../ingest/table-definition.ts';
+import type { BatchOptions, WireRow } from './batch-contract.ts';
+import { APPEND_BATCH, MARK_COMMITTED } from './redis-scripts.ts';
+
+/** Everything about a stored batch but its rows. */
+export interface BatchHeader {
+  readonly version: number;
+  readonly stream: string;
+  readonly batchId: string;
+  readonly tables: readonly TableDefinitionInput[];
+  readonly highWatermark: Json;
+  readonly metadata: Json;
+  readonly options: BatchOptions;
+  /** Number of row parts stored under `p:part:<batchId>:<i>`. */
+  readonly parts: number;
+  readonly rows: number;
+  readonly bytes: number;
+  /** Milliseconds since the epoch when the producer enqueued it. */
+  readonly enqueuedAt: number;
+}
+
+export interface StreamInfo {
+  readonly stream: string;
+  readonly enqueuedSeq: number;
+  /** Redis's mirror of the committed seq; PostgreSQL's `stream_state` is the truth. */
+  readonly committedSeq: number;
+  readonly pendingBytes: number;
+  readonly lastHighWatermark: Json | null;
+  readonly committedHighWatermark: Json | null;
+  readonly committedAt: number | null;
+  readonly blocked: { seq: number; reason: string; at: number } | null;
+}
+
+export type AppendResult =
+  | { readonly kind: 'appended' | 'duplicate'; readonly seq: number }
+  | { readonly kind: 'backpressure'; readonly pendingBatches?: number; readonly pendingBytes?: number }
+  | { readonly kind: 'missing-part'; readonly part: number };
+
+export interface AppendLimits {
+  readonly maxPendingBatches: number;
+  readonly maxPendingBytes: number;
+  readonly batchIdTtlSeconds: number;
+}
+
+type RedisWithScripts = Redis & {
+  appendBatch(...args: (string | number)[]): Promise<[number, number]>;
+  markCommitted(...args: (string | number)[]): Promise<number>;
+};
+
+export function connectRedis(redis: string | RedisOptions): Redis {
+  // maxRetriesPerRequest: null is what BullMQ requires of its connections; a command waits for
+  // Redis to come back rather than failing after a few tries.
+  return typeof redis === 'string'
+    ? new Redis(redis, { maxRetriesPerRequest: null })
+    : new Redis({ maxRetriesPerRequest: null, ...redis });
+}
+
+export class StreamStore {
+  readonly redis: Redis;
+  readonly prefix: string;
+  readonly #redis: RedisWithScripts;
+
+  constructor(redis: Redis, prefix: string) {
+    this.redis = redis;
+    this.prefix = prefix;
+    redis.defineCommand('appendBatch', { numberOfKeys: 3, lua: APPEND_BATCH });
+    redis.defineCommand('markCommitted', { numberOfKeys: 1, lua: MARK_COMMITTED });
+    this.#redis = redis as RedisWithScripts;
+  }
+
+  #streamKey(stream: string) {
+    return `${this.prefix}:stream:${stream}`;
+  }
+
+  partKey(batchId: string, part: number) {
+    return `${this.prefix}:part:${batchId}:${part}`;
+  }
+
+  /** Uploads one part of a batch's rows, with a TTL until `append` makes it permanent. */
+  async putPart(batchId: string, index: number, part: string, ttlSeconds: number): Promise<void> {
+    await this.redis.set(this.partKey(batchId, index), part, 'EX', ttlSeconds);
+  }
+
+  /** Appends a batch whose parts are uploaded: one atomic script (see APPEND_BATCH). */
+  async append(header: Omit<BatchHeader, never>, limits: AppendLimits): Promise<AppendResult> {
+    const [code, value] = await this.#redis.appendBatch(
+      this.#streamKey(header.stream),
+      `${this.prefix}:batchid:${header.stream}:${header.batchId}`,
+      `${this.prefix}:streams`,
+      header.stream,
+      header.batchId,
+      JSON.stringify(header),
+      header.parts,
+      header.bytes,
+      JSON.stringify(header.highWatermark),
+      limits.maxPendingBatches,
+      limits.maxPendingBytes,
+      limits.batchIdTtlSeconds,
+      this.prefix,
+    );
+    if (code === -1) return { kind: 'backpressure', pendingBatches: value };
+    if (code === -2) return { kind: 'backpressure', pendingBytes: value };
+    if (code === -3) return { kind: 'missing-part', part: value };
+    return { kind: value === 1 ? 'duplicate' : 'appended', seq: code };
+  }
+
+  async header(stream: string, seq: number): Promise<BatchHeader | null> {
+    const text = await this.redis.get(`${this.#streamKey(stream)}:batch:${seq}`);
+    return text === null ? null : (JSON.parse(text) as BatchHeader);
+  }
+
+  /** The rows of one part; null if it is gone (the batch was committed meanwhile). */
+  async part(batchId: string, part: number): Promise<WireRow[] | null> {
+    const text = await this.redis.get(this.partKey(batchId, part));
+    return text === null ? null : (JSON.parse(text) as WireRow[]);
+  }
+
+  async markCommitted(stream: string, seq: number, highWatermark: Json, committedAt: number): Promise<void> {
+    await this.#redis.markCommitted(this.#streamKey(stream), stream, seq, JSON.stringify(highWatermark), committedAt, this.prefix);
+  }
+
+  async setBlocked(stream: string, seq: number, reason: string): Promise<void> {
+    await this.redis.hset(this.#streamKey(stream), 'blockedSeq', seq, 'blockedReason', reason, 'blockedAt', Date.now());
+  }
+
+  async clearBlocked(stream: string): Promise<void> {
+    await this.redis.hdel(this.#streamKey(stream), 'blockedSeq', 'blockedReason', 'blockedAt');
+  }
+
+  async streams(): Promise<string[]> {
+    return (await this.redis.smembers(`${this.prefix}:streams`)).sort();
+  }
+
+  async info(stream: string): Promise<StreamInfo> {
+    const h = await this.redis.hgetall(this.#streamKey(stream));
+    const json = (text: string | undefined) => (text === undefined ? null : (JSON.parse(text) as Json));
+    return {
+      stream,
+      enqueuedSeq: Number(h.enqueuedSeq ?? 0),
+      committedSeq: Number(h.committedSeq ?? 0),
+      pendingBytes: Number(h.pendingBytes ?? 0),
+      lastHighWatermark: json(h.lastHighWatermark),
+      committedHighWatermark: json(h.committedHighWatermark),
+      committedAt: h.committedAt === undefined ? null : Number(h.committedAt),
+      blocked:
+        h.blockedSeq === undefined
+          ? null
+          : { seq: Number(h.blockedSeq), reason: h.blockedReason ?? '', at: Number(h.blockedAt ?? 0) },
+    };
+  }
+}
