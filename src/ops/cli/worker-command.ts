@@ -1,0 +1,66 @@
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { Worker } from '../../queue/worker.ts';
+import { parseConfig, workerConfigSchema } from '../config.ts';
+import { CONNECTION_SETTINGS, addSettings, runCommand, sourcesOf } from './common.ts';
+import { faultFromEnvironment } from './test-faults.ts';
+
+const WORKER_SETTINGS = {
+  ...CONNECTION_SETTINGS,
+  concurrency: ['--concurrency <n>', 'WORKER_CONCURRENCY', 'streams worked on at once (default 2)'],
+  metricsPort: ['--metrics-port <port>', 'METRICS_PORT', '/metrics, /healthz and /readyz port, 0 to disable (default 9464)'],
+  metricsHost: ['--metrics-host <host>', 'METRICS_HOST', 'address the metrics server listens on (default 0.0.0.0)'],
+  poisonRetries: ['--poison-retries <n>', 'POISON_RETRIES', 'retries of a batch failing on its data before it is parked (default 3)'],
+  poisonBackoffMs: ['--poison-backoff-ms <ms>', 'POISON_BACKOFF_MS', 'first backoff between those retries, doubled each time (default 1000)'],
+  lockDurationMs: ['--lock-duration-ms <ms>', 'LOCK_DURATION_MS', 'BullMQ job lock; a dead worker\'s job returns after it (default 30000)'],
+  stalledIntervalMs: ['--stalled-interval-ms <ms>', 'STALLED_INTERVAL_MS', 'how often stalled jobs are looked for (default 30000)'],
+  sweepIntervalMs: ['--sweep-interval-ms <ms>', 'SWEEP_INTERVAL_MS', 'how often streams with pending batches are kicked again (default 5000)'],
+  shutdownTimeoutMs: ['--shutdown-timeout-ms <ms>', 'SHUTDOWN_TIMEOUT_MS', 'on SIGTERM, how long current batches may finish (default 30000)'],
+  cancelBlockersAfterMs: ['--cancel-blockers-after-ms <ms>', 'CANCEL_BLOCKERS_AFTER_MS', 'cancel queries blocking a table swap after (default 300000)'],
+  terminateBlockersAfterMs: ['--terminate-blockers-after-ms <ms>', 'TERMINATE_BLOCKERS_AFTER_MS', 'terminate backends blocking a table swap after (default 310000)'],
+} as const;
+
+export function registerWorkerCommand(program: Command): void {
+  const command = program
+    .command('worker')
+    .description('Apply enqueued batches to PostgreSQL, in order and exactly once. Run as many as you like.');
+  addSettings(command, WORKER_SETTINGS).action((flags: Record<string, unknown>) =>
+    runCommand(async () => {
+      const config = parseConfig(workerConfigSchema, flags, sourcesOf(WORKER_SETTINGS));
+      const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
+      const fault = faultFromEnvironment();
+      const worker = new Worker({
+        databaseUrl: config.databaseUrl,
+        redis: config.redisUrl,
+        queueName: config.queueName,
+        prefix: config.prefix,
+        concurrency: config.concurrency,
+        poisonRetries: config.poisonRetries,
+        poisonBackoffMs: config.poisonBackoffMs,
+        lockDurationMs: config.lockDurationMs,
+        stalledIntervalMs: config.stalledIntervalMs,
+        sweepIntervalMs: config.sweepIntervalMs,
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+        blockingBackends: { cancelAfterMs: config.cancelBlockersAfterMs, terminateAfterMs: config.terminateBlockersAfterMs },
+        logger,
+        ...(fault ? { fault } : {}),
+      });
+      await worker.start();
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'stopping: no new jobs; finishing current batches');
+        worker.close().then(
+          () => process.exit(0),
+          (error) => {
+            logger.error({ err: error }, 'error while stopping');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    }),
+  );
+}
