@@ -27,7 +27,7 @@ import {
   type QueueNames,
 } from './queue-config.ts';
 import { ensureStateTables } from './stream-state.ts';
-import { StreamStore, connectRedis } from './stream-store.ts';
+import { type StreamInfo, StreamStore, connectRedis } from './stream-store.ts';
 
 export interface WorkerOptions extends QueueNames {
   /** @default process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' */
@@ -131,6 +131,22 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#sweepTimer = setInterval(() => void this.sweep().catch((e) => this.#log.warn({ err: e }, 'sweep failed')), this.#options.sweepIntervalMs);
     this.#sweepTimer.unref();
     this.#log.info({ queue: this.#options.queueName, concurrency: this.#options.concurrency }, 'worker started');
+  }
+
+  /** For `/readyz`: each resolves when its service answers. */
+  readonly readinessChecks = {
+    postgres: () => this.#pool.query('SELECT 1'),
+    redis: () => this.#redis.ping(),
+  };
+
+  /** BullMQ job counts by state (kicks and foreign batch jobs), for the queue depth gauge. */
+  async jobCounts(): Promise<Record<string, number>> {
+    return this.#queue.getJobCounts('wait', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'paused');
+  }
+
+  /** Every stream as Redis knows it (committed seq is PostgreSQL's, mirrored after each commit). */
+  async streams(): Promise<StreamInfo[]> {
+    return Promise.all((await this.#store.streams()).map((stream) => this.#store.info(stream)));
   }
 
   /** Kicks every stream that has pending batches and is not blocked. */
