@@ -141,7 +141,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** BullMQ job counts by state (kicks and foreign batch jobs), for the queue depth gauge. */
   async jobCounts(): Promise<Record<string, number>> {
-    return this.#queue.getJobCounts('wait', 'active', 'delayed', 'failed', 'completed', 'prioritized', 'paused');
+    return this.#queue.getJobCounts('wait', 'active', 'delayed', 'failed', 'completed', 'prioritized');
   }
 
   /** Every stream as Redis knows it (committed seq is PostgreSQL's, mirrored after each commit). */
