@@ -32,15 +32,15 @@ export const wireRowSchema = z.tuple([z.string(), z.array(z.unknown())]);
 
 export const batchJobSchema = z.strictObject({
   /** Format version; a worker refuses versions it does not know. */
-  version: z.literal(BATCH_FORMAT_VERSION),
+  version: z.literal(BATCH_FORMAT_VERSION).describe('Format version; a worker refuses versions it does not know'),
   /** The stream this batch belongs to. @default "<schema>.<table>" of the first table */
-  stream: z.string().min(1).max(512).optional(),
+  stream: z.string().min(1).max(512).optional().describe('The ordered stream this batch belongs to; default "<schema>.<table>" of the first table'),
   /** Idempotency key: enqueueing the same batchId twice on a stream enqueues it once. @default a random UUID */
-  batchId: z.string().min(1).max(200).optional(),
-  tables: z.array(tableDefinitionSchema).min(1),
-  highWatermark: jsonValue,
-  metadata: jsonValue.default(null),
-  rows: z.array(wireRowSchema),
+  batchId: z.string().min(1).max(200).optional().describe('Idempotency key: the same batchId enqueued twice on a stream is enqueued once'),
+  tables: z.array(tableDefinitionSchema).min(1).describe('Table definitions, as defineTable() takes them; the first holds the high watermark'),
+  highWatermark: jsonValue.describe('Stored in the first table\'s comment when the batch commits'),
+  metadata: jsonValue.default(null).describe('Passed to onBeforeVisible; not stored'),
+  rows: z.array(wireRowSchema).describe('["schema.table", [values in column order]] per row'),
   options: batchOptionsSchema.default({
     upsert: Upsert.IF_PRIMARY_KEY,
     delete: Delete.OFF,
