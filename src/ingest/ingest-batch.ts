@@ -20,6 +20,7 @@ import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableNam
 import { type Batch, type IngestOptions, type Json, Upsert } from './options.ts';
 import { type PreparedTable, prepareTable } from './prepare-table.ts';
 import { qualifiedName, quoteIdent } from './sql.ts';
+import { renameReplacementIndexes } from './rename-indexes.ts';
 import { replaceTable } from './swap/replace-table.ts';
 import { createIndexesSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
@@ -150,6 +151,11 @@ async function finishNewTables(client: pg.ClientBase, prepared: readonly Prepare
     );
     cancelledBackends += swap.cancelledBackends;
     terminatedBackends += swap.terminatedBackends;
+    await renameReplacementIndexes(client, p.table.schema, p.table.name, p.relationName);
+    // The first table's comment is rewritten with the high watermark (other keys kept) later.
+    if (p.liveComment && p.table !== prepared[0]?.table) {
+      await writeTableComment(client, p.table.schema, p.table.name, p.liveComment);
+    }
   }
   return { cancelledBackends, terminatedBackends };
 }

@@ -10,6 +10,7 @@
  */
 import type pg from 'pg';
 import { type Delete, Delete as DeleteMode } from './options.ts';
+import { readTableComment } from './high-watermark.ts';
 import { describeDefinition, describeRelation, relationOid, shapeDifferences } from './live-table.ts';
 import { columnList, qualifiedName, quoteIdent, temporaryRelationName } from './sql.ts';
 import { createTableSql } from './table-ddl.ts';
@@ -25,6 +26,8 @@ export interface PreparedTable {
   readonly replacesLive: boolean;
   /** Why the table is migrated, in words (empty when it is not). */
   readonly migration: readonly string[];
+  /** The live table's comment, to carry over to its replacement. */
+  readonly liveComment?: string | null;
 }
 
 export async function prepareTable(client: pg.ClientBase, table: IngestTable, deleteMode: Delete): Promise<PreparedTable> {
@@ -42,7 +45,8 @@ export async function prepareTable(client: pg.ClientBase, table: IngestTable, de
   const replacement = temporaryRelationName('new');
   await client.query(createTableSql(qualifiedName(table.schema, replacement), table));
   if (!deleting) await copyKeptColumns(client, table, oid, replacement);
-  return { table, relationName: replacement, buildIndexes: true, replacesLive: true, migration: differences };
+  const liveComment = await readTableComment(client, table.schema, table.name);
+  return { table, relationName: replacement, buildIndexes: true, replacesLive: true, migration: differences, liveComment };
 }
 
 async function ensureSchema(client: pg.ClientBase, schema: string): Promise<void> {
