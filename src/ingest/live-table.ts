@@ -73,19 +73,27 @@ export function indexKey(unique: boolean, method: string, columns: readonly stri
 /**
  * The shape a definition has once PostgreSQL has canonicalised its types (`int` → `integer`,
  * `varchar(16)` → `character varying(16)`): create it as a temporary table and read it back.
- * The probe is dropped at once; it never outlives the transaction either way.
+ * The probe is dropped at once; it never outlives the transaction either way. The result only
+ * depends on the definition, so it is remembered: a worker applying many batches of the same
+ * table probes once, not per batch.
  */
 export async function describeDefinition(client: pg.ClientBase, table: IngestTable): Promise<TableShape> {
+  const key = JSON.stringify([table.columns, table.indexes]);
+  const known = definitionShapes.get(key);
+  if (known) return known;
   const probe = quoteIdent(`_pgbi_probe_${process.pid}`);
   await client.query(`${createTableSql(`pg_temp.${probe}`, table, { temporary: true })} ON COMMIT DROP`);
   const { rows } = await client.query<{ oid: number }>(`SELECT $1::regclass::oid AS oid`, [`pg_temp.${probe}`]);
   const shape = await describeRelation(client, rows[0]?.oid as number);
   await client.query(`DROP TABLE pg_temp.${probe}`);
-  return {
-    ...shape,
-    indexes: table.indexes.map((i) => indexKey(i.unique, i.using, i.columns)).sort(),
-  };
+  const result = { ...shape, indexes: table.indexes.map((i) => indexKey(i.unique, i.using, i.columns)).sort() };
+  if (definitionShapes.size >= MAX_REMEMBERED_SHAPES) definitionShapes.delete(definitionShapes.keys().next().value as string);
+  definitionShapes.set(key, result);
+  return result;
 }
+
+const MAX_REMEMBERED_SHAPES = 1000;
+const definitionShapes = new Map<string, TableShape>();
 
 /** The differences between two shapes, in words; empty when the live table needs no migration. */
 export function shapeDifferences(live: TableShape, wanted: TableShape): string[] {
