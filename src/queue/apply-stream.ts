@@ -22,6 +22,8 @@ export interface CommittedBatch {
 export interface ApplyHooks {
   /** Called after each COMMIT, before Redis learns of it. */
   readonly onCommitted?: (batch: CommittedBatch) => void;
+  /** Called when, under the stream lock, the batch turns out to be committed already by another worker. */
+  readonly onDuplicate?: (stream: string, seq: number) => void;
   /** Test-only fault injection point names: 'before-commit', 'after-commit'. */
   readonly fault?: (point: 'before-commit' | 'after-commit', stream: string, seq: number) => void;
 }
@@ -120,7 +122,10 @@ export class StreamApplier {
         },
       );
       healthy = true;
-      if (!report?.applied) return false;
+      if (!report?.applied) {
+        this.#hooks.onDuplicate?.(stream, seq);
+        return false;
+      }
       this.#hooks.fault?.('after-commit', stream, seq);
       this.#hooks.onCommitted?.({ stream, seq, header, report, lockWaitMs });
       await this.#store.markCommitted(stream, seq, header.highWatermark, Date.now());

@@ -62,6 +62,8 @@ export interface WorkerEvents {
   retried: [event: { stream: string; seq: number; reason: string; poison: boolean }];
   /** A batch (or a malformed job) was parked: its stream waits for `skip` or `retry`. */
   parked: [event: { stream: string | null; seq: number | null; reason: string }];
+  /** A batch another worker committed first (found under the stream lock; rolled back, acknowledged). */
+  duplicate: [event: { stream: string; seq: number }];
   /** A kick finished: how many batches it applied, or why it stopped. */
   drained: [event: { stream: string; result: DrainResult }];
 }
@@ -110,6 +112,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.#log.debug({ stream: batch.stream, seq: batch.seq }, 'batch committed');
         this.emit('committed', batch);
       },
+      onDuplicate: (stream, seq) => this.emit('duplicate', { stream, seq }),
       ...(options.fault ? { fault: options.fault } : {}),
     });
   }

@@ -2,13 +2,17 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { Worker } from '../../queue/worker.ts';
 import { parseConfig, workerConfigSchema } from '../config.ts';
+import { startOpsServer } from '../http-server.ts';
+import { createMetrics } from '../metrics.ts';
+import { attachWorkerMetrics } from '../worker-metrics.ts';
 import { CONNECTION_SETTINGS, addSettings, runCommand, sourcesOf } from './common.ts';
 import { faultFromEnvironment } from './test-faults.ts';
 
-const WORKER_SETTINGS = {
+/** Flag, environment variable and description of each worker setting (the compose test reads the names). */
+export const WORKER_SETTINGS = {
   ...CONNECTION_SETTINGS,
   concurrency: ['--concurrency <n>', 'WORKER_CONCURRENCY', 'streams worked on at once (default 2)'],
-  metricsPort: ['--metrics-port <port>', 'METRICS_PORT', '/metrics, /healthz and /readyz port, 0 to disable (default 9464)'],
+  metricsPort: ['--metrics-port <port>', 'METRICS_PORT', '/metrics, /healthz and /readyz port; 0 picks a free port, logged at start (default 9464)'],
   metricsHost: ['--metrics-host <host>', 'METRICS_HOST', 'address the metrics server listens on (default 0.0.0.0)'],
   poisonRetries: ['--poison-retries <n>', 'POISON_RETRIES', 'retries of a batch failing on its data before it is parked (default 3)'],
   poisonBackoffMs: ['--poison-backoff-ms <ms>', 'POISON_BACKOFF_MS', 'first backoff between those retries, doubled each time (default 1000)'],
@@ -45,13 +49,24 @@ export function registerWorkerCommand(program: Command): void {
         logger,
         ...(fault ? { fault } : {}),
       });
-      await worker.start();
+      const metrics = createMetrics();
+      const detachMetrics = attachWorkerMetrics(metrics, worker, { databaseUrl: config.databaseUrl });
+      // Up before the worker: /healthz answers while it connects, /readyz says when it can work.
+      const ops = await startOpsServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, readinessChecks: worker.readinessChecks });
+      logger.info({ port: ops.port, host: config.metricsHost }, 'ops server listening: /metrics /healthz /readyz');
+      try {
+        await worker.start();
+      } catch (error) {
+        await Promise.all([ops.close(), detachMetrics()]);
+        throw error;
+      }
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
         stopping = true;
         logger.info({ signal }, 'stopping: no new jobs; finishing current batches');
-        worker.close().then(
+        // The ops server stays up while batches finish, so health checks do not fail meanwhile.
+        worker.close().then(detachMetrics).then(ops.close).then(
           () => process.exit(0),
           (error) => {
             logger.error({ err: error }, 'error while stopping');
