@@ -1,0 +1,85 @@
+/**
+ * Feeds a Worker into the metrics of metrics.ts: its events drive the counters and histograms,
+ * and its view of Redis (plus one small PostgreSQL query) fills the state gauges at scrape time.
+ */
+import pg from 'pg';
+import { tableKey } from '../queue/batch-contract.ts';
+import { STATE_SCHEMA } from '../queue/stream-state.ts';
+import type { CommittedBatch } from '../queue/apply-stream.ts';
+import type { Worker, WorkerEvents } from '../queue/worker.ts';
+import type { BatchPhase, PgbiMetrics, StateSnapshot } from './metrics.ts';
+
+/** The `stream` label of a parked job that was too malformed to name its stream. */
+export const UNKNOWN_STREAM = '(malformed job)';
+
+export interface WorkerMetricsOptions {
+  /**
+   * Where `pgbi_stream_skipped_batches` is read from (one pooled connection, used at scrape
+   * time). Without it, that gauge stays empty.
+   */
+  readonly databaseUrl?: string;
+}
+
+/** What the metrics need of a worker (a Worker is one). */
+export type MetricsWorker = Pick<Worker, 'on' | 'off' | 'jobCounts' | 'streams'>;
+
+/**
+ * Counts `worker`'s events in `metrics` and makes its state the source of the state gauges.
+ * Returns a function that detaches it again (and closes the PostgreSQL connection).
+ */
+export function attachWorkerMetrics(metrics: PgbiMetrics, worker: MetricsWorker, options: WorkerMetricsOptions = {}): () => Promise<void> {
+  const listeners: { [E in keyof WorkerEvents]?: (...args: WorkerEvents[E]) => void } = {
+    committed: (batch) => recordCommitted(metrics, batch),
+    duplicate: ({ stream }) => metrics.batches.inc({ stream, outcome: 'duplicate' }),
+    retried: ({ stream }) => metrics.batches.inc({ stream, outcome: 'retried' }),
+    parked: ({ stream }) => metrics.batches.inc({ stream: stream ?? UNKNOWN_STREAM, outcome: 'parked' }),
+  };
+  for (const [event, listener] of Object.entries(listeners)) worker.on(event as 'committed', listener as () => void);
+
+  const pool = options.databaseUrl ? new pg.Pool({ connectionString: options.databaseUrl, max: 1, idleTimeoutMillis: 60_000 }) : undefined;
+  // A broken idle connection must not crash the worker: the next scrape reconnects.
+  pool?.on('error', () => undefined);
+  metrics.setStateLoader(() => loadSnapshot(worker, pool));
+
+  return async () => {
+    for (const [event, listener] of Object.entries(listeners)) worker.off(event as 'committed', listener as () => void);
+    metrics.setStateLoader(undefined);
+    await pool?.end();
+  };
+}
+
+function recordCommitted(metrics: PgbiMetrics, batch: CommittedBatch): void {
+  const { stream, header, report } = batch;
+  metrics.batches.inc({ stream, outcome: 'committed' });
+  for (const [table, rows] of report.rows) metrics.rows.inc({ table: tableKey(table) }, rows);
+  metrics.bytes.inc({ stream }, header.bytes);
+  const phases: Record<BatchPhase, number> = { lock_wait: batch.lockWaitMs, ...report.phaseMs };
+  for (const [phase, ms] of Object.entries(phases)) metrics.phaseSeconds.observe({ phase }, ms / 1000);
+  metrics.latencySeconds.observe({ stream }, Math.max(0, Date.now() - header.enqueuedAt) / 1000);
+  // inc by 0 too: the series exists from the stream's first commit on.
+  metrics.migrations.inc({ stream }, report.migratedTables);
+  if (report.cancelledBackends > 0) metrics.blockingBackends.inc({ action: 'cancelled' }, report.cancelledBackends);
+  if (report.terminatedBackends > 0) metrics.blockingBackends.inc({ action: 'terminated' }, report.terminatedBackends);
+}
+
+async function loadSnapshot(worker: MetricsWorker, pool: pg.Pool | undefined): Promise<StateSnapshot> {
+  const [jobCounts, streams] = await Promise.all([worker.jobCounts(), worker.streams()]);
+  const skipped = pool ? await skippedBatchCounts(pool, streams.map((s) => s.stream)) : null;
+  return { jobCounts, streams, skipped, at: Date.now() };
+}
+
+/**
+ * -- skipped-batch-counts
+ * Input: the streams this queue knows (the state tables are shared by every queue of the
+ * database). Output: skipped batches per stream, from what `skip` records. The table holds one
+ * row per skipped batch, so this stays cheap; it may not exist before the first worker starts.
+ */
+const SKIPPED_BATCH_COUNTS = `
+  SELECT stream, count(*) AS skipped FROM ${STATE_SCHEMA}.skipped_batches
+  WHERE stream = ANY($1::text[]) GROUP BY stream`;
+
+async function skippedBatchCounts(pool: pg.Pool, streams: readonly string[]): Promise<Map<string, number>> {
+  if (streams.length === 0) return new Map();
+  const { rows } = await pool.query<{ stream: string; skipped: string }>(SKIPPED_BATCH_COUNTS, [streams]);
+  return new Map(rows.map((row) => [row.stream, Number(row.skipped)]));
+}
