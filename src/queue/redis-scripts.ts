@@ -28,8 +28,12 @@ local prefix = ARGV[10]
 local parts = tonumber(ARGV[4])
 local partKey = function(i) return prefix .. ':part:' .. ARGV[2] .. ':' .. i end
 if existing then
-  -- A retry may have re-uploaded the parts with a TTL: keep them while the batch is pending.
-  for i = 0, parts - 1 do redis.call('PERSIST', partKey(i)) end
+  -- A retry re-uploaded the parts with a TTL: keep them if the batch is still pending (the
+  -- first upload may have been overwritten), drop them if it was committed and freed already.
+  local pending = tonumber(existing) > tonumber(redis.call('HGET', KEYS[1], 'committedSeq') or '0')
+  for i = 0, parts - 1 do
+    if pending then redis.call('PERSIST', partKey(i)) else redis.call('DEL', partKey(i)) end
+  end
   return {tonumber(existing), 1}
 end
 local enqueued = tonumber(redis.call('HGET', KEYS[1], 'enqueuedSeq') or '0')

@@ -125,8 +125,15 @@ export class StreamStore {
     await this.#redis.markCommitted(this.#streamKey(stream), stream, seq, JSON.stringify(highWatermark), committedAt, this.prefix);
   }
 
-  async setBlocked(stream: string, seq: number, reason: string): Promise<void> {
-    await this.redis.hset(this.#streamKey(stream), 'blockedSeq', seq, 'blockedReason', reason, 'blockedAt', Date.now());
+  /**
+   * Blocks the stream at `seq`. False if it was already blocked (two workers parking the same
+   * batch at once): only the first records its reason, so the batch is parked once.
+   */
+  async setBlocked(stream: string, seq: number, reason: string): Promise<boolean> {
+    const key = this.#streamKey(stream);
+    if ((await this.redis.hsetnx(key, 'blockedSeq', seq)) === 0) return false;
+    await this.redis.hset(key, 'blockedReason', reason, 'blockedAt', Date.now());
+    return true;
   }
 
   async clearBlocked(stream: string): Promise<void> {

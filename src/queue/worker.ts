@@ -171,7 +171,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#stopping.abort();
     const bull = this.#bull;
     if (bull) {
-      const finished = await Promise.race([bull.close().then(() => true), sleep(this.#options.shutdownTimeoutMs).then(() => false)]);
+      const timeout = new AbortController();
+      const finished = await Promise.race([
+        bull.close().then(() => true),
+        sleep(this.#options.shutdownTimeoutMs, false, { signal: timeout.signal }).catch(() => false),
+      ]);
+      timeout.abort(); // a clean close must not keep the process alive until the timeout
       if (!finished) {
         this.#log.warn('shutdown timeout: abandoning the current batches (they roll back and are redelivered)');
         await this.#applier.abandon();
@@ -229,7 +234,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
           if (this.#stopping.signal.aborted) throw error;
           continue;
         }
-        await this.#store.setBlocked(stream, error.seq, reason);
+        if (!(await this.#store.setBlocked(stream, error.seq, reason))) {
+          throw new UnrecoverableError(`Stream ${stream} is blocked at batch ${error.seq} (parked by another worker)`);
+        }
         this.#log.error({ stream, seq: error.seq, reason }, 'batch parked: the stream is blocked until skip or retry');
         this.emit('parked', { stream, seq: error.seq, reason });
         throw new UnrecoverableError(`Stream ${stream} is blocked at batch ${error.seq}: ${reason}`);

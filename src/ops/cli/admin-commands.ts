@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { StreamAdmin, type StreamStatus } from '../../queue/admin.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
-import { CONNECTION_SETTINGS, addSettings, runCommand, sourcesOf } from './common.ts';
+import { CONNECTION_SETTINGS, addSettings, readSettings, runCommand, sourcesOf } from './common.ts';
 
 function adminFrom(flags: Record<string, unknown>): StreamAdmin {
-  const config = parseConfig(connectionConfigSchema, flags, sourcesOf(CONNECTION_SETTINGS));
+  const config = parseConfig(connectionConfigSchema, readSettings(flags, CONNECTION_SETTINGS), sourcesOf(CONNECTION_SETTINGS));
   return new StreamAdmin({ databaseUrl: config.databaseUrl, redis: config.redisUrl, queueName: config.queueName, prefix: config.prefix });
 }
 

@@ -19,6 +19,16 @@ export function addSettings(command: Command, settings: SettingTable): Command {
   return command;
 }
 
+/**
+ * The parsed flags keyed by setting name. Commander names a flag's value after the flag
+ * (`--queue` → `queue`), which need not be the setting's name (`queueName`).
+ */
+export function readSettings(flags: Record<string, unknown>, settings: SettingTable): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(settings).map(([key, [optionFlags]]) => [key, flags[new Option(optionFlags).attributeName()]]),
+  );
+}
+
 /** `--concurrency / WORKER_CONCURRENCY` per setting key, for configuration errors. */
 export function sourcesOf(settings: SettingTable): Record<string, string> {
   return Object.fromEntries(Object.entries(settings).map(([key, [flags, env]]) => [key, `${flags.split(' ')[0]} / ${env}`]));

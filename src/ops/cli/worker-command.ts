@@ -5,7 +5,7 @@ import { parseConfig, workerConfigSchema } from '../config.ts';
 import { startOpsServer } from '../http-server.ts';
 import { createMetrics } from '../metrics.ts';
 import { attachWorkerMetrics } from '../worker-metrics.ts';
-import { CONNECTION_SETTINGS, addSettings, runCommand, sourcesOf } from './common.ts';
+import { CONNECTION_SETTINGS, addSettings, readSettings, runCommand, sourcesOf } from './common.ts';
 import { faultFromEnvironment } from './test-faults.ts';
 
 /** Flag, environment variable and description of each worker setting (the compose test reads the names). */
@@ -30,7 +30,7 @@ export function registerWorkerCommand(program: Command): void {
     .description('Apply enqueued batches to PostgreSQL, in order and exactly once. Run as many as you like.');
   addSettings(command, WORKER_SETTINGS).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
-      const config = parseConfig(workerConfigSchema, flags, sourcesOf(WORKER_SETTINGS));
+      const config = parseConfig(workerConfigSchema, readSettings(flags, WORKER_SETTINGS), sourcesOf(WORKER_SETTINGS));
       const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
       const fault = faultFromEnvironment();
       const worker = new Worker({
