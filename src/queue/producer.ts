@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import { PgBulkIngestError } from '../errors.ts';
-import { type Batches, HighWatermark, type Json, type Rows } from '../ingest/options.ts';
+import { type Batches, Delete, HighWatermark, type Json, type Rows } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import {
   BATCH_FORMAT_VERSION,
@@ -150,7 +150,18 @@ export class Producer {
     for await (const [hw, metadata, rows] of batches(start)) {
       n += 1;
       results.push(
-        await this.enqueue({ tables, highWatermark: hw, metadata: (metadata ?? null) as Json, rows, options: batchOptions, ...(stream ? { stream } : {}) }, `Batch ${n}`),
+        await this.enqueue(
+          {
+            tables,
+            highWatermark: hw,
+            metadata: (metadata ?? null) as Json,
+            rows,
+            // As in ingest(), Delete.BEFORE_FIRST_BATCH empties the table before the first batch only.
+            options: n === 1 ? batchOptions : { ...batchOptions, delete: Delete.OFF },
+            ...(stream ? { stream } : {}),
+          },
+          `Batch ${n}`,
+        ),
       );
     }
     return results;

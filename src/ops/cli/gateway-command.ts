@@ -1,0 +1,176 @@
+/**
+ * `pg-bulk-ingest gateway`: the HTTP gateway (src/ops/gateway.ts) as a process. It refuses to
+ * start without a bearer token unless `--local-only`, which also binds 127.0.0.1 only.
+ */
+import type { Command } from 'commander';
+import pg from 'pg';
+import { type Logger, pino } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { z } from 'zod';
+import { StreamAdmin } from '../../queue/admin.ts';
+import { Producer } from '../../queue/producer.ts';
+import { connectionConfigSchema, parseConfig } from '../config.ts';
+import { DEFAULT_MAX_BODY_BYTES, startGateway } from '../gateway.ts';
+import type { OpsServer } from '../http-server.ts';
+import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
+import { BACKPRESSURE_SETTINGS, backpressureConfigShape, producerOptionsOf } from './producer-settings.ts';
+
+const GATEWAY_SETTINGS = {
+  ...CONNECTION_SETTINGS,
+  port: [
+    '--port <port>',
+    'GATEWAY_PORT',
+    'port for /v1/batches, /v1/streams and /metrics, /healthz, /readyz (default 8080)',
+  ],
+  host: [
+    '--host <host>',
+    'GATEWAY_HOST',
+    'address to listen on (default 0.0.0.0; 127.0.0.1 with --local-only)',
+  ],
+  token: [
+    '--token <token>',
+    'GATEWAY_TOKEN',
+    'bearer token clients must send, at least 16 characters (prefer the environment variable: flags show in ps)',
+  ],
+  maxBodyBytes: [
+    '--max-body-bytes <n>',
+    'GATEWAY_MAX_BODY_BYTES',
+    `largest request body; larger ones get 413 (default ${DEFAULT_MAX_BODY_BYTES})`,
+  ],
+  ...BACKPRESSURE_SETTINGS,
+  backpressureWaitMs: [
+    '--backpressure-wait-ms <ms>',
+    'GATEWAY_BACKPRESSURE_WAIT_MS',
+    'under backpressure, hold a request this long for room before answering 429 (default 0)',
+  ],
+  retryAfter: [
+    '--retry-after <seconds>',
+    'GATEWAY_RETRY_AFTER_SECONDS',
+    'Retry-After sent with 429 (default 1)',
+  ],
+} as const;
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export const gatewayConfigSchema = connectionConfigSchema
+  .extend({
+    ...backpressureConfigShape,
+    port: z.coerce.number().int().min(0).max(65535).default(8080),
+    host: z.string().min(1).optional(),
+    token: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
+    maxBodyBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_BODY_BYTES),
+    backpressureWaitMs: z.coerce.number().int().min(0).default(0),
+    retryAfter: z.coerce.number().int().min(0).default(1),
+    localOnly: z.boolean().default(false),
+  })
+  .superRefine((config, ctx) => {
+    if (config.token === undefined && !config.localOnly) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['token'],
+        message:
+          'is required: set GATEWAY_TOKEN, or pass --local-only to accept unauthenticated requests on 127.0.0.1 only',
+      });
+    }
+    if (config.localOnly && config.host !== undefined && !LOOPBACK.has(config.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['host'],
+        message: '--local-only listens on 127.0.0.1 only: drop --host or --local-only',
+      });
+    }
+  });
+
+export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
+
+export interface GatewayProcess {
+  readonly server: OpsServer;
+  close(): Promise<void>;
+}
+
+/** Starts the gateway with its producer, admin and readiness checks; `registry` lets others add metrics. */
+export async function runGateway(
+  config: GatewayConfig,
+  options: { registry?: Registry; logger?: Logger } = {},
+): Promise<GatewayProcess> {
+  const registry = options.registry ?? defaultRegistry();
+  const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
+  const names = { queueName: config.queueName, prefix: config.prefix };
+  const producer = new Producer(producerOptionsOf(config, config.backpressureWaitMs));
+  const admin = new StreamAdmin({ databaseUrl: config.databaseUrl, redis: config.redisUrl, ...names });
+  const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 1 });
+  pool.on('error', (error) => logger.warn({ err: error }, 'idle PostgreSQL connection failed'));
+  const host = config.host ?? (config.localOnly ? '127.0.0.1' : '0.0.0.0');
+  const server = await startGateway({
+    port: config.port,
+    host,
+    registry,
+    readinessChecks: { postgres: () => pool.query('SELECT 1'), redis: () => producer.streamInfo('readyz') },
+    producer,
+    admin,
+    token: config.token ?? null,
+    maxBodyBytes: config.maxBodyBytes,
+    retryAfterSeconds: config.retryAfter,
+  });
+  server.server.on('request', (request, response) => {
+    response.on('finish', () => {
+      const level = response.statusCode >= 500 ? 'error' : 'debug';
+      logger[level]({ method: request.method, url: request.url, status: response.statusCode }, 'request');
+    });
+  });
+  logger.info(
+    { url: `http://${host}:${server.port}`, auth: config.token ? 'bearer token' : 'none (local only)' },
+    'gateway listening',
+  );
+  return {
+    server,
+    close: async () => {
+      await server.close();
+      await Promise.all([producer.close(), admin.close(), pool.end()]);
+    },
+  };
+}
+
+function defaultRegistry(): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+export function registerGatewayCommand(program: Command): void {
+  const command = program
+    .command('gateway')
+    .description(
+      'HTTP gateway: POST /v1/batches enqueues a batch (JSON, the batch format), GET /v1/streams/:stream shows its status; bearer-token auth',
+    )
+    .option('--local-only', 'no token needed: listen on 127.0.0.1 only');
+  addSettings(command, GATEWAY_SETTINGS).action((flags: Record<string, unknown>) =>
+    runCommand(async () => {
+      const config = parseConfig(
+        gatewayConfigSchema,
+        { ...readSettings(flags, GATEWAY_SETTINGS), localOnly: flags.localOnly },
+        {
+          ...sourcesOf(GATEWAY_SETTINGS),
+          localOnly: '--local-only',
+        },
+      );
+      const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
+      const gateway = await runGateway(config, { logger });
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'stopping: finishing requests in flight');
+        gateway.close().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            logger.error({ err: error }, 'error while stopping');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    }),
+  );
+}

@@ -1,0 +1,58 @@
+/** Settings every producing command shares (enqueue, gateway, demo): where to, and backpressure. */
+import { z } from 'zod';
+import type { ProducerOptions } from '../../queue/producer.ts';
+import { connectionConfigSchema } from '../config.ts';
+import { CONNECTION_SETTINGS } from './common.ts';
+
+/** A producer needs Redis and the queue names, not PostgreSQL. */
+export const PRODUCER_CONNECTION_SETTINGS = {
+  redisUrl: CONNECTION_SETTINGS.redisUrl,
+  queueName: CONNECTION_SETTINGS.queueName,
+  prefix: CONNECTION_SETTINGS.prefix,
+} as const;
+
+export const BACKPRESSURE_SETTINGS = {
+  maxPendingBatches: [
+    '--max-pending-batches <n>',
+    'MAX_PENDING_BATCHES',
+    'batches waiting per stream before producers wait or are refused, 0 for no bound (default 1000)',
+  ],
+  maxPendingBytes: [
+    '--max-pending-bytes <n>',
+    'MAX_PENDING_BYTES',
+    'bytes waiting per stream before producers wait or are refused, 0 for no bound (default 268435456)',
+  ],
+  maxBatchBytes: [
+    '--max-batch-bytes <n>',
+    'MAX_BATCH_BYTES',
+    'largest batch accepted, as wire JSON (default 536870912)',
+  ],
+} as const;
+
+const count = z.coerce.number().int().min(0);
+
+export const backpressureConfigShape = {
+  maxPendingBatches: count.default(1000),
+  maxPendingBytes: count.default(256 * 1024 * 1024),
+  maxBatchBytes: count.min(1).default(512 * 1024 * 1024),
+};
+
+export const producerConfigSchema = connectionConfigSchema
+  .pick({ redisUrl: true, queueName: true, prefix: true })
+  .extend(backpressureConfigShape);
+
+type ProducerConfig = z.output<typeof producerConfigSchema>;
+
+/** ProducerOptions from validated settings; `waitMs` 0 refuses at once under backpressure. */
+export function producerOptionsOf(config: ProducerConfig, waitMs: number): ProducerOptions {
+  return {
+    redis: config.redisUrl,
+    queueName: config.queueName,
+    prefix: config.prefix,
+    maxPendingBatches: config.maxPendingBatches,
+    maxPendingBytes: config.maxPendingBytes,
+    maxBatchBytes: config.maxBatchBytes,
+    onBackpressure: waitMs > 0 ? 'wait' : 'fail',
+    backpressureTimeoutMs: waitMs,
+  };
+}

@@ -1,0 +1,284 @@
+/**
+ * The HTTP gateway against real Redis and PostgreSQL: auth, the batch contract's errors as 400,
+ * body and batch size limits, backpressure as 429, stream status; and the command's start-up
+ * rules (no token, --local-only).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/ops/cli/gateway-command.ts';
+import { Producer } from '../../src/queue/producer.ts';
+import { Worker } from '../../src/queue/worker.ts';
+import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+
+const MAIN = new URL('../../src/ops/cli/main.ts', import.meta.url).pathname;
+const TOKEN = 'test-token-0123456789abcdef';
+// biome-ignore lint/suspicious/noExplicitAny: JSON bodies, checked by the assertions
+const json = (response: Response): Promise<any> => response.json();
+
+describe('gateway', () => {
+  const schema = uniqueName('gateway');
+  const names = uniqueQueue();
+  let gateway: GatewayProcess;
+  let base: string;
+  const table = {
+    schema,
+    name: 'events',
+    columns: [
+      { name: 'id', type: 'bigint', primaryKey: true },
+      { name: 'body', type: 'text' },
+    ],
+  };
+  const batch = (rows: unknown[][], extra: Record<string, unknown> = {}) => ({
+    version: 1,
+    tables: [table],
+    highWatermark: `hw-${rows.length}`,
+    rows: rows.map((values) => [`${schema}.events`, values]),
+    ...extra,
+  });
+  const post = (body: unknown, token: string | null = TOKEN) =>
+    fetch(`${base}/v1/batches`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  const get = (path: string) => fetch(`${base}${path}`, { headers: { authorization: `bearer ${TOKEN}` } });
+
+  before(async () => {
+    const config = gatewayConfigSchema.parse({
+      databaseUrl: DATABASE_URL,
+      redisUrl: REDIS_URL,
+      ...names,
+      port: 0,
+      host: '127.0.0.1',
+      token: TOKEN,
+      maxBodyBytes: 64 * 1024,
+      maxPendingBatches: 2,
+      maxBatchBytes: 2000,
+    });
+    gateway = await runGateway(config, { logger: pino({ level: 'silent' }) });
+    base = `http://127.0.0.1:${gateway.server.port}`;
+  });
+
+  after(async () => {
+    await gateway.close();
+    await cleanQueue(names);
+    await dropSchema(schema);
+  });
+
+  it('requires the bearer token on /v1 (401 otherwise), not on /healthz, /readyz and /metrics', async () => {
+    for (const token of [null, 'wrong-token-0123456789abcdef', `${TOKEN}x`]) {
+      const response = await post(batch([[1, 'a']]), token);
+      assert.equal(response.status, 401);
+      assert.equal(response.headers.get('www-authenticate'), 'Bearer realm="pg-bulk-ingest"');
+      assert.match((await json(response)).error, /^Unauthorized/);
+    }
+    assert.equal((await fetch(`${base}/v1/streams`)).status, 401);
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    assert.deepEqual(await json(await fetch(`${base}/readyz`)), {
+      status: 'ready',
+      checks: { postgres: 'ok', redis: 'ok' },
+    });
+    assert.match(await (await fetch(`${base}/metrics`)).text(), /process_cpu_user_seconds_total/);
+  });
+
+  it('enqueues a batch (202), once per batchId, and shows the stream', async () => {
+    const response = await post(
+      batch(
+        [
+          [1, 'a'],
+          ['2', null],
+        ],
+        { batchId: 'b-1' },
+      ),
+    );
+    assert.equal(response.status, 202);
+    assert.deepEqual(await json(response), { stream: `${schema}.events`, seq: 1, duplicate: false });
+    assert.deepEqual(await json(await post(batch([[1, 'a']], { batchId: 'b-1' }))), {
+      stream: `${schema}.events`,
+      seq: 1,
+      duplicate: true,
+    });
+    const status = await json(await get(`/v1/streams/${schema}.events`));
+    assert.deepEqual(
+      [status.stream, status.enqueuedSeq, status.committedSeq, status.pending],
+      [`${schema}.events`, 1, 0, 1],
+    );
+    assert.ok(
+      (await json(await get('/v1/streams'))).some((s: { stream: string }) => s.stream === `${schema}.events`),
+    );
+    const missing = await get(`/v1/streams/${schema}.nothing`);
+    assert.equal(missing.status, 404);
+  });
+
+  it("answers 400 with the producer's own message naming the batch, row and column", async () => {
+    const bad = batch([
+      [3, 'ok'],
+      ['x', 'bad id'],
+    ]);
+    const producer = new Producer({ redis: REDIS_URL, ...names });
+    const expected = await producer
+      .enqueueJob(bad)
+      .then(
+        () => assert.fail('the producer accepted a bad batch'),
+        (error: Error) => error.message,
+      )
+      .finally(() => producer.close());
+    assert.equal(
+      expected,
+      `Batch, row 2 (${schema}.events), column "id" (bigint): expected an integer or a string of digits, got "x"`,
+    );
+    const response = await post(bad);
+    assert.equal(response.status, 400);
+    assert.deepEqual(await json(response), {
+      error: expected,
+      code: 'INVALID_BATCH_JOB',
+      context: { row: 2, table: `${schema}.events`, column: 'id' },
+    });
+    const envelope = await post({ ...batch([]), version: 2 });
+    assert.equal(envelope.status, 400);
+    assert.match((await json(envelope)).error, /^Batch: version: /);
+    const notJson = await post('{"version": 1,');
+    assert.equal(notJson.status, 400);
+    assert.match((await json(notJson)).error, /^Batch: the body is not valid JSON/);
+  });
+
+  it('answers 429 with Retry-After under backpressure, and 413 for a batch over maxBatchBytes', async () => {
+    assert.equal((await post(batch([[4, 'd']]))).status, 202); // the stream now has 2 pending: its bound
+    const refused = await post(batch([[5, 'e']]));
+    assert.equal(refused.status, 429);
+    assert.equal(refused.headers.get('retry-after'), '1');
+    assert.equal((await json(refused)).code, 'BACKPRESSURE');
+    const big = await post(batch([[6, 'x'.repeat(3000)]], { stream: `${schema}.big` }));
+    assert.equal(big.status, 413);
+    const body = await json(big);
+    assert.equal(body.code, 'BATCH_TOO_LARGE');
+    assert.match(body.error, /split it into smaller batches/);
+  });
+
+  it('answers 413 for a body over the limit without reading it: by Content-Length, or while streaming', async () => {
+    const declared = await rawPost({ 'content-length': String(64 * 1024 + 1) }, 0);
+    assert.equal(declared.status, 413);
+    assert.match(declared.body, /larger than the gateway's limit of 65536 bytes/);
+    const streamed = await rawPost({ 'transfer-encoding': 'chunked' }, 16 * 1024 * 1024);
+    assert.equal(streamed.status, 413);
+    assert.ok(streamed.sent < 16 * 1024 * 1024, `stopped reading after ${streamed.sent} bytes`);
+  });
+
+  it('commits what it enqueued once a worker runs', async () => {
+    const worker = new Worker({
+      databaseUrl: DATABASE_URL,
+      redis: REDIS_URL,
+      ...names,
+      logger: pino({ level: 'silent' }),
+    });
+    await worker.start();
+    try {
+      await waitFor(
+        async () => (await json(await get(`/v1/streams/${schema}.events`))).committedSeq === 2,
+        20_000,
+        'both batches committed',
+      );
+      const status = await json(await get(`/v1/streams/${encodeURIComponent(`${schema}.events`)}`));
+      assert.equal(status.highWatermark, 'hw-1');
+      assert.equal(status.pending, 0);
+    } finally {
+      await worker.close();
+    }
+  });
+
+  /** POSTs `size` bytes of body slowly enough for the server to answer first. */
+  function rawPost(
+    headers: Record<string, string>,
+    size: number,
+  ): Promise<{ status: number; body: string; sent: number }> {
+    return new Promise((resolve, reject) => {
+      let sent = 0;
+      let done = false;
+      const req = request(
+        `${base}/v1/batches`,
+        { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, ...headers } },
+        (res) => {
+          done = true;
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, sent }));
+        },
+      );
+      req.on('error', (error) => (done ? undefined : reject(error)));
+      const chunk = Buffer.alloc(8192, 'x');
+      const write = () => {
+        if (done || sent >= size) return;
+        sent += chunk.length;
+        req.write(chunk, () => setImmediate(write));
+      };
+      req.flushHeaders();
+      write();
+    });
+  }
+});
+
+describe('gateway command', () => {
+  function start(args: string[], env: Record<string, string> = {}) {
+    const { GATEWAY_TOKEN: _, ...rest } = process.env;
+    return spawn(process.execPath, ['--import', 'tsx', MAIN, 'gateway', ...args], {
+      env: { ...rest, DATABASE_URL, REDIS_URL, ...env },
+    });
+  }
+  const output = (child: ReturnType<typeof start>) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+
+  it('refuses to start without a token, or with a short one, unless --local-only', async () => {
+    const [none, short, exposed] = await Promise.all([
+      output(start(['--port', '0'])),
+      output(start(['--port', '0'], { GATEWAY_TOKEN: 'short' })),
+      output(start(['--local-only', '--host', '0.0.0.0'])),
+    ]);
+    assert.equal(none.code, 2);
+    assert.match(
+      none.stderr,
+      /--token \/ GATEWAY_TOKEN: is required: set GATEWAY_TOKEN, or pass --local-only/,
+    );
+    assert.match(short.stderr, /--token \/ GATEWAY_TOKEN: must be at least 16 characters/);
+    assert.match(exposed.stderr, /--host \/ GATEWAY_HOST: --local-only listens on 127.0.0.1 only/);
+  });
+
+  it('--local-only listens on 127.0.0.1 without auth, and stops cleanly on SIGTERM', async () => {
+    const names = uniqueQueue();
+    const child = start([
+      '--local-only',
+      '--port',
+      '0',
+      '--queue',
+      names.queueName,
+      '--prefix',
+      names.prefix,
+    ]);
+    const exited = output(child);
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        child.stdout.on('data', (d) => {
+          text += d;
+          const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(text);
+          if (match?.[1]) resolve(match[1]);
+        });
+        child.on('exit', () => reject(new Error(`gateway exited: ${text}`)));
+      });
+      const streams = await fetch(`${url}/v1/streams`);
+      assert.equal(streams.status, 200);
+      child.kill('SIGTERM');
+      assert.equal((await exited).code, 0);
+    } finally {
+      child.kill('SIGKILL');
+      await cleanQueue(names);
+    }
+  });
+});
