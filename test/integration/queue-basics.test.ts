@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { Delete, HighWatermark } from '../../src/ingest/options.ts';
 import { defineTable } from '../../src/ingest/table-definition.ts';
 import { Producer } from '../../src/queue/producer.ts';
 import { Worker } from '../../src/queue/worker.ts';
@@ -49,5 +50,23 @@ describe('queue: producer to worker', () => {
       ['1', '00ff', '2020-01-01T00:00:00.000Z'],
       ['2', null, null],
     ]);
+  });
+
+  it('producer.ingest with Delete.BEFORE_FIRST_BATCH empties the table before the first batch only, as ingest() does', async () => {
+    const other = defineTable({ schema, name: 'replaced', columns: [{ name: 'id', type: 'integer', primaryKey: true }] });
+    const pre = await producer.enqueue({ tables: [other], highWatermark: 0, rows: [[other, [100]]] });
+    const results = await producer.ingest(
+      [other],
+      function* () {
+        yield [1, null, [[other, [1]], [other, [2]]]] as const;
+        yield [2, null, [[other, [3]]]] as const;
+        yield [3, null, [[other, [4]]]] as const;
+      },
+      { delete: Delete.BEFORE_FIRST_BATCH, highWatermark: HighWatermark.EARLIEST },
+    );
+    assert.deepEqual(results.map((r) => r.seq), [pre.seq + 1, pre.seq + 2, pre.seq + 3]);
+    await waitFor(async () => (await producer.streamInfo(pre.stream)).committedSeq === pre.seq + 3);
+    const rows = await withClient(async (c) => (await c.query(`SELECT id FROM "${schema}".replaced ORDER BY id`)).rows);
+    assert.deepEqual(rows.map((r) => r.id), [1, 2, 3, 4]);
   });
 });
