@@ -35,16 +35,30 @@ export function encoderFor(column: ColumnDefinition): ValueEncoder {
   if (arrayDimensions > 0) {
     return (value) => {
       if (value === null || value === undefined) return NULL;
-      if (!Array.isArray(value)) throw new ValueEncodingError(`expected an array for type ${column.type}, got ${describe(value)}`);
+      if (!Array.isArray(value))
+        throw new ValueEncodingError(`expected an array for type ${column.type}, got ${describe(value)}`);
       return escapeCopyText(arrayLiteral(value, element));
     };
   }
-  if (element === encodeScalar || element === encodeBoolean) {
-    // Numbers, booleans and dates never hold a character COPY escapes: only strings are checked.
-    return (value) =>
-      value === null || value === undefined ? NULL : typeof value === 'string' ? escapeCopyText(value) : element(value);
+  // COPY escaping only where the text can need it (a regular expression test per value adds up):
+  if (element === encodeJson) {
+    // JSON.stringify writes tabs, newlines and carriage returns as \t, \n, \r: only backslashes are left.
+    return (value) => (value === null || value === undefined ? NULL : doubleBackslashes(encodeJson(value)));
   }
-  return (value) => (value === null || value === undefined ? NULL : escapeCopyText(element(value)));
+  if (element === encodeBytea) {
+    return (value) => (value === null || value === undefined ? NULL : escapeCopyText(encodeBytea(value)));
+  }
+  // Numbers, booleans and dates never hold a character COPY escapes: only strings are checked.
+  return (value) =>
+    value === null || value === undefined
+      ? NULL
+      : typeof value === 'string'
+        ? escapeCopyText(value)
+        : element(value);
+}
+
+function doubleBackslashes(text: string): string {
+  return text.includes('\\') ? text.replaceAll('\\', '\\\\') : text;
 }
 
 /** Encodes one non-null value to its PostgreSQL text form (not yet COPY-escaped). */
@@ -75,7 +89,8 @@ function bigintAsString(_key: string, v: unknown): unknown {
 }
 
 function encodeBytea(value: {}): string {
-  if (value instanceof Uint8Array) return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
+  if (value instanceof Uint8Array)
+    return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
   if (typeof value === 'string') return value; // already PostgreSQL bytea text, e.g. `\x0102`
   throw new ValueEncodingError(`expected a Buffer or Uint8Array for bytea, got ${describe(value)}`);
 }
@@ -98,10 +113,27 @@ function encodeScalar(value: {}): string {
     default:
       if (value instanceof Date) {
         if (Number.isNaN(value.getTime())) throw new ValueEncodingError('is an invalid Date');
-        return value.toISOString();
+        return isoString(value);
       }
-      throw new ValueEncodingError(`cannot be written to this column: ${describe(value)} (only json/jsonb columns take objects)`);
+      throw new ValueEncodingError(
+        `cannot be written to this column: ${describe(value)} (only json/jsonb columns take objects)`,
+      );
   }
+}
+
+/** `date.toISOString()`, written out here for years 1000 to 9999: several times faster than V8's. */
+function isoString(date: Date): string {
+  const year = date.getUTCFullYear();
+  if (year < 1000 || year > 9999) return date.toISOString();
+  return `${year}-${two(date.getUTCMonth() + 1)}-${two(date.getUTCDate())}T${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())}.${three(date.getUTCMilliseconds())}Z`;
+}
+
+function two(n: number): string {
+  return n < 10 ? `0${n}` : `${n}`;
+}
+
+function three(n: number): string {
+  return n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`;
 }
 
 /** A PostgreSQL array literal; every element double-quoted so no element text can break it. */

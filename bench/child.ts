@@ -1,0 +1,26 @@
+/**
+ * Runs one Node method in a process of its own, so its peak RSS is its own:
+ *   node --import tsx bench/child.ts <method module> <context JSON>
+ * Prints one line `BENCH_RESULT {...}` with the timed milliseconds, the process's CPU time in them, rows
+ * and peak RSS.
+ */
+import type { MethodContext, NodeMethod } from './method.ts';
+
+const [modulePath, contextJson] = process.argv.slice(2);
+if (!modulePath || !contextJson) throw new Error('usage: child.ts <method module> <context JSON>');
+const method = (await import(modulePath)).default as NodeMethod;
+const ctx = JSON.parse(contextJson) as MethodContext;
+const rssBeforeKb = Math.round(process.memoryUsage().rss / 1024);
+const cpuBefore = process.cpuUsage();
+const start = performance.now();
+const rows = await method.run(ctx);
+const ms = performance.now() - start;
+const cpu = process.cpuUsage(cpuBefore);
+const result = {
+  ms,
+  rows,
+  cpuMs: (cpu.user + cpu.system) / 1000,
+  maxRssKb: process.resourceUsage().maxRSS,
+  rssBeforeKb,
+};
+process.stdout.write(`BENCH_RESULT ${JSON.stringify(result)}\n`);
