@@ -14,6 +14,7 @@ import { RowError } from '../errors.ts';
 import type { Row, Rows } from './options.ts';
 import type { IngestTable } from './table-definition.ts';
 import type { TableWriter } from './table-writer.ts';
+import { CopyLinePositions } from './copy-line-positions.ts';
 
 /**
  * COPY data is sent in chunks of about this many characters: fewer, larger writes are faster, up
@@ -23,11 +24,15 @@ import type { TableWriter } from './table-writer.ts';
  */
 const CHUNK_CHARS = 16 * 1024;
 
-/** Runs one COPY; `firstTableRow` is the 1-based table row its first line holds (to place COPY errors). */
+/**
+ * Runs one COPY. To place a COPY error: `firstTableRow` is the 1-based table row its first line
+ * holds; `positions` gives the batch row of each line (filled while the COPY runs).
+ */
 export type CopyRunner = (
   writer: TableWriter,
   chunks: AsyncIterable<string>,
   firstTableRow: number,
+  positions: CopyLinePositions,
 ) => Promise<void>;
 
 export class BatchRows {
@@ -54,7 +59,9 @@ export class BatchRows {
         const writer = this.#next ?? this.#firstBuffered() ?? (await this.#bufferNextRow());
         if (writer === undefined) return;
         this.#next = undefined;
-        await runCopy(writer, this.#chunksFor(writer), writer.rowCount - writer.pending.length + 1);
+        const positions = new CopyLinePositions();
+        const firstTableRow = writer.rowCount - writer.pending.length + 1;
+        await runCopy(writer, this.#chunksFor(writer, positions), firstTableRow, positions);
       }
     } finally {
       // Let the caller's generator clean up if we stopped early (a failed COPY, a bad row).
@@ -73,21 +80,25 @@ export class BatchRows {
       const routed = this.#route(await this.#read());
       if (routed) {
         routed[0].pending.push(routed[1]);
+        routed[0].pendingBatchRows.push(this.#batchRow);
         return routed[0];
       }
     }
     return undefined;
   }
 
-  async *#chunksFor(writer: TableWriter): AsyncGenerator<string> {
+  async *#chunksFor(writer: TableWriter, positions: CopyLinePositions): AsyncGenerator<string> {
     let chunk = writer.pending.join('');
+    for (const batchRow of writer.pendingBatchRows) positions.add(batchRow);
     writer.pending = [];
+    writer.pendingBatchRows = [];
     while (!this.#done) {
       const result = this.#sync ? this.#sync.next() : await this.#read();
       const routed = this.#route(result);
       if (!routed) continue;
       const [target, line] = routed;
       if (target === writer) {
+        positions.add(this.#batchRow);
         chunk += line;
         if (chunk.length >= CHUNK_CHARS) {
           yield chunk;
@@ -95,6 +106,7 @@ export class BatchRows {
         }
       } else {
         target.pending.push(line);
+        target.pendingBatchRows.push(this.#batchRow);
         if (target.pending.length >= this.#maxBuffered) {
           this.#next = target;
           break;

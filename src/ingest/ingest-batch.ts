@@ -14,6 +14,7 @@
 import type pg from 'pg';
 import { BatchError, PgBulkIngestError, RowError, isRetryableSqlState } from '../errors.ts';
 import { BatchRows } from './batch-rows.ts';
+import type { CopyLinePositions } from './copy-line-positions.ts';
 import { copyErrorPosition, copyInto } from './copy-into.ts';
 import { parseComment, readTableComment, withHighWatermark, writeTableComment } from './high-watermark.ts';
 import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableName } from './merge.ts';
@@ -70,8 +71,8 @@ export async function ingestBatch(client: pg.ClientBase, context: BatchContext, 
     const prepared = await clock.time('migrate', () => prepareTables(client, context));
     const writers = await createWriters(client, prepared, context.options.upsert);
     await clock.time('copy', () =>
-      new BatchRows(rows, writersByTable(writers), context.options.maxRowsPerTableBuffer).copyAll((writer, chunks, row) =>
-        copyWithPosition(client, writer, chunks, row, context.batchNumber),
+      new BatchRows(rows, writersByTable(writers), context.options.maxRowsPerTableBuffer).copyAll((writer, chunks, row, positions) =>
+        copyWithPosition(client, writer, chunks, row, positions, context.batchNumber),
       ),
     );
     const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
@@ -166,6 +167,7 @@ async function copyWithPosition(
   writer: TableWriter,
   chunks: AsyncIterable<string>,
   firstTableRow: number,
+  positions: CopyLinePositions,
   batchNumber: number,
 ): Promise<void> {
   try {
@@ -179,10 +181,12 @@ async function copyWithPosition(
     // A NOT NULL violation names its column in the error's own field, not in the context line.
     const column = columnInWhere ?? (db.column !== undefined && columns.includes(db.column) ? db.column : undefined);
     const table = qualifiedName(writer.table.schema, writer.table.name);
-    const row = firstTableRow + line - 1;
+    const tableRow = firstTableRow + line - 1;
+    const batchRow = positions.batchRowOf(line);
+    const where = batchRow === undefined ? `row ${tableRow} of ${table}` : `row ${batchRow} of the batch (row ${tableRow} of ${table})`;
     throw new RowError(
-      `Batch ${batchNumber}: row ${row} of ${table}${column ? `, column "${column}"` : ''}: ${db.message} (SQLSTATE ${db.code})`,
-      { table, batch: batchNumber, row, ...(column ? { column } : {}), sqlState: db.code },
+      `Batch ${batchNumber}: ${where}${column ? `, column "${column}"` : ''}: ${db.message} (SQLSTATE ${db.code})`,
+      { table, batch: batchNumber, row: batchRow ?? tableRow, ...(column ? { column } : {}), sqlState: db.code },
       { cause: error },
     );
   }

@@ -17,6 +17,8 @@ export class TableWriter {
   rowCount = 0;
   /** Encoded lines waiting for this table's next COPY (bounded by maxRowsPerTableBuffer). */
   pending: string[] = [];
+  /** The batch row of each pending line, to place COPY errors. */
+  pendingBatchRows: number[] = [];
   readonly #encoders: readonly ValueEncoder[];
   readonly #label: string;
 

@@ -169,11 +169,10 @@ describe('ingest(): bad rows among several tables', () => {
       await expectRowError(f, [a, b], rows, { table: b, row: 4, column: 'label' });
     }));
 
-  // Known bug: batch-rows.ts hands COPY errors the row's position among its table's rows, not
-  // in the batch, so with interleaved tables PostgreSQL's refusals and JavaScript's disagree.
+  // Regression: COPY errors used to count rows per table, not in the batch, so with interleaved
+  // tables PostgreSQL's refusals and JavaScript's disagreed.
   it(
     'a value PostgreSQL refuses is placed by its position in the whole batch',
-    { todo: 'COPY errors count rows per table, not per batch' },
     () =>
       withSchema('bad', async (f) => {
         const [a, b] = [tableIn(f.schema, true, 'a'), tableIn(f.schema, false, 'b')];
