@@ -11,10 +11,10 @@
  * A batch of one table is therefore one COPY, streamed from the first row to the last.
  */
 import { RowError } from '../errors.ts';
+import { CopyLinePositions } from './copy-line-positions.ts';
 import type { Row, Rows } from './options.ts';
 import type { IngestTable } from './table-definition.ts';
 import type { TableWriter } from './table-writer.ts';
-import { CopyLinePositions } from './copy-line-positions.ts';
 
 /**
  * COPY data is sent in chunks of about this many characters: fewer, larger writes are faster, up

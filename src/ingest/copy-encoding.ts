@@ -61,8 +61,11 @@ function doubleBackslashes(text: string): string {
   return text.includes('\\') ? text.replaceAll('\\', '\\\\') : text;
 }
 
+/** Any value but null and undefined (encoders never see those: they are `\N`). */
+type Present = NonNullable<unknown>;
+
 /** Encodes one non-null value to its PostgreSQL text form (not yet COPY-escaped). */
-type ElementEncoder = (value: {}) => string;
+type ElementEncoder = (value: Present) => string;
 
 function elementEncoder(base: string): ElementEncoder {
   if (base === 'json' || base === 'jsonb') return encodeJson;
@@ -71,7 +74,7 @@ function elementEncoder(base: string): ElementEncoder {
   return encodeScalar;
 }
 
-function encodeJson(value: {}): string {
+function encodeJson(value: Present): string {
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -88,20 +91,20 @@ function bigintAsString(_key: string, v: unknown): unknown {
   return typeof v === 'bigint' ? v.toString() : v;
 }
 
-function encodeBytea(value: {}): string {
+function encodeBytea(value: Present): string {
   if (value instanceof Uint8Array)
     return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
   if (typeof value === 'string') return value; // already PostgreSQL bytea text, e.g. `\x0102`
   throw new ValueEncodingError(`expected a Buffer or Uint8Array for bytea, got ${describe(value)}`);
 }
 
-function encodeBoolean(value: {}): string {
+function encodeBoolean(value: Present): string {
   if (value === true) return 't';
   if (value === false) return 'f';
   return encodeScalar(value);
 }
 
-function encodeScalar(value: {}): string {
+function encodeScalar(value: Present): string {
   switch (typeof value) {
     case 'string':
       return value;

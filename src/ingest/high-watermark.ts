@@ -17,7 +17,11 @@ const HIGH_WATERMARK_KEY = 'high-watermark';
 
 export type ParsedComment = Record<string, unknown>;
 
-export async function readTableComment(client: pg.ClientBase, schema: string, name: string): Promise<string | null> {
+export async function readTableComment(
+  client: pg.ClientBase,
+  schema: string,
+  name: string,
+): Promise<string | null> {
   const { rows } = await client.query<{ comment: string | null }>(
     `SELECT obj_description(c.oid, 'pg_class') AS comment
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -57,7 +61,10 @@ export function withHighWatermark(comment: ParsedComment, highWatermark: Json): 
   const ours = comment[KEY];
   const merged = {
     ...comment,
-    [KEY]: { ...(ours !== null && typeof ours === 'object' ? ours : {}), [HIGH_WATERMARK_KEY]: highWatermark },
+    [KEY]: {
+      ...(ours !== null && typeof ours === 'object' ? ours : {}),
+      [HIGH_WATERMARK_KEY]: highWatermark,
+    },
   };
   return pythonJsonDumps(merged);
 }
@@ -95,5 +102,8 @@ export function pythonJsonDumps(value: unknown): string {
 }
 
 function asciiJsonString(text: string): string {
-  return JSON.stringify(text).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(text).replace(
+    /[\u007f-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }

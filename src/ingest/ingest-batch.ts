@@ -12,16 +12,16 @@
  *   COMMIT   (any failure: ROLLBACK, and the error says where)
  */
 import type pg from 'pg';
-import { BatchError, PgBulkIngestError, RowError, isRetryableSqlState } from '../errors.ts';
+import { BatchError, isRetryableSqlState, PgBulkIngestError, RowError } from '../errors.ts';
 import { BatchRows } from './batch-rows.ts';
-import type { CopyLinePositions } from './copy-line-positions.ts';
 import { copyErrorPosition, copyInto } from './copy-into.ts';
+import type { CopyLinePositions } from './copy-line-positions.ts';
 import { parseComment, readTableComment, withHighWatermark, writeTableComment } from './high-watermark.ts';
 import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableName } from './merge.ts';
 import { type Batch, type IngestOptions, type Json, Upsert } from './options.ts';
 import { type PreparedTable, prepareTable } from './prepare-table.ts';
-import { qualifiedName, quoteIdent } from './sql.ts';
 import { renameReplacementIndexes } from './rename-indexes.ts';
+import { qualifiedName, quoteIdent } from './sql.ts';
 import { replaceTable } from './swap/replace-table.ts';
 import { createIndexesSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
@@ -35,7 +35,9 @@ export interface BatchHooks {
   readonly beforeCommit?: (client: pg.ClientBase) => Promise<void>;
 }
 
-export type ResolvedOptions = Required<Omit<IngestOptions, 'highWatermark'>> & { readonly highWatermark: Json };
+export type ResolvedOptions = Required<Omit<IngestOptions, 'highWatermark'>> & {
+  readonly highWatermark: Json;
+};
 
 export interface BatchReport {
   readonly applied: boolean;
@@ -57,7 +59,11 @@ export interface BatchContext {
   readonly hooks?: BatchHooks;
 }
 
-export async function ingestBatch(client: pg.ClientBase, context: BatchContext, batch: Batch): Promise<BatchReport> {
+export async function ingestBatch(
+  client: pg.ClientBase,
+  context: BatchContext,
+  batch: Batch,
+): Promise<BatchReport> {
   const [highWatermark, metadata, rows] = batch;
   const clock = new PhaseClock();
   await client.query('BEGIN');
@@ -67,12 +73,17 @@ export async function ingestBatch(client: pg.ClientBase, context: BatchContext, 
       return { ...emptyReport, phaseMs: clock.ms };
     }
     const first = context.tables[0] as IngestTable;
-    const comment = parseComment(await readTableComment(client, first.schema, first.name), first.schema, first.name);
+    const comment = parseComment(
+      await readTableComment(client, first.schema, first.name),
+      first.schema,
+      first.name,
+    );
     const prepared = await clock.time('migrate', () => prepareTables(client, context));
     const writers = await createWriters(client, prepared, context.options.upsert);
     await clock.time('copy', () =>
-      new BatchRows(rows, writersByTable(writers), context.options.maxRowsPerTableBuffer).copyAll((writer, chunks, row, positions) =>
-        copyWithPosition(client, writer, chunks, row, positions, context.batchNumber),
+      new BatchRows(rows, writersByTable(writers), context.options.maxRowsPerTableBuffer).copyAll(
+        (writer, chunks, row, positions) =>
+          copyWithPosition(client, writer, chunks, row, positions, context.batchNumber),
       ),
     );
     const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
@@ -95,7 +106,13 @@ export async function ingestBatch(client: pg.ClientBase, context: BatchContext, 
   }
 }
 
-const emptyReport = { applied: false, rows: new Map(), migratedTables: 0, cancelledBackends: 0, terminatedBackends: 0 };
+const emptyReport = {
+  applied: false,
+  rows: new Map(),
+  migratedTables: 0,
+  cancelledBackends: 0,
+  terminatedBackends: 0,
+};
 
 async function prepareTables(client: pg.ClientBase, context: BatchContext): Promise<PreparedTable[]> {
   const prepared: PreparedTable[] = [];
@@ -128,22 +145,37 @@ function writersByTable(writers: readonly TableWriter[]): Map<IngestTable, Table
   return new Map(writers.map((w) => [w.table, w]));
 }
 
-async function mergeAll(client: pg.ClientBase, prepared: readonly PreparedTable[], writers: readonly TableWriter[]) {
+async function mergeAll(
+  client: pg.ClientBase,
+  prepared: readonly PreparedTable[],
+  writers: readonly TableWriter[],
+) {
   for (const [i, writer] of writers.entries()) {
     const target = prepared[i] as PreparedTable;
     if (writer.ordinalColumn && writer.rowCount > 0) {
-      await mergeStagedRows(client, writer.table, stagingTableName(i), writer.ordinalColumn, target.relationName);
+      await mergeStagedRows(
+        client,
+        writer.table,
+        stagingTableName(i),
+        writer.ordinalColumn,
+        target.relationName,
+      );
     }
   }
 }
 
 /** Indexes on tables created in this batch (built after the load: faster), then replacements swapped in. */
-async function finishNewTables(client: pg.ClientBase, prepared: readonly PreparedTable[], options: ResolvedOptions) {
+async function finishNewTables(
+  client: pg.ClientBase,
+  prepared: readonly PreparedTable[],
+  options: ResolvedOptions,
+) {
   let cancelledBackends = 0;
   let terminatedBackends = 0;
   for (const p of prepared) {
     if (!p.buildIndexes) continue;
-    for (const sql of createIndexesSql(qualifiedName(p.table.schema, p.relationName), p.table)) await client.query(sql);
+    for (const sql of createIndexesSql(qualifiedName(p.table.schema, p.relationName), p.table))
+      await client.query(sql);
     if (!p.replacesLive) continue;
     const swap = await replaceTable(
       client,
@@ -175,18 +207,31 @@ async function copyWithPosition(
   } catch (error) {
     const db = databaseError(error);
     if (!db) throw error;
-    const columns = [...(writer.ordinalColumn ? [writer.ordinalColumn] : []), ...writer.table.columns.map((c) => c.name)];
+    const columns = [
+      ...(writer.ordinalColumn ? [writer.ordinalColumn] : []),
+      ...writer.table.columns.map((c) => c.name),
+    ];
     const { line, column: columnInWhere } = copyErrorPosition(db.where, columns);
     if (line === undefined) throw error;
     // A NOT NULL violation names its column in the error's own field, not in the context line.
-    const column = columnInWhere ?? (db.column !== undefined && columns.includes(db.column) ? db.column : undefined);
+    const column =
+      columnInWhere ?? (db.column !== undefined && columns.includes(db.column) ? db.column : undefined);
     const table = qualifiedName(writer.table.schema, writer.table.name);
     const tableRow = firstTableRow + line - 1;
     const batchRow = positions.batchRowOf(line);
-    const where = batchRow === undefined ? `row ${tableRow} of ${table}` : `row ${batchRow} of the batch (row ${tableRow} of ${table})`;
+    const where =
+      batchRow === undefined
+        ? `row ${tableRow} of ${table}`
+        : `row ${batchRow} of the batch (row ${tableRow} of ${table})`;
     throw new RowError(
       `Batch ${batchNumber}: ${where}${column ? `, column "${column}"` : ''}: ${db.message} (SQLSTATE ${db.code})`,
-      { table, batch: batchNumber, row: batchRow ?? tableRow, ...(column ? { column } : {}), sqlState: db.code },
+      {
+        table,
+        batch: batchNumber,
+        row: batchRow ?? tableRow,
+        ...(column ? { column } : {}),
+        sqlState: db.code,
+      },
       { cause: error },
     );
   }
@@ -204,13 +249,19 @@ interface DatabaseErrorLike {
 function databaseError(error: unknown): DatabaseErrorLike | undefined {
   if (!(error instanceof Error)) return undefined;
   const e = error as Error & { code?: unknown; severity?: unknown };
-  return typeof e.code === 'string' && typeof e.severity === 'string' ? (e as unknown as DatabaseErrorLike) : undefined;
+  return typeof e.code === 'string' && typeof e.severity === 'string'
+    ? (e as unknown as DatabaseErrorLike)
+    : undefined;
 }
 
 function asBatchError(error: unknown, batchNumber: number): unknown {
   if (error instanceof RowError && error.context.batch === undefined) {
     // Caught while encoding, where the batch number is not known: with several batches, say which.
-    return new RowError(`Batch ${batchNumber}: ${error.message}`, { ...error.context, batch: batchNumber }, { cause: error.cause });
+    return new RowError(
+      `Batch ${batchNumber}: ${error.message}`,
+      { ...error.context, batch: batchNumber },
+      { cause: error.cause },
+    );
   }
   if (error instanceof PgBulkIngestError) return error;
   const db = databaseError(error);

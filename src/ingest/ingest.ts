@@ -5,7 +5,13 @@
 import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import { highWatermarkOf, parseComment, readTableComment } from './high-watermark.ts';
-import { type BatchContext, type BatchHooks, type BatchReport, ingestBatch, type ResolvedOptions } from './ingest-batch.ts';
+import {
+  type BatchContext,
+  type BatchHooks,
+  type BatchReport,
+  ingestBatch,
+  type ResolvedOptions,
+} from './ingest-batch.ts';
 import { relationOid } from './live-table.ts';
 import {
   type Batch,
@@ -47,20 +53,34 @@ export async function runIngest(
   assertTables(tables);
   const resolved = resolveOptions(options);
   await assertNotInTransaction(client);
-  const startingWatermark = await startingHighWatermark(client, tables[0] as IngestTable, resolved.highWatermark);
+  const startingWatermark = await startingHighWatermark(
+    client,
+    tables[0] as IngestTable,
+    resolved.highWatermark,
+  );
 
   let batchNumber = 0;
   for await (const batch of batches(startingWatermark)) {
     batchNumber += 1;
     assertBatchShape(batch, batchNumber);
-    const context: BatchContext = { tables, options: resolved, batchNumber, isFirst: batchNumber === 1, ...(hooks ? { hooks } : {}) };
+    const context: BatchContext = {
+      tables,
+      options: resolved,
+      batchNumber,
+      isFirst: batchNumber === 1,
+      ...(hooks ? { hooks } : {}),
+    };
     const report = await ingestBatch(client, context, batch);
     onBatch?.(report);
   }
   if (batchNumber === 0) await createMissingTables(client, tables);
 }
 
-async function startingHighWatermark(client: pg.ClientBase, first: IngestTable, option: Json): Promise<Json | null> {
+async function startingHighWatermark(
+  client: pg.ClientBase,
+  first: IngestTable,
+  option: Json,
+): Promise<Json | null> {
   if (option === HighWatermark.EARLIEST) return null;
   if (option !== HighWatermark.LATEST) return option;
   const comment = await readTableComment(client, first.schema, first.name);
@@ -74,7 +94,8 @@ async function createMissingTables(client: pg.ClientBase, tables: readonly Inges
     for (const table of tables) {
       if ((await relationOid(client, table.schema, table.name)) !== null) continue;
       const prepared = await prepareTable(client, table, Delete.OFF);
-      for (const sql of createIndexesSql(qualifiedName(table.schema, prepared.relationName), table)) await client.query(sql);
+      for (const sql of createIndexesSql(qualifiedName(table.schema, prepared.relationName), table))
+        await client.query(sql);
     }
     await client.query('COMMIT');
   } catch (error) {
@@ -97,17 +118,23 @@ function resolveOptions(options: IngestOptions): ResolvedOptions {
   expectOneOf('upsert', resolved.upsert, Object.values(Upsert));
   expectOneOf('delete', resolved.delete, Object.values(Delete));
   if (!Number.isInteger(resolved.maxRowsPerTableBuffer) || resolved.maxRowsPerTableBuffer < 1) {
-    throw invalidOption(`Expected \`maxRowsPerTableBuffer\` to be an integer >= 1, got \`${resolved.maxRowsPerTableBuffer}\``);
+    throw invalidOption(
+      `Expected \`maxRowsPerTableBuffer\` to be an integer >= 1, got \`${resolved.maxRowsPerTableBuffer}\``,
+    );
   }
   if (typeof resolved.onBeforeVisible !== 'function') {
-    throw invalidOption(`Expected \`onBeforeVisible\` to be a function, got ${typeof resolved.onBeforeVisible}`);
+    throw invalidOption(
+      `Expected \`onBeforeVisible\` to be a function, got ${typeof resolved.onBeforeVisible}`,
+    );
   }
   return resolved;
 }
 
 function expectOneOf(name: string, value: unknown, allowed: readonly string[]): void {
   if (!allowed.includes(value as string)) {
-    throw invalidOption(`Expected \`${name}\` to be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got \`${String(value)}\``);
+    throw invalidOption(
+      `Expected \`${name}\` to be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got \`${String(value)}\``,
+    );
   }
 }
 
@@ -120,7 +147,11 @@ function assertTables(tables: readonly IngestTable[]): void {
     throw invalidOption('Expected `tables` to be a non-empty array of tables from defineTable()');
   }
   tables.forEach((t, i) => {
-    if (!t || !Array.isArray(t.columns) || t.columns.some((c: { parsedType?: unknown }) => c.parsedType === undefined)) {
+    if (
+      !t ||
+      !Array.isArray(t.columns) ||
+      t.columns.some((c: { parsedType?: unknown }) => c.parsedType === undefined)
+    ) {
       throw invalidOption(`Expected \`tables[${i}]\` to be a table returned by defineTable()`);
     }
   });
@@ -154,7 +185,13 @@ function assertBatchShape(batch: Batch, batchNumber: number): void {
     throw invalidOption(`Batch ${batchNumber} must be a [highWatermark, metadata, rows] tuple`);
   }
   const rows = batch[2] as unknown as Record<symbol, unknown> | null;
-  if (rows === null || typeof rows !== 'object' || !(Symbol.iterator in rows || Symbol.asyncIterator in rows)) {
-    throw invalidOption(`Batch ${batchNumber}: rows must be an iterable or async iterable of [table, values]`);
+  if (
+    rows === null ||
+    typeof rows !== 'object' ||
+    !(Symbol.iterator in rows || Symbol.asyncIterator in rows)
+  ) {
+    throw invalidOption(
+      `Batch ${batchNumber}: rows must be an iterable or async iterable of [table, values]`,
+    );
   }
 }

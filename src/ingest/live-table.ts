@@ -38,7 +38,11 @@ const INDEXES_SQL = `
     JOIN pg_am am ON am.oid = ic.relam
    WHERE i.indrelid = $1`;
 
-export async function relationOid(client: pg.ClientBase, schema: string, name: string): Promise<number | null> {
+export async function relationOid(
+  client: pg.ClientBase,
+  schema: string,
+  name: string,
+): Promise<number | null> {
   const { rows } = await client.query<{ oid: number }>(
     `SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
@@ -50,10 +54,13 @@ export async function relationOid(client: pg.ClientBase, schema: string, name: s
 export async function describeRelation(client: pg.ClientBase, oid: number): Promise<TableShape> {
   const columns = (await client.query(COLUMNS_SQL, [oid])).rows;
   const indexRows = (
-    await client.query<{ primary: boolean; unique: boolean; method: string; expression: boolean; columns: string[] }>(
-      INDEXES_SQL,
-      [oid],
-    )
+    await client.query<{
+      primary: boolean;
+      unique: boolean;
+      method: string;
+      expression: boolean;
+      columns: string[];
+    }>(INDEXES_SQL, [oid])
   ).rows;
   const primary = indexRows.find((i) => i.primary);
   return {
@@ -83,11 +90,17 @@ export async function describeDefinition(client: pg.ClientBase, table: IngestTab
   if (known) return known;
   const probe = quoteIdent(`_pgbi_probe_${process.pid}`);
   await client.query(`${createTableSql(`pg_temp.${probe}`, table, { temporary: true })} ON COMMIT DROP`);
-  const { rows } = await client.query<{ oid: number }>(`SELECT $1::regclass::oid AS oid`, [`pg_temp.${probe}`]);
+  const { rows } = await client.query<{ oid: number }>(`SELECT $1::regclass::oid AS oid`, [
+    `pg_temp.${probe}`,
+  ]);
   const shape = await describeRelation(client, rows[0]?.oid as number);
   await client.query(`DROP TABLE pg_temp.${probe}`);
-  const result = { ...shape, indexes: table.indexes.map((i) => indexKey(i.unique, i.using, i.columns)).sort() };
-  if (definitionShapes.size >= MAX_REMEMBERED_SHAPES) definitionShapes.delete(definitionShapes.keys().next().value as string);
+  const result = {
+    ...shape,
+    indexes: table.indexes.map((i) => indexKey(i.unique, i.using, i.columns)).sort(),
+  };
+  if (definitionShapes.size >= MAX_REMEMBERED_SHAPES)
+    definitionShapes.delete(definitionShapes.keys().next().value as string);
   definitionShapes.set(key, result);
   return result;
 }

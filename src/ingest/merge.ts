@@ -23,7 +23,12 @@ export function ordinalColumnName(table: IngestTable): string {
   return name;
 }
 
-export async function createStagingTable(client: pg.ClientBase, table: IngestTable, name: string, ordinal: string) {
+export async function createStagingTable(
+  client: pg.ClientBase,
+  table: IngestTable,
+  name: string,
+  ordinal: string,
+) {
   // Same types and NOT NULLs as the target, so a bad value fails in COPY, where its line is known.
   const columns = table.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.nullable ? '' : ' NOT NULL'}`);
   await client.query(
@@ -40,7 +45,9 @@ export async function mergeStagedRows(
 ): Promise<number> {
   const names = table.columns.map((c) => c.name);
   const key = columnList(table.primaryKey);
-  const updates = names.filter((n) => !table.primaryKey.includes(n)).map((n) => `${quoteIdent(n)} = EXCLUDED.${quoteIdent(n)}`);
+  const updates = names
+    .filter((n) => !table.primaryKey.includes(n))
+    .map((n) => `${quoteIdent(n)} = EXCLUDED.${quoteIdent(n)}`);
   const onConflict = updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING';
   const result = await client.query(
     `INSERT INTO ${qualifiedName(table.schema, targetName)} (${columnList(names)})

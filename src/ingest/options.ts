@@ -60,7 +60,11 @@ export interface IngestOptions {
   /** @default Delete.OFF */
   readonly delete?: Delete;
   /** Runs inside each batch's transaction just before commit, once per table of the batch. @default no-op */
-  readonly onBeforeVisible?: (client: pg.ClientBase, table: IngestTable, batchMetadata: unknown) => Promise<void> | void;
+  readonly onBeforeVisible?: (
+    client: pg.ClientBase,
+    table: IngestTable,
+    batchMetadata: unknown,
+  ) => Promise<void> | void;
   /** Most rows held in memory per table while another table's rows stream into COPY. @default 10000 */
   readonly maxRowsPerTableBuffer?: number;
   /** Cancel, then terminate, backends that block a table swap; `false` waits for them forever. @default {} (the delays above) */

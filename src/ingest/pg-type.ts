@@ -58,7 +58,8 @@ const BASE_TYPES: ReadonlyMap<string, number> = new Map([
 ]);
 
 const TIME_ZONE_SUFFIX = /\s+with(?:out)?\s+time\s+zone$/;
-const TYPE_SHAPE = /^([a-z][a-z0-9]*(?:\s+[a-z][a-z0-9]*)?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?((?:\s*\[\s*\d*\s*\])*)$/;
+const TYPE_SHAPE =
+  /^([a-z][a-z0-9]*(?:\s+[a-z][a-z0-9]*)?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?((?:\s*\[\s*\d*\s*\])*)$/;
 
 export interface ParsedType {
   /** The base type's name, lower case, e.g. `varchar` or `timestamp`. */

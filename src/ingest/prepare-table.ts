@@ -9,9 +9,9 @@
  * - otherwise the live table takes the rows.
  */
 import type pg from 'pg';
-import { type Delete, Delete as DeleteMode } from './options.ts';
 import { readTableComment } from './high-watermark.ts';
 import { describeDefinition, describeRelation, relationOid, shapeDifferences } from './live-table.ts';
+import { type Delete, Delete as DeleteMode } from './options.ts';
 import { columnList, qualifiedName, quoteIdent, temporaryRelationName } from './sql.ts';
 import { createTableSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
@@ -30,14 +30,21 @@ export interface PreparedTable {
   readonly liveComment?: string | null;
 }
 
-export async function prepareTable(client: pg.ClientBase, table: IngestTable, deleteMode: Delete): Promise<PreparedTable> {
+export async function prepareTable(
+  client: pg.ClientBase,
+  table: IngestTable,
+  deleteMode: Delete,
+): Promise<PreparedTable> {
   await ensureSchema(client, table.schema);
   const oid = await relationOid(client, table.schema, table.name);
   if (oid === null) {
     await client.query(createTableSql(qualifiedName(table.schema, table.name), table));
     return { table, relationName: table.name, buildIndexes: true, replacesLive: false, migration: [] };
   }
-  const differences = shapeDifferences(await describeRelation(client, oid), await describeDefinition(client, table));
+  const differences = shapeDifferences(
+    await describeRelation(client, oid),
+    await describeDefinition(client, table),
+  );
   const deleting = deleteMode === DeleteMode.BEFORE_FIRST_BATCH;
   if (differences.length === 0 && !deleting) {
     return { table, relationName: table.name, buildIndexes: false, replacesLive: false, migration: [] };
@@ -46,7 +53,14 @@ export async function prepareTable(client: pg.ClientBase, table: IngestTable, de
   await client.query(createTableSql(qualifiedName(table.schema, replacement), table));
   if (!deleting) await copyKeptColumns(client, table, oid, replacement);
   const liveComment = await readTableComment(client, table.schema, table.name);
-  return { table, relationName: replacement, buildIndexes: true, replacesLive: true, migration: differences, liveComment };
+  return {
+    table,
+    relationName: replacement,
+    buildIndexes: true,
+    replacesLive: true,
+    migration: differences,
+    liveComment,
+  };
 }
 
 async function ensureSchema(client: pg.ClientBase, schema: string): Promise<void> {

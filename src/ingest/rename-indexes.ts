@@ -7,7 +7,12 @@
 import type pg from 'pg';
 import { MAX_IDENTIFIER_BYTES, qualifiedName, quoteIdent } from './sql.ts';
 
-export async function renameReplacementIndexes(client: pg.ClientBase, schema: string, table: string, replacementName: string) {
+export async function renameReplacementIndexes(
+  client: pg.ClientBase,
+  schema: string,
+  table: string,
+  replacementName: string,
+) {
   const { rows } = await client.query<{ name: string }>(
     `SELECT ic.relname::text AS name
        FROM pg_index i
@@ -24,7 +29,8 @@ export async function renameReplacementIndexes(client: pg.ClientBase, schema: st
       [schema, wanted],
     );
     // Renaming a primary key's or unique constraint's index renames the constraint too.
-    if (rowCount === 0) await client.query(`ALTER INDEX ${qualifiedName(schema, name)} RENAME TO ${quoteIdent(wanted)}`);
+    if (rowCount === 0)
+      await client.query(`ALTER INDEX ${qualifiedName(schema, name)} RENAME TO ${quoteIdent(wanted)}`);
   }
 }
 

@@ -6,7 +6,11 @@ import { columnList, quoteIdent } from './sql.ts';
 import type { IngestTable } from './table-definition.ts';
 
 /** `CREATE TABLE` with columns, NOT NULL and the primary key; other indexes come later (faster after the load). */
-export function createTableSql(relation: string, table: IngestTable, options: { temporary?: boolean } = {}): string {
+export function createTableSql(
+  relation: string,
+  table: IngestTable,
+  options: { temporary?: boolean } = {},
+): string {
   const columns = table.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.nullable ? '' : ' NOT NULL'}`);
   if (table.primaryKey.length > 0) columns.push(`PRIMARY KEY (${columnList(table.primaryKey)})`);
   return `CREATE ${options.temporary ? 'TEMPORARY ' : ''}TABLE ${relation} (${columns.join(', ')})`;
@@ -15,6 +19,7 @@ export function createTableSql(relation: string, table: IngestTable, options: { 
 /** One `CREATE INDEX` per index of the definition. PostgreSQL picks free names for them. */
 export function createIndexesSql(relation: string, table: IngestTable): string[] {
   return table.indexes.map(
-    (i) => `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX ON ${relation} USING ${i.using} (${columnList(i.columns)})`,
+    (i) =>
+      `CREATE ${i.unique ? 'UNIQUE ' : ''}INDEX ON ${relation} USING ${i.using} (${columnList(i.columns)})`,
   );
 }

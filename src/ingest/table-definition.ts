@@ -53,14 +53,22 @@ export const tableDefinitionSchema = z
     const seen = new Set<string>();
     table.columns.forEach((column, i) => {
       if (seen.has(column.name)) {
-        ctx.addIssue({ code: 'custom', path: ['columns', i, 'name'], message: `duplicate column "${column.name}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['columns', i, 'name'],
+          message: `duplicate column "${column.name}"`,
+        });
       }
       seen.add(column.name);
     });
     table.indexes.forEach((index, i) => {
       index.columns.forEach((name, j) => {
         if (!seen.has(name)) {
-          ctx.addIssue({ code: 'custom', path: ['indexes', i, 'columns', j], message: `names missing column "${name}"` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['indexes', i, 'columns', j],
+            message: `names missing column "${name}"`,
+          });
         }
       });
     });
@@ -107,7 +115,9 @@ export function defineTable(definition: TableDefinitionInput): IngestTable {
         : 'Table definition';
     const issue = result.error.issues[0];
     const path = issue ? formatPath(issue.path) : '';
-    const message = result.error.issues.map((i) => `${formatPath(i.path) || '(root)'}: ${i.message}`).join('; ');
+    const message = result.error.issues
+      .map((i) => `${formatPath(i.path) || '(root)'}: ${i.message}`)
+      .join('; ');
     throw new TableDefinitionError(`${where}: ${message}`, {
       table: where === 'Table definition' ? undefined : `${raw?.schema}.${raw?.name}`,
       path,
@@ -121,19 +131,27 @@ export function defineTable(definition: TableDefinitionInput): IngestTable {
     return Object.freeze({ ...c, nullable, parsedType: Object.freeze(parsedType) });
   });
   const indexes: IndexDefinition[] = [
-    ...columns.filter((c) => c.unique).map((c) => ({ columns: [c.name], using: 'btree' as const, unique: true })),
-    ...columns.filter((c) => c.index).map((c) => ({ columns: [c.name], using: 'btree' as const, unique: false })),
+    ...columns
+      .filter((c) => c.unique)
+      .map((c) => ({ columns: [c.name], using: 'btree' as const, unique: true })),
+    ...columns
+      .filter((c) => c.index)
+      .map((c) => ({ columns: [c.name], using: 'btree' as const, unique: false })),
     ...table.indexes,
   ];
   return Object.freeze({
     schema: table.schema,
     name: table.name,
     columns: Object.freeze(columns),
-    indexes: Object.freeze(indexes.map((i) => Object.freeze({ ...i, columns: Object.freeze([...i.columns]) }))),
+    indexes: Object.freeze(
+      indexes.map((i) => Object.freeze({ ...i, columns: Object.freeze([...i.columns]) })),
+    ),
     primaryKey: Object.freeze(columns.filter((c) => c.primaryKey).map((c) => c.name)),
   });
 }
 
 function formatPath(path: readonly PropertyKey[]): string {
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('');
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
 }

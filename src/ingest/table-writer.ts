@@ -3,7 +3,7 @@
  * encoded, how many rows it has had, and the rows waiting while another table's COPY runs.
  */
 import { RowError } from '../errors.ts';
-import { type ValueEncoder, ValueEncodingError, encoderFor } from './copy-encoding.ts';
+import { encoderFor, type ValueEncoder, ValueEncodingError } from './copy-encoding.ts';
 import { columnList, qualifiedName } from './sql.ts';
 import type { IngestTable } from './table-definition.ts';
 
@@ -39,11 +39,16 @@ export class TableWriter {
   encode(values: unknown, batchRow: number): string {
     const encoders = this.#encoders;
     if (!Array.isArray(values) || values.length !== encoders.length) {
-      const got = Array.isArray(values) ? `${values.length} values` : `a ${typeof values}, not an array of values`;
-      throw new RowError(`Row ${batchRow} of the batch for ${this.#label} has ${got}; the table has ${encoders.length} columns`, {
-        table: this.#label,
-        row: batchRow,
-      });
+      const got = Array.isArray(values)
+        ? `${values.length} values`
+        : `a ${typeof values}, not an array of values`;
+      throw new RowError(
+        `Row ${batchRow} of the batch for ${this.#label} has ${got}; the table has ${encoders.length} columns`,
+        {
+          table: this.#label,
+          row: batchRow,
+        },
+      );
     }
     this.rowCount += 1;
     let line = this.ordinalColumn ? `${this.rowCount}\t` : '';
@@ -53,11 +58,14 @@ export class TableWriter {
       } catch (error) {
         if (!(error instanceof ValueEncodingError)) throw error;
         const column = this.table.columns[i]?.name ?? String(i);
-        throw new RowError(`Row ${batchRow} of the batch for ${this.#label}, column "${column}": value ${error.message}`, {
-          table: this.#label,
-          row: batchRow,
-          column,
-        });
+        throw new RowError(
+          `Row ${batchRow} of the batch for ${this.#label}, column "${column}": value ${error.message}`,
+          {
+            table: this.#label,
+            row: batchRow,
+            column,
+          },
+        );
       }
       line += i === encoders.length - 1 ? '\n' : '\t';
     }

@@ -4,16 +4,24 @@
  */
 import { z } from 'zod';
 import { PgBulkIngestError } from '../errors.ts';
-import { DEFAULT_DATABASE_URL, DEFAULT_PREFIX, DEFAULT_QUEUE_NAME, DEFAULT_REDIS_URL } from '../queue/queue-config.ts';
+import {
+  DEFAULT_DATABASE_URL,
+  DEFAULT_PREFIX,
+  DEFAULT_QUEUE_NAME,
+  DEFAULT_REDIS_URL,
+} from '../queue/queue-config.ts';
 
 const url = (protocols: string[]) =>
-  z.string().refine((value) => {
-    try {
-      return protocols.includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, `expected a ${protocols.map((p) => `${p}//`).join(' or ')} URL`);
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `expected a ${protocols.map((p) => `${p}//`).join(' or ')} URL`,
+  );
 
 export const connectionConfigSchema = z.object({
   databaseUrl: url(['postgres:', 'postgresql:']).default(DEFAULT_DATABASE_URL),
@@ -45,7 +53,11 @@ export type WorkerConfig = z.output<typeof workerConfigSchema>;
 /** Where each setting comes from, for error messages: `--concurrency / WORKER_CONCURRENCY`. */
 export type SettingSources = Readonly<Record<string, string>>;
 
-export function parseConfig<S extends z.ZodType>(schema: S, input: Record<string, unknown>, sources: SettingSources): z.output<S> {
+export function parseConfig<S extends z.ZodType>(
+  schema: S,
+  input: Record<string, unknown>,
+  sources: SettingSources,
+): z.output<S> {
   // Unset values must not shadow defaults: drop undefined and empty strings.
   const present = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined && v !== ''));
   const result = schema.safeParse(present);

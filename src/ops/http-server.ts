@@ -3,11 +3,15 @@
  * `/healthz` (the process is up), `/readyz` (PostgreSQL and Redis answer), plus any routes the
  * process adds (the gateway's). Plain node:http: there are only a handful of routes.
  */
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
-export type RouteHandler = (request: IncomingMessage, response: ServerResponse, params: Record<string, string>) => Promise<void>;
+export type RouteHandler = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  params: Record<string, string>,
+) => Promise<void>;
 
 export interface Route {
   readonly method: 'GET' | 'POST';
@@ -42,7 +46,8 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
   ];
   const server = createServer((request, response) => {
     dispatch(routes, request, response).catch((error: unknown) => {
-      if (!response.headersSent) sendJson(response, 500, { error: error instanceof Error ? error.message : String(error) });
+      if (!response.headersSent)
+        sendJson(response, 500, { error: error instanceof Error ? error.message : String(error) });
       else response.destroy();
     });
   });
@@ -66,7 +71,9 @@ async function dispatch(routes: readonly Route[], request: IncomingMessage, resp
     pathMatched = true;
     if (route.method === request.method) return route.handler(request, response, params);
   }
-  sendJson(response, pathMatched ? 405 : 404, { error: pathMatched ? `${request.method} not allowed on ${path}` : `No route ${path}` });
+  sendJson(response, pathMatched ? 405 : 404, {
+    error: pathMatched ? `${request.method} not allowed on ${path}` : `No route ${path}`,
+  });
 }
 
 function matchPath(pattern: string, path: string): Record<string, string> | undefined {
@@ -105,7 +112,10 @@ async function sendReadiness(response: ServerResponse, checks: OpsServerOptions[
     }),
   );
   const ready = results.every(([, result]) => result === 'ok');
-  sendJson(response, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) });
+  sendJson(response, ready ? 200 : 503, {
+    status: ready ? 'ready' : 'not ready',
+    checks: Object.fromEntries(results),
+  });
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

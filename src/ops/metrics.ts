@@ -11,7 +11,7 @@
  *   value, so aggregate them with `max by (stream)`, never `sum`.
  * Labels are bounded: stream, table, outcome, phase, state, action; never a batch or a seq.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { StreamInfo } from '../queue/stream-store.ts';
 
 /** What happened to a batch in a worker. `skipped` is an operator's act: see pgbi_stream_skipped_batches. */
@@ -128,28 +128,51 @@ export class PgbiMetrics {
     collect: () => this.#currentSnapshot().then(() => undefined), // so this scrape's failure is counted in it
   });
 
-  readonly queueJobs = this.#stateGauge('pgbi_queue_jobs', 'BullMQ jobs (kicks and foreign batch jobs) by state, cluster-wide', ['state'], (g, s) => {
-    for (const [state, count] of Object.entries(s.jobCounts)) g.set({ state }, count);
-  });
+  readonly queueJobs = this.#stateGauge(
+    'pgbi_queue_jobs',
+    'BullMQ jobs (kicks and foreign batch jobs) by state, cluster-wide',
+    ['state'],
+    (g, s) => {
+      for (const [state, count] of Object.entries(s.jobCounts)) g.set({ state }, count);
+    },
+  );
 
-  readonly streamLag = this.#stateGauge('pgbi_stream_lag_batches', 'Batches enqueued and not yet committed (enqueued seq - committed seq), by stream', ['stream'], (g, s) => {
-    for (const info of s.streams) g.set({ stream: info.stream }, Math.max(0, info.enqueuedSeq - info.committedSeq));
-  });
+  readonly streamLag = this.#stateGauge(
+    'pgbi_stream_lag_batches',
+    'Batches enqueued and not yet committed (enqueued seq - committed seq), by stream',
+    ['stream'],
+    (g, s) => {
+      for (const info of s.streams)
+        g.set({ stream: info.stream }, Math.max(0, info.enqueuedSeq - info.committedSeq));
+    },
+  );
 
-  readonly streamPendingBytes = this.#stateGauge('pgbi_stream_pending_bytes', 'Wire bytes of the batches waiting in Redis, by stream', ['stream'], (g, s) => {
-    for (const info of s.streams) g.set({ stream: info.stream }, info.pendingBytes);
-  });
+  readonly streamPendingBytes = this.#stateGauge(
+    'pgbi_stream_pending_bytes',
+    'Wire bytes of the batches waiting in Redis, by stream',
+    ['stream'],
+    (g, s) => {
+      for (const info of s.streams) g.set({ stream: info.stream }, info.pendingBytes);
+    },
+  );
 
-  readonly streamBlocked = this.#stateGauge('pgbi_stream_blocked', '1 when the stream is stopped at a parked batch (until skip or retry), else 0', ['stream'], (g, s) => {
-    for (const info of s.streams) g.set({ stream: info.stream }, info.blocked ? 1 : 0);
-  });
+  readonly streamBlocked = this.#stateGauge(
+    'pgbi_stream_blocked',
+    '1 when the stream is stopped at a parked batch (until skip or retry), else 0',
+    ['stream'],
+    (g, s) => {
+      for (const info of s.streams) g.set({ stream: info.stream }, info.blocked ? 1 : 0);
+    },
+  );
 
   readonly streamLastCommitAge = this.#stateGauge(
     'pgbi_stream_last_commit_age_seconds',
     'Seconds since the stream last committed a batch (absent until its first commit)',
     ['stream'],
     (g, s) => {
-      for (const info of s.streams) if (info.committedAt !== null) g.set({ stream: info.stream }, Math.max(0, (s.at - info.committedAt) / 1000));
+      for (const info of s.streams)
+        if (info.committedAt !== null)
+          g.set({ stream: info.stream }, Math.max(0, (s.at - info.committedAt) / 1000));
     },
   );
 
@@ -185,7 +208,12 @@ export class PgbiMetrics {
     return this.registry.getMetricsAsArray().map((metric) => metric.name);
   }
 
-  #stateGauge<L extends string>(name: MetricName, help: string, labelNames: readonly L[], fill: (gauge: Gauge<L>, snapshot: StateSnapshot) => void): Gauge<L> {
+  #stateGauge<L extends string>(
+    name: MetricName,
+    help: string,
+    labelNames: readonly L[],
+    fill: (gauge: Gauge<L>, snapshot: StateSnapshot) => void,
+  ): Gauge<L> {
     const metrics = this;
     return new Gauge<L>({
       name,

@@ -3,9 +3,9 @@
  * and its view of Redis (plus one small PostgreSQL query) fills the state gauges at scrape time.
  */
 import pg from 'pg';
+import type { CommittedBatch } from '../queue/apply-stream.ts';
 import { tableKey } from '../queue/batch-contract.ts';
 import { STATE_SCHEMA } from '../queue/stream-state.ts';
-import type { CommittedBatch } from '../queue/apply-stream.ts';
 import type { Worker, WorkerEvents } from '../queue/worker.ts';
 import type { BatchPhase, PgbiMetrics, StateSnapshot } from './metrics.ts';
 
@@ -27,22 +27,30 @@ export type MetricsWorker = Pick<Worker, 'on' | 'off' | 'jobCounts' | 'streams'>
  * Counts `worker`'s events in `metrics` and makes its state the source of the state gauges.
  * Returns a function that detaches it again (and closes the PostgreSQL connection).
  */
-export function attachWorkerMetrics(metrics: PgbiMetrics, worker: MetricsWorker, options: WorkerMetricsOptions = {}): () => Promise<void> {
+export function attachWorkerMetrics(
+  metrics: PgbiMetrics,
+  worker: MetricsWorker,
+  options: WorkerMetricsOptions = {},
+): () => Promise<void> {
   const listeners: { [E in keyof WorkerEvents]?: (...args: WorkerEvents[E]) => void } = {
     committed: (batch) => recordCommitted(metrics, batch),
     duplicate: ({ stream }) => metrics.batches.inc({ stream, outcome: 'duplicate' }),
     retried: ({ stream }) => metrics.batches.inc({ stream, outcome: 'retried' }),
     parked: ({ stream }) => metrics.batches.inc({ stream: stream ?? UNKNOWN_STREAM, outcome: 'parked' }),
   };
-  for (const [event, listener] of Object.entries(listeners)) worker.on(event as 'committed', listener as () => void);
+  for (const [event, listener] of Object.entries(listeners))
+    worker.on(event as 'committed', listener as () => void);
 
-  const pool = options.databaseUrl ? new pg.Pool({ connectionString: options.databaseUrl, max: 1, idleTimeoutMillis: 60_000 }) : undefined;
+  const pool = options.databaseUrl
+    ? new pg.Pool({ connectionString: options.databaseUrl, max: 1, idleTimeoutMillis: 60_000 })
+    : undefined;
   // A broken idle connection must not crash the worker: the next scrape reconnects.
   pool?.on('error', () => undefined);
   metrics.setStateLoader(() => loadSnapshot(worker, pool));
 
   return async () => {
-    for (const [event, listener] of Object.entries(listeners)) worker.off(event as 'committed', listener as () => void);
+    for (const [event, listener] of Object.entries(listeners))
+      worker.off(event as 'committed', listener as () => void);
     metrics.setStateLoader(undefined);
     await pool?.end();
   };
@@ -58,13 +66,20 @@ function recordCommitted(metrics: PgbiMetrics, batch: CommittedBatch): void {
   metrics.latencySeconds.observe({ stream }, Math.max(0, Date.now() - header.enqueuedAt) / 1000);
   // inc by 0 too: the series exists from the stream's first commit on.
   metrics.migrations.inc({ stream }, report.migratedTables);
-  if (report.cancelledBackends > 0) metrics.blockingBackends.inc({ action: 'cancelled' }, report.cancelledBackends);
-  if (report.terminatedBackends > 0) metrics.blockingBackends.inc({ action: 'terminated' }, report.terminatedBackends);
+  if (report.cancelledBackends > 0)
+    metrics.blockingBackends.inc({ action: 'cancelled' }, report.cancelledBackends);
+  if (report.terminatedBackends > 0)
+    metrics.blockingBackends.inc({ action: 'terminated' }, report.terminatedBackends);
 }
 
 async function loadSnapshot(worker: MetricsWorker, pool: pg.Pool | undefined): Promise<StateSnapshot> {
   const [jobCounts, streams] = await Promise.all([worker.jobCounts(), worker.streams()]);
-  const skipped = pool ? await skippedBatchCounts(pool, streams.map((s) => s.stream)) : null;
+  const skipped = pool
+    ? await skippedBatchCounts(
+        pool,
+        streams.map((s) => s.stream),
+      )
+    : null;
   return { jobCounts, streams, skipped, at: Date.now() };
 }
 

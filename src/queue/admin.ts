@@ -18,8 +18,14 @@ import {
   kickJobId,
   type QueueNames,
 } from './queue-config.ts';
-import { committedSeq, committedState, ensureStateTables, lockStreamAndTables, recordSkip } from './stream-state.ts';
-import { StreamStore, connectRedis } from './stream-store.ts';
+import {
+  committedSeq,
+  committedState,
+  ensureStateTables,
+  lockStreamAndTables,
+  recordSkip,
+} from './stream-state.ts';
+import { connectRedis, StreamStore } from './stream-store.ts';
 
 export interface StreamStatus {
   readonly stream: string;
@@ -51,7 +57,10 @@ export class StreamAdmin {
   readonly #queue: Queue<KickData>;
 
   constructor(options: AdminOptions = {}) {
-    this.#pool = new pg.Pool({ connectionString: options.databaseUrl ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL, max: 2 });
+    this.#pool = new pg.Pool({
+      connectionString: options.databaseUrl ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL,
+      max: 2,
+    });
     this.#redis = connectRedis(options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL);
     this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
     this.#queue = new Queue<KickData>(options.queueName ?? DEFAULT_QUEUE_NAME, { connection: this.#redis });
@@ -74,7 +83,9 @@ export class StreamAdmin {
       pendingBytes: info.pendingBytes,
       highWatermark: state.highWatermark,
       lastCommitAt: state.committedAt,
-      blocked: info.blocked ? { seq: info.blocked.seq, reason: info.blocked.reason, since: new Date(info.blocked.at) } : null,
+      blocked: info.blocked
+        ? { seq: info.blocked.seq, reason: info.blocked.reason, since: new Date(info.blocked.at) }
+        : null,
     };
   }
 
@@ -92,9 +103,13 @@ export class StreamAdmin {
       await client.query('BEGIN');
       await lockStreamAndTables(client, stream, []);
       skipped = (await committedSeq(client, stream)) + 1;
-      if (skipped > info.enqueuedSeq) throw adminError(`Stream ${stream} has no pending batch to skip (committed ${skipped - 1})`, stream);
+      if (skipped > info.enqueuedSeq)
+        throw adminError(`Stream ${stream} has no pending batch to skip (committed ${skipped - 1})`, stream);
       if (options.seq !== undefined && options.seq !== skipped) {
-        throw adminError(`Stream ${stream}: the next batch is ${skipped}, not ${options.seq}; only the next batch can be skipped`, stream);
+        throw adminError(
+          `Stream ${stream}: the next batch is ${skipped}, not ${options.seq}; only the next batch can be skipped`,
+          stream,
+        );
       }
       const header = await this.#store.header(stream, skipped);
       const reason = options.reason ?? info.blocked?.reason ?? 'skipped by an operator';
@@ -126,7 +141,11 @@ export class StreamAdmin {
   }
 
   async #kick(stream: string, discriminator: string) {
-    await this.#queue.add(KICK_JOB, { stream }, { ...KICK_JOB_OPTIONS, jobId: kickJobId(stream, discriminator) });
+    await this.#queue.add(
+      KICK_JOB,
+      { stream },
+      { ...KICK_JOB_OPTIONS, jobId: kickJobId(stream, discriminator) },
+    );
   }
 }
 

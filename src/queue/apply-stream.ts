@@ -3,13 +3,19 @@
  * See docs/queue.md for why this is safe whoever runs it, however often, and whenever it dies.
  */
 import type pg from 'pg';
-import type { BatchReport } from '../ingest/ingest-batch.ts';
 import { runIngest } from '../ingest/ingest.ts';
+import type { BatchReport } from '../ingest/ingest-batch.ts';
 import { type BlockingBackendsOptions, HighWatermark, type Row } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
-import { InvalidBatchError, fromWireValue, parseBatchJob, tableKey, validateWireRows } from './batch-contract.ts';
-import type { BatchHeader, StreamStore } from './stream-store.ts';
+import {
+  fromWireValue,
+  InvalidBatchError,
+  parseBatchJob,
+  tableKey,
+  validateWireRows,
+} from './batch-contract.ts';
 import { committedSeq, committedState, lockStreamAndTables, recordCommit } from './stream-state.ts';
+import type { BatchHeader, StreamStore } from './stream-store.ts';
 
 export interface CommittedBatch {
   readonly stream: string;
@@ -34,7 +40,9 @@ export class BatchApplyFailure extends Error {
   readonly seq: number;
 
   constructor(stream: string, seq: number, cause: unknown) {
-    super(`Stream ${stream}, batch ${seq}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`Stream ${stream}, batch ${seq}: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
     this.name = 'BatchApplyFailure';
     this.stream = stream;
     this.seq = seq;
@@ -54,7 +62,12 @@ export class StreamApplier {
   /** Connections with a batch in flight, so a shutdown can abandon them. */
   readonly #active = new Set<pg.PoolClient>();
 
-  constructor(pool: pg.Pool, store: StreamStore, blockingBackends: BlockingBackendsOptions | false, hooks: ApplyHooks = {}) {
+  constructor(
+    pool: pg.Pool,
+    store: StreamStore,
+    blockingBackends: BlockingBackendsOptions | false,
+    hooks: ApplyHooks = {},
+  ) {
     this.#pool = pool;
     this.#store = store;
     this.#blockingBackends = blockingBackends;
@@ -144,20 +157,33 @@ export class StreamApplier {
 
   #parseHeader(stream: string, seq: number, header: BatchHeader) {
     const { job, tables } = parseBatchJob(
-      { version: header.version, tables: header.tables, highWatermark: header.highWatermark, metadata: header.metadata, rows: [], options: header.options },
+      {
+        version: header.version,
+        tables: header.tables,
+        highWatermark: header.highWatermark,
+        metadata: header.metadata,
+        rows: [],
+        options: header.options,
+      },
       `Stream ${stream}, batch ${seq}`,
     );
     return { tables, options: job.options };
   }
 
   /** The batch's rows, read from Redis one part at a time (memory holds one part, not the batch). */
-  async *#rows(stream: string, seq: number, header: BatchHeader, tables: readonly IngestTable[]): AsyncGenerator<Row> {
+  async *#rows(
+    stream: string,
+    seq: number,
+    header: BatchHeader,
+    tables: readonly IngestTable[],
+  ): AsyncGenerator<Row> {
     const byKey = new Map(tables.map((t) => [tableKey(t), t]));
     const label = `Stream ${stream}, batch ${seq}`;
     let rowNumber = 1;
     for (let i = 0; i < header.parts; i++) {
       const part = await this.#store.part(header.batchId, i);
-      if (part === null) throw new InvalidBatchError(`${label}: part ${i} of its rows is missing from Redis`, { stream });
+      if (part === null)
+        throw new InvalidBatchError(`${label}: part ${i} of its rows is missing from Redis`, { stream });
       validateWireRows(tables, part, label, rowNumber);
       rowNumber += part.length;
       for (const [key, values] of part) {

@@ -10,12 +10,24 @@
 import { z } from 'zod';
 import { PgBulkIngestError } from '../errors.ts';
 import { Delete, type Json, Upsert, Visibility } from '../ingest/options.ts';
-import { type IngestTable, type TableDefinitionInput, defineTable, tableDefinitionSchema } from '../ingest/table-definition.ts';
+import {
+  defineTable,
+  type IngestTable,
+  type TableDefinitionInput,
+  tableDefinitionSchema,
+} from '../ingest/table-definition.ts';
 
 export const BATCH_FORMAT_VERSION = 1;
 
 const jsonValue: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(z.string(), jsonValue)]),
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(jsonValue),
+    z.record(z.string(), jsonValue),
+  ]),
 );
 
 export const batchOptionsSchema = z.strictObject({
@@ -32,13 +44,28 @@ export const wireRowSchema = z.tuple([z.string(), z.array(z.unknown())]);
 
 export const batchJobSchema = z.strictObject({
   /** Format version; a worker refuses versions it does not know. */
-  version: z.literal(BATCH_FORMAT_VERSION).describe('Format version; a worker refuses versions it does not know'),
+  version: z
+    .literal(BATCH_FORMAT_VERSION)
+    .describe('Format version; a worker refuses versions it does not know'),
   /** The stream this batch belongs to. @default "<schema>.<table>" of the first table */
-  stream: z.string().min(1).max(512).optional().describe('The ordered stream this batch belongs to; default "<schema>.<table>" of the first table'),
+  stream: z
+    .string()
+    .min(1)
+    .max(512)
+    .optional()
+    .describe('The ordered stream this batch belongs to; default "<schema>.<table>" of the first table'),
   /** Idempotency key: enqueueing the same batchId twice on a stream enqueues it once. @default a random UUID */
-  batchId: z.string().min(1).max(200).optional().describe('Idempotency key: the same batchId enqueued twice on a stream is enqueued once'),
-  tables: z.array(tableDefinitionSchema).min(1).describe('Table definitions, as defineTable() takes them; the first holds the high watermark'),
-  highWatermark: jsonValue.describe('Stored in the first table\'s comment when the batch commits'),
+  batchId: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe('Idempotency key: the same batchId enqueued twice on a stream is enqueued once'),
+  tables: z
+    .array(tableDefinitionSchema)
+    .min(1)
+    .describe('Table definitions, as defineTable() takes them; the first holds the high watermark'),
+  highWatermark: jsonValue.describe("Stored in the first table's comment when the batch commits"),
   metadata: jsonValue.default(null).describe('Passed to onBeforeVisible; not stored'),
   rows: z.array(wireRowSchema).describe('["schema.table", [values in column order]] per row'),
   options: batchOptionsSchema.default({
@@ -54,7 +81,10 @@ export type BatchOptions = z.output<typeof batchOptionsSchema>;
 export type WireRow = readonly [table: string, values: readonly unknown[]];
 
 export class InvalidBatchError extends PgBulkIngestError {
-  constructor(message: string, context: { row?: number; column?: string; table?: string; path?: string; stream?: string }) {
+  constructor(
+    message: string,
+    context: { row?: number; column?: string; table?: string; path?: string; stream?: string },
+  ) {
     super('INVALID_BATCH_JOB', message, context);
   }
 }
@@ -73,7 +103,12 @@ export function toTableDefinitionInput(table: IngestTable): TableDefinitionInput
   return {
     schema: table.schema,
     name: table.name,
-    columns: table.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable, primaryKey: c.primaryKey })),
+    columns: table.columns.map((c) => ({
+      name: c.name,
+      type: c.type,
+      nullable: c.nullable,
+      primaryKey: c.primaryKey,
+    })),
     indexes: table.indexes.map((i) => ({ columns: [...i.columns], using: i.using, unique: i.unique })),
   };
 }
@@ -101,67 +136,114 @@ export function parseBatchJob(input: unknown, label = 'Batch'): { job: BatchJob;
 }
 
 /** Checks each wire row names a table of the batch and each value fits its column's JSON encoding. */
-export function validateWireRows(tables: readonly IngestTable[], rows: readonly WireRow[], label: string, firstRow = 1) {
+export function validateWireRows(
+  tables: readonly IngestTable[],
+  rows: readonly WireRow[],
+  label: string,
+  firstRow = 1,
+) {
   const byKey = new Map(tables.map((t) => [tableKey(t), t]));
   rows.forEach(([key, values], i) => {
     const row = firstRow + i;
     const table = byKey.get(key);
     if (!table) {
-      throw new InvalidBatchError(`${label}, row ${row}: names table "${key}", which is not one of the batch's tables (${[...byKey.keys()].join(', ')})`, { row, table: key });
+      throw new InvalidBatchError(
+        `${label}, row ${row}: names table "${key}", which is not one of the batch's tables (${[...byKey.keys()].join(', ')})`,
+        { row, table: key },
+      );
     }
     if (values.length !== table.columns.length) {
-      throw new InvalidBatchError(`${label}, row ${row} (${key}): has ${values.length} values; the table has ${table.columns.length} columns`, { row, table: key });
+      throw new InvalidBatchError(
+        `${label}, row ${row} (${key}): has ${values.length} values; the table has ${table.columns.length} columns`,
+        { row, table: key },
+      );
     }
     table.columns.forEach((column, c) => {
-      const problem = wireValueProblem(column.parsedType.base, column.parsedType.arrayDimensions, values[c], column.nullable);
+      const problem = wireValueProblem(
+        column.parsedType.base,
+        column.parsedType.arrayDimensions,
+        values[c],
+        column.nullable,
+      );
       if (problem) {
-        throw new InvalidBatchError(`${label}, row ${row} (${key}), column "${column.name}" (${column.type}): ${problem}`, { row, table: key, column: column.name });
+        throw new InvalidBatchError(
+          `${label}, row ${row} (${key}), column "${column.name}" (${column.type}): ${problem}`,
+          { row, table: key, column: column.name },
+        );
       }
     });
   });
 }
 
 const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bigint', 'int8', 'oid']);
-const NUMBER_TYPES = new Set(['real', 'float4', 'double precision', 'float8', 'float', 'numeric', 'decimal', 'money']);
+const NUMBER_TYPES = new Set([
+  'real',
+  'float4',
+  'double precision',
+  'float8',
+  'float',
+  'numeric',
+  'decimal',
+  'money',
+]);
 const INTEGER_TEXT = /^[+-]?\d+$/;
 const NUMBER_TEXT = /^([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?Infinity|NaN)$/;
 const HEX_BYTEA = /^\\x([0-9a-fA-F]{2})*$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Why a wire value cannot go into a column, or undefined if it can. */
-export function wireValueProblem(base: string, arrayDimensions: number, value: unknown, nullable: boolean): string | undefined {
+export function wireValueProblem(
+  base: string,
+  arrayDimensions: number,
+  value: unknown,
+  nullable: boolean,
+): string | undefined {
   if (value === null) return nullable ? undefined : 'is null, but the column is NOT NULL';
   if (base === 'json' || base === 'jsonb') return undefined; // any JSON value
   if (arrayDimensions > 0) {
     if (!Array.isArray(value)) return `expected an array, got ${typeof value}`;
     for (const item of value) {
-      const problem = wireValueProblem(base, arrayDimensions - (Array.isArray(item) ? 1 : arrayDimensions), item, true);
+      const problem = wireValueProblem(
+        base,
+        arrayDimensions - (Array.isArray(item) ? 1 : arrayDimensions),
+        item,
+        true,
+      );
       if (problem) return `array item ${problem}`;
     }
     return undefined;
   }
   if (INTEGER_TYPES.has(base)) {
-    if (typeof value === 'number' && Number.isInteger(value)) return Number.isSafeInteger(value) ? undefined : 'is an integer beyond 2^53: send it as a string';
-    return typeof value === 'string' && INTEGER_TEXT.test(value) ? undefined : `expected an integer or a string of digits, got ${JSON.stringify(value)}`;
+    if (typeof value === 'number' && Number.isInteger(value))
+      return Number.isSafeInteger(value) ? undefined : 'is an integer beyond 2^53: send it as a string';
+    return typeof value === 'string' && INTEGER_TEXT.test(value)
+      ? undefined
+      : `expected an integer or a string of digits, got ${JSON.stringify(value)}`;
   }
   if (NUMBER_TYPES.has(base)) {
     if (typeof value === 'number') return undefined;
-    return typeof value === 'string' && NUMBER_TEXT.test(value) ? undefined : `expected a number or a numeric string, got ${JSON.stringify(value)}`;
+    return typeof value === 'string' && NUMBER_TEXT.test(value)
+      ? undefined
+      : `expected a number or a numeric string, got ${JSON.stringify(value)}`;
   }
-  if (base === 'bool' || base === 'boolean') return typeof value === 'boolean' ? undefined : `expected true or false, got ${JSON.stringify(value)}`;
+  if (base === 'bool' || base === 'boolean')
+    return typeof value === 'boolean' ? undefined : `expected true or false, got ${JSON.stringify(value)}`;
   if (base === 'bytea') {
-    return typeof value === 'string' && (HEX_BYTEA.test(value) || (value.length % 4 === 0 && BASE64.test(value)))
+    return typeof value === 'string' &&
+      (HEX_BYTEA.test(value) || (value.length % 4 === 0 && BASE64.test(value)))
       ? undefined
       : 'expected base64 or \\x-prefixed hex';
   }
-  if (typeof value === 'object') return `expected a string, got ${Array.isArray(value) ? 'an array' : 'an object'}`;
+  if (typeof value === 'object')
+    return `expected a string, got ${Array.isArray(value) ? 'an array' : 'an object'}`;
   return undefined; // text, dates, times, uuid, ...: strings (PostgreSQL parses them); numbers and booleans print as text
 }
 
 /** A JavaScript value as it travels: Buffers as base64, Dates as ISO 8601, bigints as strings. */
 export function toWireValue(value: unknown): unknown {
   if (value === undefined || value === null) return null;
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
   if (value instanceof Date) return value.toISOString();
   if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);

@@ -4,7 +4,14 @@
  */
 import { BatchError, isRetryableSqlState, PgBulkIngestError } from '../errors.ts';
 
-const UNRECOVERABLE_CODES = new Set(['INVALID_ROW', 'INVALID_TABLE_DEFINITION', 'INVALID_BATCH_JOB', 'INVALID_OPTIONS', 'INVALID_COMMENT', 'BATCH_TOO_LARGE']);
+const UNRECOVERABLE_CODES = new Set([
+  'INVALID_ROW',
+  'INVALID_TABLE_DEFINITION',
+  'INVALID_BATCH_JOB',
+  'INVALID_OPTIONS',
+  'INVALID_COMMENT',
+  'BATCH_TOO_LARGE',
+]);
 
 /** True when retrying the same batch cannot help without someone changing something. */
 export function isPoison(error: unknown): boolean {
@@ -17,7 +24,10 @@ export function isPoison(error: unknown): boolean {
 
 /** A poison batch whose data will never change: no point retrying it at all. */
 export function isMalformed(error: unknown): boolean {
-  return error instanceof PgBulkIngestError && ['INVALID_BATCH_JOB', 'INVALID_TABLE_DEFINITION'].includes(error.code);
+  return (
+    error instanceof PgBulkIngestError &&
+    ['INVALID_BATCH_JOB', 'INVALID_TABLE_DEFINITION'].includes(error.code)
+  );
 }
 
 export function describeError(error: unknown): string {

@@ -11,10 +11,9 @@ import { type Batches, Delete, HighWatermark, type Json, type Rows } from '../in
 import type { IngestTable } from '../ingest/table-definition.ts';
 import {
   BATCH_FORMAT_VERSION,
-  type BatchJobInput,
   type BatchOptions,
-  InvalidBatchError,
   batchOptionsSchema,
+  InvalidBatchError,
   parseBatchJob,
   tableKey,
   toTableDefinitionInput,
@@ -31,7 +30,7 @@ import {
   kickJobId,
   type QueueNames,
 } from './queue-config.ts';
-import { type BatchHeader, StreamStore, type StreamInfo, connectRedis } from './stream-store.ts';
+import { type BatchHeader, connectRedis, type StreamInfo, StreamStore } from './stream-store.ts';
 
 export interface ProducerOptions extends QueueNames {
   /** Redis URL or ioredis options. @default process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' */
@@ -97,7 +96,8 @@ export class Producer {
   /** Enqueues one batch; resolves once it is safely in Redis. */
   async enqueue(input: EnqueueInput, label = 'Batch'): Promise<EnqueueResult> {
     const tables = input.tables;
-    if (!Array.isArray(tables) || tables.length === 0) throw new InvalidBatchError(`${label}: tables must be a non-empty array`, {});
+    if (!Array.isArray(tables) || tables.length === 0)
+      throw new InvalidBatchError(`${label}: tables must be a non-empty array`, {});
     const options = batchOptionsSchema.parse(input.options ?? {});
     const stream = input.stream ?? tableKey(tables[0] as IngestTable);
     const batchId = input.batchId ?? randomUUID();
@@ -127,7 +127,15 @@ export class Producer {
     // Values are already wire-encoded and validated; pass them through unchanged.
     const rows = job.rows.map(([key, values]) => [byKey.get(key) as IngestTable, values] as const);
     return this.enqueue(
-      { tables, highWatermark: job.highWatermark, metadata: job.metadata, rows, options: job.options, ...(job.stream ? { stream: job.stream } : {}), ...(job.batchId ? { batchId: job.batchId } : {}) },
+      {
+        tables,
+        highWatermark: job.highWatermark,
+        metadata: job.metadata,
+        rows,
+        options: job.options,
+        ...(job.stream ? { stream: job.stream } : {}),
+        ...(job.batchId ? { batchId: job.batchId } : {}),
+      },
       label,
     );
   }
@@ -187,14 +195,25 @@ export class Producer {
     for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
       const result = await this.#store.append(header, this.#options);
       if (result.kind === 'appended' || result.kind === 'duplicate') {
-        await this.#queue.add(KICK_JOB, { stream: header.stream }, { ...KICK_JOB_OPTIONS, jobId: kickJobId(header.stream, result.seq) });
+        await this.#queue.add(
+          KICK_JOB,
+          { stream: header.stream },
+          { ...KICK_JOB_OPTIONS, jobId: kickJobId(header.stream, result.seq) },
+        );
         return { stream: header.stream, seq: result.seq, duplicate: result.kind === 'duplicate' };
       }
       if (result.kind === 'missing-part') {
-        throw new PgBulkIngestError('BATCH_TOO_LARGE', `Stream ${header.stream}: part ${result.part} of the batch expired before it could be enqueued; enqueue it again`, { stream: header.stream });
+        throw new PgBulkIngestError(
+          'BATCH_TOO_LARGE',
+          `Stream ${header.stream}: part ${result.part} of the batch expired before it could be enqueued; enqueue it again`,
+          { stream: header.stream },
+        );
       }
       if (this.#options.onBackpressure === 'fail' || Date.now() + wait > deadline) {
-        throw this.#backpressureError(header.stream, result as { pendingBatches?: number; pendingBytes?: number });
+        throw this.#backpressureError(
+          header.stream,
+          result as { pendingBatches?: number; pendingBytes?: number },
+        );
       }
       await sleep(wait);
     }
@@ -247,7 +266,10 @@ export class Producer {
         const [table, values] = row;
         const key = known.get(table);
         if (key === undefined) continue; // as in ingest(): rows of other tables are skipped
-        const text = JSON.stringify([key, encodeRow(table, values, `${label}, row ${rowNumber} (${key})`, rowNumber)]);
+        const text = JSON.stringify([
+          key,
+          encodeRow(table, values, `${label}, row ${rowNumber} (${key})`, rowNumber),
+        ]);
         bytes += text.length;
         if (bytes > this.#options.maxBatchBytes) {
           throw new PgBulkIngestError(
@@ -275,12 +297,25 @@ export class Producer {
 
 function encodeRow(table: IngestTable, values: readonly unknown[], where: string, row: number): unknown[] {
   if (!Array.isArray(values) || values.length !== table.columns.length) {
-    throw new InvalidBatchError(`${where}: has ${Array.isArray(values) ? values.length : 'no'} values; the table has ${table.columns.length} columns`, { row, table: tableKey(table) });
+    throw new InvalidBatchError(
+      `${where}: has ${Array.isArray(values) ? values.length : 'no'} values; the table has ${table.columns.length} columns`,
+      { row, table: tableKey(table) },
+    );
   }
   return table.columns.map((column, i) => {
     const wire = toWireValue(values[i]);
-    const problem = wireValueProblem(column.parsedType.base, column.parsedType.arrayDimensions, wire, column.nullable);
-    if (problem) throw new InvalidBatchError(`${where}, column "${column.name}" (${column.type}): ${problem}`, { row, table: tableKey(table), column: column.name });
+    const problem = wireValueProblem(
+      column.parsedType.base,
+      column.parsedType.arrayDimensions,
+      wire,
+      column.nullable,
+    );
+    if (problem)
+      throw new InvalidBatchError(`${where}, column "${column.name}" (${column.type}): ${problem}`, {
+        row,
+        table: tableKey(table),
+        column: column.name,
+      });
     return wire;
   });
 }

@@ -69,7 +69,9 @@ export async function committedState(db: pg.Pool | pg.ClientBase, stream: string
     [stream],
   );
   const row = rows[0];
-  return row ? { seq: Number(row.seq), highWatermark: row.hw, committedAt: row.at } : { seq: 0, highWatermark: null, committedAt: null };
+  return row
+    ? { seq: Number(row.seq), highWatermark: row.hw, committedAt: row.at }
+    : { seq: 0, highWatermark: null, committedAt: null };
 }
 
 /**
@@ -79,16 +81,28 @@ export async function committedState(db: pg.Pool | pg.ClientBase, stream: string
  * same global order). Released by COMMIT or ROLLBACK, also when a worker dies.
  * Returns how long the locks took, in milliseconds.
  */
-export async function lockStreamAndTables(client: pg.ClientBase, stream: string, tables: readonly IngestTable[]) {
+export async function lockStreamAndTables(
+  client: pg.ClientBase,
+  stream: string,
+  tables: readonly IngestTable[],
+) {
   const start = performance.now();
-  await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`pg-bulk-ingest stream ${stream}`]);
+  await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
+    `pg-bulk-ingest stream ${stream}`,
+  ]);
   const keys = [...new Set(tables.map((t) => `pg-bulk-ingest table ${tableKey(t)}`))].sort();
   for (const key of keys) await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [key]);
   return performance.now() - start;
 }
 
 /** Inside the batch's transaction, with the stream locked: the stream is now at `seq`. */
-export async function recordCommit(client: pg.ClientBase, stream: string, seq: number, highWatermark: Json, batchId: string) {
+export async function recordCommit(
+  client: pg.ClientBase,
+  stream: string,
+  seq: number,
+  highWatermark: Json,
+  batchId: string,
+) {
   await client.query(
     `INSERT INTO ${STATE_SCHEMA}.stream_state (stream, committed_seq, high_watermark, batch_id, committed_at)
      VALUES ($1, $2, $3, $4, now())
@@ -99,7 +113,13 @@ export async function recordCommit(client: pg.ClientBase, stream: string, seq: n
   );
 }
 
-export async function recordSkip(client: pg.ClientBase, stream: string, seq: number, batchId: string | null, reason: string) {
+export async function recordSkip(
+  client: pg.ClientBase,
+  stream: string,
+  seq: number,
+  batchId: string | null,
+  reason: string,
+) {
   await client.query(
     `INSERT INTO ${STATE_SCHEMA}.skipped_batches (stream, seq, batch_id, reason) VALUES ($1, $2, $3, $4)
      ON CONFLICT (stream, seq) DO NOTHING`,

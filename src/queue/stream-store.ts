@@ -122,7 +122,14 @@ export class StreamStore {
   }
 
   async markCommitted(stream: string, seq: number, highWatermark: Json, committedAt: number): Promise<void> {
-    await this.#redis.markCommitted(this.#streamKey(stream), stream, seq, JSON.stringify(highWatermark), committedAt, this.prefix);
+    await this.#redis.markCommitted(
+      this.#streamKey(stream),
+      stream,
+      seq,
+      JSON.stringify(highWatermark),
+      committedAt,
+      this.prefix,
+    );
   }
 
   /**

@@ -6,12 +6,18 @@
  */
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Job, Queue, UnrecoverableError, Worker as BullWorker } from 'bullmq';
+import { Worker as BullWorker, type Job, Queue, UnrecoverableError } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { type Logger, pino } from 'pino';
 import type { BlockingBackendsOptions } from '../ingest/options.ts';
-import { type ApplyHooks, BatchApplyFailure, type CommittedBatch, type DrainResult, StreamApplier } from './apply-stream.ts';
+import {
+  type ApplyHooks,
+  BatchApplyFailure,
+  type CommittedBatch,
+  type DrainResult,
+  StreamApplier,
+} from './apply-stream.ts';
 import { describeError, isMalformed, isPoison } from './failures.ts';
 import { Producer } from './producer.ts';
 import {
@@ -27,7 +33,7 @@ import {
   type QueueNames,
 } from './queue-config.ts';
 import { ensureStateTables } from './stream-state.ts';
-import { type StreamInfo, StreamStore, connectRedis } from './stream-store.ts';
+import { connectRedis, type StreamInfo, StreamStore } from './stream-store.ts';
 
 export interface WorkerOptions extends QueueNames {
   /** @default process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' */
@@ -69,7 +75,9 @@ export interface WorkerEvents {
 }
 
 export class Worker extends EventEmitter<WorkerEvents> {
-  readonly #options: Required<Omit<WorkerOptions, 'fault' | 'logger' | 'redis'>> & { redis: string | RedisOptions };
+  readonly #options: Required<Omit<WorkerOptions, 'fault' | 'logger' | 'redis'>> & {
+    redis: string | RedisOptions;
+  };
   readonly #log: Logger;
   readonly #pool: pg.Pool;
   readonly #redis: Redis;
@@ -100,13 +108,22 @@ export class Worker extends EventEmitter<WorkerEvents> {
       blockingBackends: options.blockingBackends ?? {},
     };
     this.#log = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
-    this.#pool = new pg.Pool({ connectionString: this.#options.databaseUrl, max: this.#options.concurrency + 2 });
+    this.#pool = new pg.Pool({
+      connectionString: this.#options.databaseUrl,
+      max: this.#options.concurrency + 2,
+    });
     // A broken idle connection (PostgreSQL restarted) must not crash the process: the next batch reconnects.
     this.#pool.on('error', (error) => this.#log.warn({ err: error }, 'idle PostgreSQL connection failed'));
     this.#redis = connectRedis(this.#options.redis);
     this.#store = new StreamStore(this.#redis, this.#options.prefix);
     this.#queue = new Queue<KickData>(this.#options.queueName, { connection: this.#redis });
-    this.#admission = new Producer({ redis: this.#options.redis, queueName: this.#options.queueName, prefix: this.#options.prefix, maxPendingBatches: 0, maxPendingBytes: 0 });
+    this.#admission = new Producer({
+      redis: this.#options.redis,
+      queueName: this.#options.queueName,
+      prefix: this.#options.prefix,
+      maxPendingBatches: 0,
+      maxPendingBytes: 0,
+    });
     this.#applier = new StreamApplier(this.#pool, this.#store, this.#options.blockingBackends, {
       onCommitted: (batch) => {
         this.#log.debug({ stream: batch.stream, seq: batch.seq }, 'batch committed');
@@ -131,9 +148,15 @@ export class Worker extends EventEmitter<WorkerEvents> {
       autorun: true,
     });
     this.#bull.on('error', (error) => this.#log.error({ err: error }, 'queue error'));
-    this.#sweepTimer = setInterval(() => void this.sweep().catch((e) => this.#log.warn({ err: e }, 'sweep failed')), this.#options.sweepIntervalMs);
+    this.#sweepTimer = setInterval(
+      () => void this.sweep().catch((e) => this.#log.warn({ err: e }, 'sweep failed')),
+      this.#options.sweepIntervalMs,
+    );
     this.#sweepTimer.unref();
-    this.#log.info({ queue: this.#options.queueName, concurrency: this.#options.concurrency }, 'worker started');
+    this.#log.info(
+      { queue: this.#options.queueName, concurrency: this.#options.concurrency },
+      'worker started',
+    );
   }
 
   /** For `/readyz`: each resolves when its service answers. */
@@ -158,7 +181,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     for (const stream of await this.#store.streams()) {
       const info = await this.#store.info(stream);
       if (info.blocked || info.enqueuedSeq <= info.committedSeq) continue;
-      await this.#queue.add(KICK_JOB, { stream }, { ...KICK_JOB_OPTIONS, jobId: kickJobId(stream, `sweep-${bucket}`) });
+      await this.#queue.add(
+        KICK_JOB,
+        { stream },
+        { ...KICK_JOB_OPTIONS, jobId: kickJobId(stream, `sweep-${bucket}`) },
+      );
     }
   }
 
@@ -178,7 +205,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       ]);
       timeout.abort(); // a clean close must not keep the process alive until the timeout
       if (!finished) {
-        this.#log.warn('shutdown timeout: abandoning the current batches (they roll back and are redelivered)');
+        this.#log.warn(
+          'shutdown timeout: abandoning the current batches (they roll back and are redelivered)',
+        );
         await this.#applier.abandon();
         await bull.close(true);
       }
@@ -197,7 +226,11 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.emit('drained', { stream, result });
     if (result.kind === 'stopped') {
       // Shutting down with batches left: make sure another worker picks the stream up now.
-      await this.#queue.add(KICK_JOB, { stream }, { ...KICK_JOB_OPTIONS, jobId: kickJobId(stream, `handover-${Date.now()}`) });
+      await this.#queue.add(
+        KICK_JOB,
+        { stream },
+        { ...KICK_JOB_OPTIONS, jobId: kickJobId(stream, `handover-${Date.now()}`) },
+      );
     }
     return result;
   }
@@ -230,14 +263,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
           this.#log.warn({ stream, seq: error.seq, reason, attempt }, 'batch failed; retrying');
           this.emit('retried', { stream, seq: error.seq, reason, poison });
           if (!poison) throw error; // transient: BullMQ retries the kick with backoff
-          await sleep(this.#options.poisonBackoffMs * 2 ** (attempt - 1), undefined, { signal: this.#stopping.signal }).catch(() => undefined);
+          await sleep(this.#options.poisonBackoffMs * 2 ** (attempt - 1), undefined, {
+            signal: this.#stopping.signal,
+          }).catch(() => undefined);
           if (this.#stopping.signal.aborted) throw error;
           continue;
         }
         if (!(await this.#store.setBlocked(stream, error.seq, reason))) {
-          throw new UnrecoverableError(`Stream ${stream} is blocked at batch ${error.seq} (parked by another worker)`);
+          throw new UnrecoverableError(
+            `Stream ${stream} is blocked at batch ${error.seq} (parked by another worker)`,
+          );
         }
-        this.#log.error({ stream, seq: error.seq, reason }, 'batch parked: the stream is blocked until skip or retry');
+        this.#log.error(
+          { stream, seq: error.seq, reason },
+          'batch parked: the stream is blocked until skip or retry',
+        );
         this.emit('parked', { stream, seq: error.seq, reason });
         throw new UnrecoverableError(`Stream ${stream} is blocked at batch ${error.seq}: ${reason}`);
       }

@@ -1,11 +1,20 @@
 import type { Command } from 'commander';
 import { StreamAdmin, type StreamStatus } from '../../queue/admin.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
-import { CONNECTION_SETTINGS, addSettings, readSettings, runCommand, sourcesOf } from './common.ts';
+import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
 
 function adminFrom(flags: Record<string, unknown>): StreamAdmin {
-  const config = parseConfig(connectionConfigSchema, readSettings(flags, CONNECTION_SETTINGS), sourcesOf(CONNECTION_SETTINGS));
-  return new StreamAdmin({ databaseUrl: config.databaseUrl, redis: config.redisUrl, queueName: config.queueName, prefix: config.prefix });
+  const config = parseConfig(
+    connectionConfigSchema,
+    readSettings(flags, CONNECTION_SETTINGS),
+    sourcesOf(CONNECTION_SETTINGS),
+  );
+  return new StreamAdmin({
+    databaseUrl: config.databaseUrl,
+    redis: config.redisUrl,
+    queueName: config.queueName,
+    prefix: config.prefix,
+  });
 }
 
 async function withAdmin(flags: Record<string, unknown>, body: (admin: StreamAdmin) => Promise<void>) {
@@ -21,14 +30,18 @@ export function registerAdminCommands(program: Command): void {
   addSettings(
     program
       .command('status [stream]')
-      .description('Show each stream: committed and enqueued sequence, pending batches, high watermark, last commit, and why it is blocked')
+      .description(
+        'Show each stream: committed and enqueued sequence, pending batches, high watermark, last commit, and why it is blocked',
+      )
       .option('--json', 'print JSON'),
     CONNECTION_SETTINGS,
   ).action((stream: string | undefined, flags: Record<string, unknown>) =>
     runCommand(() =>
       withAdmin(flags, async (admin) => {
         const statuses = await admin.status(stream);
-        process.stdout.write(flags.json ? `${JSON.stringify(statuses, null, 2)}\n` : formatStatuses(statuses));
+        process.stdout.write(
+          flags.json ? `${JSON.stringify(statuses, null, 2)}\n` : formatStatuses(statuses),
+        );
         if (statuses.some((s) => s.blocked)) process.exitCode = 3;
       }),
     ),
@@ -37,8 +50,12 @@ export function registerAdminCommands(program: Command): void {
   addSettings(
     program
       .command('skip <stream>')
-      .description("Move a stream past its next (blocked) batch without applying it; it is recorded in bulk_ingest.skipped_batches")
-      .option('--seq <n>', 'the batch to skip; refused unless it is the next one', (v) => Number.parseInt(v, 10))
+      .description(
+        'Move a stream past its next (blocked) batch without applying it; it is recorded in bulk_ingest.skipped_batches',
+      )
+      .option('--seq <n>', 'the batch to skip; refused unless it is the next one', (v) =>
+        Number.parseInt(v, 10),
+      )
       .option('--reason <text>', 'why (kept with the record)'),
     CONNECTION_SETTINGS,
   ).action((stream: string, flags: Record<string, unknown>) =>
@@ -75,7 +92,10 @@ function formatStatuses(statuses: readonly StreamStatus[]): string {
         `  committed seq ${s.committedSeq}, enqueued seq ${s.enqueuedSeq}, pending ${s.pending} (${s.pendingBytes} bytes)`,
         `  high watermark ${JSON.stringify(s.highWatermark)}, last commit ${s.lastCommitAt?.toISOString() ?? 'never'}`,
       ];
-      if (s.blocked) lines.push(`  blocked at batch ${s.blocked.seq} since ${s.blocked.since.toISOString()}: ${s.blocked.reason}`);
+      if (s.blocked)
+        lines.push(
+          `  blocked at batch ${s.blocked.seq} since ${s.blocked.since.toISOString()}: ${s.blocked.reason}`,
+        );
       return lines.join('\n');
     })
     .join('\n\n')

@@ -1,21 +1,35 @@
 /** Options and helpers every command shares. */
 import { type Command, Option } from 'commander';
 import { PgBulkIngestError } from '../../errors.ts';
-import { DEFAULT_DATABASE_URL, DEFAULT_PREFIX, DEFAULT_QUEUE_NAME, DEFAULT_REDIS_URL } from '../../queue/queue-config.ts';
+import {
+  DEFAULT_DATABASE_URL,
+  DEFAULT_PREFIX,
+  DEFAULT_QUEUE_NAME,
+  DEFAULT_REDIS_URL,
+} from '../../queue/queue-config.ts';
 
 /** Flag, environment variable and description of each shared setting. */
 export const CONNECTION_SETTINGS = {
-  databaseUrl: ['--database-url <url>', 'DATABASE_URL', `PostgreSQL connection string (default ${DEFAULT_DATABASE_URL})`],
+  databaseUrl: [
+    '--database-url <url>',
+    'DATABASE_URL',
+    `PostgreSQL connection string (default ${DEFAULT_DATABASE_URL})`,
+  ],
   redisUrl: ['--redis-url <url>', 'REDIS_URL', `Redis URL (default ${DEFAULT_REDIS_URL})`],
   queueName: ['--queue <name>', 'PGBI_QUEUE', `BullMQ queue name (default ${DEFAULT_QUEUE_NAME})`],
-  prefix: ['--prefix <prefix>', 'PGBI_PREFIX', `prefix of this tool's Redis keys (default ${DEFAULT_PREFIX})`],
+  prefix: [
+    '--prefix <prefix>',
+    'PGBI_PREFIX',
+    `prefix of this tool's Redis keys (default ${DEFAULT_PREFIX})`,
+  ],
 } as const;
 
 export type SettingTable = Record<string, readonly [flags: string, env: string, description: string]>;
 
 /** Adds each setting as a flag that falls back to its environment variable. */
 export function addSettings(command: Command, settings: SettingTable): Command {
-  for (const [flags, env, description] of Object.values(settings)) command.addOption(new Option(flags, description).env(env));
+  for (const [flags, env, description] of Object.values(settings))
+    command.addOption(new Option(flags, description).env(env));
   return command;
 }
 
@@ -23,15 +37,23 @@ export function addSettings(command: Command, settings: SettingTable): Command {
  * The parsed flags keyed by setting name. Commander names a flag's value after the flag
  * (`--queue` → `queue`), which need not be the setting's name (`queueName`).
  */
-export function readSettings(flags: Record<string, unknown>, settings: SettingTable): Record<string, unknown> {
+export function readSettings(
+  flags: Record<string, unknown>,
+  settings: SettingTable,
+): Record<string, unknown> {
   return Object.fromEntries(
-    Object.entries(settings).map(([key, [optionFlags]]) => [key, flags[new Option(optionFlags).attributeName()]]),
+    Object.entries(settings).map(([key, [optionFlags]]) => [
+      key,
+      flags[new Option(optionFlags).attributeName()],
+    ]),
   );
 }
 
 /** `--concurrency / WORKER_CONCURRENCY` per setting key, for configuration errors. */
 export function sourcesOf(settings: SettingTable): Record<string, string> {
-  return Object.fromEntries(Object.entries(settings).map(([key, [flags, env]]) => [key, `${flags.split(' ')[0]} / ${env}`]));
+  return Object.fromEntries(
+    Object.entries(settings).map(([key, [flags, env]]) => [key, `${flags.split(' ')[0]} / ${env}`]),
+  );
 }
 
 /** Runs a command body; a known error prints its message (no stack) and exits 2. */

@@ -5,23 +5,63 @@ import { parseConfig, workerConfigSchema } from '../config.ts';
 import { startOpsServer } from '../http-server.ts';
 import { createMetrics } from '../metrics.ts';
 import { attachWorkerMetrics } from '../worker-metrics.ts';
-import { CONNECTION_SETTINGS, addSettings, readSettings, runCommand, sourcesOf } from './common.ts';
+import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
 import { faultFromEnvironment } from './test-faults.ts';
 
 /** Flag, environment variable and description of each worker setting (the compose test reads the names). */
 export const WORKER_SETTINGS = {
   ...CONNECTION_SETTINGS,
   concurrency: ['--concurrency <n>', 'WORKER_CONCURRENCY', 'streams worked on at once (default 2)'],
-  metricsPort: ['--metrics-port <port>', 'METRICS_PORT', '/metrics, /healthz and /readyz port; 0 picks a free port, logged at start (default 9464)'],
-  metricsHost: ['--metrics-host <host>', 'METRICS_HOST', 'address the metrics server listens on (default 0.0.0.0)'],
-  poisonRetries: ['--poison-retries <n>', 'POISON_RETRIES', 'retries of a batch failing on its data before it is parked (default 3)'],
-  poisonBackoffMs: ['--poison-backoff-ms <ms>', 'POISON_BACKOFF_MS', 'first backoff between those retries, doubled each time (default 1000)'],
-  lockDurationMs: ['--lock-duration-ms <ms>', 'LOCK_DURATION_MS', 'BullMQ job lock; a dead worker\'s job returns after it (default 30000)'],
-  stalledIntervalMs: ['--stalled-interval-ms <ms>', 'STALLED_INTERVAL_MS', 'how often stalled jobs are looked for (default 30000)'],
-  sweepIntervalMs: ['--sweep-interval-ms <ms>', 'SWEEP_INTERVAL_MS', 'how often streams with pending batches are kicked again (default 5000)'],
-  shutdownTimeoutMs: ['--shutdown-timeout-ms <ms>', 'SHUTDOWN_TIMEOUT_MS', 'on SIGTERM, how long current batches may finish (default 30000)'],
-  cancelBlockersAfterMs: ['--cancel-blockers-after-ms <ms>', 'CANCEL_BLOCKERS_AFTER_MS', 'cancel queries blocking a table swap after (default 300000)'],
-  terminateBlockersAfterMs: ['--terminate-blockers-after-ms <ms>', 'TERMINATE_BLOCKERS_AFTER_MS', 'terminate backends blocking a table swap after (default 310000)'],
+  metricsPort: [
+    '--metrics-port <port>',
+    'METRICS_PORT',
+    '/metrics, /healthz and /readyz port; 0 picks a free port, logged at start (default 9464)',
+  ],
+  metricsHost: [
+    '--metrics-host <host>',
+    'METRICS_HOST',
+    'address the metrics server listens on (default 0.0.0.0)',
+  ],
+  poisonRetries: [
+    '--poison-retries <n>',
+    'POISON_RETRIES',
+    'retries of a batch failing on its data before it is parked (default 3)',
+  ],
+  poisonBackoffMs: [
+    '--poison-backoff-ms <ms>',
+    'POISON_BACKOFF_MS',
+    'first backoff between those retries, doubled each time (default 1000)',
+  ],
+  lockDurationMs: [
+    '--lock-duration-ms <ms>',
+    'LOCK_DURATION_MS',
+    "BullMQ job lock; a dead worker's job returns after it (default 30000)",
+  ],
+  stalledIntervalMs: [
+    '--stalled-interval-ms <ms>',
+    'STALLED_INTERVAL_MS',
+    'how often stalled jobs are looked for (default 30000)',
+  ],
+  sweepIntervalMs: [
+    '--sweep-interval-ms <ms>',
+    'SWEEP_INTERVAL_MS',
+    'how often streams with pending batches are kicked again (default 5000)',
+  ],
+  shutdownTimeoutMs: [
+    '--shutdown-timeout-ms <ms>',
+    'SHUTDOWN_TIMEOUT_MS',
+    'on SIGTERM, how long current batches may finish (default 30000)',
+  ],
+  cancelBlockersAfterMs: [
+    '--cancel-blockers-after-ms <ms>',
+    'CANCEL_BLOCKERS_AFTER_MS',
+    'cancel queries blocking a table swap after (default 300000)',
+  ],
+  terminateBlockersAfterMs: [
+    '--terminate-blockers-after-ms <ms>',
+    'TERMINATE_BLOCKERS_AFTER_MS',
+    'terminate backends blocking a table swap after (default 310000)',
+  ],
 } as const;
 
 export function registerWorkerCommand(program: Command): void {
@@ -30,7 +70,11 @@ export function registerWorkerCommand(program: Command): void {
     .description('Apply enqueued batches to PostgreSQL, in order and exactly once. Run as many as you like.');
   addSettings(command, WORKER_SETTINGS).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
-      const config = parseConfig(workerConfigSchema, readSettings(flags, WORKER_SETTINGS), sourcesOf(WORKER_SETTINGS));
+      const config = parseConfig(
+        workerConfigSchema,
+        readSettings(flags, WORKER_SETTINGS),
+        sourcesOf(WORKER_SETTINGS),
+      );
       const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
       const fault = faultFromEnvironment();
       const worker = new Worker({
@@ -45,15 +89,26 @@ export function registerWorkerCommand(program: Command): void {
         stalledIntervalMs: config.stalledIntervalMs,
         sweepIntervalMs: config.sweepIntervalMs,
         shutdownTimeoutMs: config.shutdownTimeoutMs,
-        blockingBackends: { cancelAfterMs: config.cancelBlockersAfterMs, terminateAfterMs: config.terminateBlockersAfterMs },
+        blockingBackends: {
+          cancelAfterMs: config.cancelBlockersAfterMs,
+          terminateAfterMs: config.terminateBlockersAfterMs,
+        },
         logger,
         ...(fault ? { fault } : {}),
       });
       const metrics = createMetrics();
       const detachMetrics = attachWorkerMetrics(metrics, worker, { databaseUrl: config.databaseUrl });
       // Up before the worker: /healthz answers while it connects, /readyz says when it can work.
-      const ops = await startOpsServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, readinessChecks: worker.readinessChecks });
-      logger.info({ port: ops.port, host: config.metricsHost }, 'ops server listening: /metrics /healthz /readyz');
+      const ops = await startOpsServer({
+        port: config.metricsPort,
+        host: config.metricsHost,
+        registry: metrics.registry,
+        readinessChecks: worker.readinessChecks,
+      });
+      logger.info(
+        { port: ops.port, host: config.metricsHost },
+        'ops server listening: /metrics /healthz /readyz',
+      );
       try {
         await worker.start();
       } catch (error) {
@@ -66,13 +121,17 @@ export function registerWorkerCommand(program: Command): void {
         stopping = true;
         logger.info({ signal }, 'stopping: no new jobs; finishing current batches');
         // The ops server stays up while batches finish, so health checks do not fail meanwhile.
-        worker.close().then(detachMetrics).then(ops.close).then(
-          () => process.exit(0),
-          (error) => {
-            logger.error({ err: error }, 'error while stopping');
-            process.exit(1);
-          },
-        );
+        worker
+          .close()
+          .then(detachMetrics)
+          .then(ops.close)
+          .then(
+            () => process.exit(0),
+            (error) => {
+              logger.error({ err: error }, 'error while stopping');
+              process.exit(1);
+            },
+          );
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
