@@ -20,8 +20,24 @@ export interface MethodContext {
   readonly prefillFile: string;
 }
 
-/** At least `atLeast` × the rows/s of method `of`, or a peak RSS below `maxRssMb`. */
-export type Target = { readonly of: string; readonly atLeast: number } | { readonly maxRssMb: number };
+/** At least `atLeast` × the rows/s of method `of`, a peak RSS below `maxRssMb`, or a reported metric below `below`. */
+export type Target =
+  | { readonly of: string; readonly atLeast: number }
+  | { readonly maxRssMb: number }
+  | { readonly metric: string; readonly below: number; readonly label: string; readonly unit: string };
+
+/**
+ * What `run` may return instead of a row count: a method that times itself (from its first
+ * enqueue) or whose memory is in other processes (queue workers) reports those; `metrics` are
+ * extra figures (e.g. latency percentiles), printed after the table and kept in results.json.
+ */
+export interface RunReport {
+  readonly rows: number;
+  readonly ms?: number;
+  readonly cpuMs?: number;
+  readonly maxRssKb?: number;
+  readonly metrics?: Readonly<Record<string, number>>;
+}
 
 interface MethodBase {
   /** Stable id (results.json, BENCH_METHODS). */
@@ -42,8 +58,8 @@ interface MethodBase {
 
 export interface NodeMethod extends MethodBase {
   readonly kind: 'node';
-  /** Timed, in a child process; returns how many rows it wrote. */
-  run(ctx: MethodContext): Promise<number>;
+  /** Timed, in a child process; returns how many rows it wrote (or a RunReport). */
+  run(ctx: MethodContext): Promise<number | RunReport>;
 }
 
 export interface CommandMethod extends MethodBase {

@@ -9,4 +9,7 @@ export const METHOD_MODULES: readonly string[] = [
   './method-copy-upsert.ts',
   './method-ingest-upsert.ts',
   './method-naive-insert.ts',
+  './method-queue-1-worker.ts',
+  './method-queue-2-workers.ts',
+  './method-queue-latency.ts',
 ];

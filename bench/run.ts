@@ -51,6 +51,8 @@ interface RunResult {
   pgCpuMs?: number;
   maxRssMb?: number;
   rssBeforeMb?: number;
+  /** Extra figures a method reported (RunReport.metrics), e.g. latency percentiles. */
+  metrics?: Record<string, number>;
 }
 
 interface MethodResult {
@@ -69,6 +71,8 @@ interface MethodResult {
   vsReference?: number;
   reference?: string;
   verified?: boolean;
+  /** Medians of the runs' metrics. */
+  metrics?: Record<string, number>;
 }
 
 function intEnv(name: string, fallback: number): number {
@@ -148,6 +152,7 @@ function runNode(modulePath: string, ctx: MethodContext, id: string, run: number
         cpuMs: number;
         maxRssKb: number;
         rssBeforeKb: number;
+        metrics?: Record<string, number>;
       };
       resolve({
         ms: r.ms,
@@ -156,6 +161,7 @@ function runNode(modulePath: string, ctx: MethodContext, id: string, run: number
         cpuMs: r.cpuMs,
         maxRssMb: r.maxRssKb / 1024,
         rssBeforeMb: r.rssBeforeKb / 1024,
+        ...(r.metrics ? { metrics: r.metrics } : {}),
       });
     });
   });
@@ -351,6 +357,10 @@ async function main(): Promise<void> {
       ms === undefined ? [] : [(ms / 1000) * (1e6 / rows)];
     const cpu = list.flatMap((r) => perMillion(r.cpuMs, r.rows));
     const pgCpu = list.flatMap((r) => perMillion(r.pgCpuMs, r.rows));
+    const metricNames = [...new Set(list.flatMap((r) => Object.keys(r.metrics ?? {})))];
+    const metrics = Object.fromEntries(
+      metricNames.map((k) => [k, median(list.flatMap((r) => (r.metrics?.[k] === undefined ? [] : [r.metrics[k]])))]),
+    );
     return {
       id: method.id,
       label: method.label,
@@ -363,6 +373,7 @@ async function main(): Promise<void> {
       ...(pgCpu.length > 0 ? { pgCpuSecPerMillion: median(pgCpu) } : {}),
       ...(method.reference ? { reference: method.reference } : {}),
       ...(verified.has(method.id) ? { verified: verified.get(method.id) } : {}),
+      ...(metricNames.length > 0 ? { metrics } : {}),
     };
   });
   const rate = (id: string) => results.find((r) => r.id === id)?.medianRowsPerSec;
@@ -387,6 +398,12 @@ async function main(): Promise<void> {
           `${ratio >= target.atLeast ? 'met   ' : 'MISSED'} ${method.id}: ${ratio.toFixed(2)} × ${target.of} (target ≥ ${target.atLeast})` +
             (Number.isNaN(cpuRatio) ? '' : `; on CPU time ${cpuRatio.toFixed(2)} ×`),
         );
+      } else if ('metric' in target) {
+        const value = r.metrics?.[target.metric];
+        if (value === undefined) continue;
+        targetLines.push(
+          `${value < target.below ? 'met   ' : 'MISSED'} ${method.id}: ${target.label} ${value.toFixed(1)} ${target.unit} (target < ${target.below} ${target.unit})`,
+        );
       } else if (r.peakRssMb !== undefined) {
         const ok = r.peakRssMb < target.maxRssMb;
         targetLines.push(
@@ -396,7 +413,15 @@ async function main(): Promise<void> {
     }
   }
 
-  const table = printTable(results);
+  const metricLines = results
+    .filter((r) => r.metrics)
+    .map(
+      (r) =>
+        `${r.label}: ${Object.entries(r.metrics ?? {})
+          .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(1)}`)
+          .join(', ')}`,
+    );
+  const table = printTable(results) + (metricLines.length > 0 ? `\n\n${metricLines.join('\n')}` : '');
   const notes = [
     `rows/s: median of ${config.runs} run(s); ${fmtInt(config.rows)} rows in batches of ${fmtInt(config.batchSize)}, each method into a fresh table with a primary key.`,
     ...results
@@ -406,7 +431,10 @@ async function main(): Promise<void> {
           `* ${r.label}: run on ${fmtInt(r.rows)} rows only; its rows/s is extrapolated to ${fmtInt(config.rows)} rows.`,
       ),
     'Upserts: the table holds every key beforehand (other values), so every row conflicts.',
-    `Peak RSS: the child process running the method, whole run; it holds about ${fmtMb(medianRssAtStart(results))} MB before its first row (Node, the tsx loader, pg, zod).`,
+    `Peak RSS: the child process running the method, whole run; it holds about ${fmtMb(medianRssAtStart(results))} MB before its first row (Node, the tsx loader, pg, zod). Queue methods: the largest worker process (VmHWM), not the producer.`,
+    ...(results.some((r) => r.id.startsWith('queue-'))
+      ? ['Queue methods: timed from the first enqueue until the last batch is committed (workers started beforehand); Node CPU is the producer plus the workers.']
+      : []),
     'Node CPU, PG CPU: user + system seconds per million rows of the Node process and of its PostgreSQL backends, medians.',
     '"On CPU time": the ratio of max(Node CPU, PG CPU) per row, the two sides working at once on their own cores: what an otherwise idle machine would show.',
     `Load average (1 min) at start ${loadAtStart.toFixed(1)}, at end ${os.loadavg()[0]?.toFixed(1)}: other processes on the machine slow most the methods that need both cores.`,

@@ -1,0 +1,168 @@
+/**
+ * Shared by the queue methods (not a method itself): a Producer with its own queue name and key
+ * prefix, worker child processes (`src/ops/cli/main.ts worker`), their peak RSS and CPU from
+ * /proc, and the clean-up (SIGTERM, the run's Redis keys, its stream_state row).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Producer } from '../src/queue/producer.ts';
+import { STATE_SCHEMA } from '../src/queue/stream-state.ts';
+import { withClient } from './db.ts';
+import type { MethodContext, RunReport } from './method.ts';
+
+const MAIN = fileURLToPath(new URL('../src/ops/cli/main.ts', import.meta.url));
+const REPO = fileURLToPath(new URL('../', import.meta.url));
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface QueueRig {
+  readonly producer: Producer;
+  readonly stream: string;
+  /** Throws if a worker exited, or the stream is blocked (parked batch). */
+  check(): Promise<void>;
+  /** Sum of the workers' user + system CPU so far, ms. */
+  workersCpuMs(): number;
+  /** Reads the workers' VmHWM, stops them, removes the run's Redis keys and stream state. */
+  stop(): Promise<{ peakRssKb: number }>;
+}
+
+/** Peak RSS (VmHWM, kB) of a live process. */
+function vmHwmKb(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+/** utime + stime of a live process, ms (clock ticks of 10 ms, the Linux default). */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+export async function startQueue(
+  ctx: MethodContext,
+  id: string,
+  workerCount: number,
+  concurrency: number,
+): Promise<QueueRig> {
+  const name = `bench-${id}-${process.pid}-${Date.now()}`;
+  const queueName = name;
+  const prefix = name;
+  const stream = name;
+  const workers: ChildProcess[] = [];
+  for (let i = 0; i < workerCount; i++) {
+    workers.push(
+      spawn(process.execPath, ['--import', 'tsx', MAIN, 'worker'], {
+        cwd: REPO,
+        env: {
+          ...process.env,
+          DATABASE_URL: ctx.databaseUrl,
+          REDIS_URL,
+          PGBI_QUEUE: queueName,
+          PGBI_PREFIX: prefix,
+          WORKER_CONCURRENCY: String(concurrency),
+          METRICS_PORT: '0',
+          LOG_LEVEL: 'warn',
+        },
+        // Worker logs go to stderr: the child's stdout carries BENCH_RESULT.
+        stdio: ['ignore', 2, 2],
+      }),
+    );
+  }
+  const exited = () => workers.find((w) => w.exitCode !== null || w.signalCode !== null);
+  // Started before timing: wait until every worker's BullMQ worker is listening on the queue.
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = new Queue(queueName, { connection: redis });
+  const deadline = Date.now() + 60_000;
+  while ((await queue.getWorkersCount()) < workerCount) {
+    if (exited()) throw new Error(`${id}: a worker exited before it started`);
+    if (Date.now() > deadline) throw new Error(`${id}: workers not listening after 60 s`);
+    await sleep(50);
+  }
+  await queue.close();
+  const producer = new Producer({ redis: REDIS_URL, queueName, prefix, maxPendingBatches: 100_000, maxPendingBytes: 0 });
+  return {
+    producer,
+    stream,
+    async check() {
+      if (exited()) throw new Error(`${id}: a worker exited during the run`);
+      const info = await producer.streamInfo(stream);
+      if (info.blocked) throw new Error(`${id}: stream blocked at seq ${info.blocked.seq}: ${info.blocked.reason}`);
+    },
+    workersCpuMs: () => workers.reduce((sum, w) => sum + (w.pid ? cpuMsOf(w.pid) : 0), 0),
+    async stop() {
+      const peakRssKb = Math.max(...workers.map((w) => (w.pid && w.exitCode === null ? vmHwmKb(w.pid) : 0)));
+      await Promise.all(
+        workers.map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              if (w.exitCode !== null || w.signalCode !== null) return resolve();
+              const kill = setTimeout(() => w.kill('SIGKILL'), 30_000);
+              w.once('exit', () => {
+                clearTimeout(kill);
+                resolve();
+              });
+              w.kill('SIGTERM');
+            }),
+        ),
+      );
+      await producer.close();
+      for (const pattern of [`${prefix}:*`, `bull:${queueName}:*`]) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+          cursor = next;
+          if (keys.length > 0) await redis.del(...keys);
+        } while (cursor !== '0');
+      }
+      redis.disconnect();
+      await withClient(ctx.databaseUrl, (c) =>
+        c.query(`DELETE FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`, [stream]).catch(() => undefined),
+      );
+      return { peakRssKb };
+    },
+  };
+}
+
+/** Waits until the stream's committed seq reaches `seq`, polling Redis every `everyMs`. */
+export async function waitCommitted(rig: QueueRig, seq: number, everyMs: number): Promise<void> {
+  for (let polls = 0; ; polls++) {
+    const info = await rig.producer.streamInfo(rig.stream);
+    if (info.committedSeq >= seq) return;
+    if (polls % 200 === 0) await rig.check();
+    await sleep(everyMs);
+  }
+}
+
+/** Bulk throughput: every batch enqueued at once, timed until the last one is committed. */
+export async function runThroughput(
+  ctx: MethodContext,
+  id: string,
+  workerCount: number,
+  concurrency: number,
+  enqueueAll: (rig: QueueRig) => Promise<number>,
+): Promise<RunReport> {
+  const rig = await startQueue(ctx, id, workerCount, concurrency);
+  try {
+    const cpu0 = process.cpuUsage();
+    const workersCpu0 = rig.workersCpuMs();
+    const start = performance.now();
+    const batches = await enqueueAll(rig);
+    await waitCommitted(rig, batches, 5);
+    const ms = performance.now() - start;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000 + (rig.workersCpuMs() - workersCpu0);
+    const { peakRssKb } = await rig.stop();
+    return { rows: ctx.rows, ms, cpuMs, maxRssKb: peakRssKb };
+  } catch (error) {
+    await rig.stop().catch(() => undefined);
+    throw error;
+  }
+}
