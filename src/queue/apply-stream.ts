@@ -104,6 +104,10 @@ export class StreamApplier {
   async applyOne(stream: string, seq: number, header: BatchHeader): Promise<boolean> {
     const { tables, options } = this.#parseHeader(stream, seq, header);
     const client = await this.#pool.connect();
+    // A connection lost mid-batch (PostgreSQL restarting) is also emitted as an 'error' event on
+    // the client, which would crash the process if nobody listened. The query in flight rejects
+    // with the same error, and that is how the failure is reported and retried.
+    client.on('error', ignoreClientErrorEvent);
     this.#active.add(client);
     let healthy = false;
     try {
@@ -139,6 +143,7 @@ export class StreamApplier {
       return true;
     } finally {
       this.#active.delete(client);
+      client.off('error', ignoreClientErrorEvent);
       // A client that failed mid-batch may be broken (or mid-COPY): never give it back to the pool.
       client.release(healthy ? undefined : true);
     }
@@ -204,3 +209,5 @@ function decodeValues(table: IngestTable, values: readonly unknown[]): readonly 
   if (!table.columns.some((c) => c.parsedType.base === 'bytea')) return values;
   return values.map((v, i) => fromWireValue(table.columns[i]?.parsedType.base ?? '', v));
 }
+
+function ignoreClientErrorEvent(): void {}
