@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Worker as BullWorker, type Job, Queue, UnrecoverableError } from 'bullmq';
+import { Worker as BullWorker, type Job, type JobJson, Queue, UnrecoverableError } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { type Logger, pino } from 'pino';
@@ -18,6 +18,7 @@ import {
   type DrainResult,
   StreamApplier,
 } from './apply-stream.ts';
+import { InvalidBatchError } from './batch-contract.ts';
 import { describeError, isMalformed, isPoison } from './failures.ts';
 import { Producer } from './producer.ts';
 import {
@@ -138,15 +139,19 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async start(): Promise<void> {
     await ensureStateTables(this.#pool);
     this.#bullConnection = connectRedis(this.#options.redis);
-    this.#bull = new BullWorker(this.#options.queueName, (job, token) => this.#process(job, token), {
-      connection: this.#bullConnection,
-      concurrency: this.#options.concurrency,
-      lockDuration: this.#options.lockDurationMs,
-      stalledInterval: this.#options.stalledIntervalMs,
-      // Kicks are idempotent: redelivering one after a crash is always safe.
-      maxStalledCount: 1000,
-      autorun: true,
-    });
+    this.#bull = new RawTolerantBullWorker(
+      this.#options.queueName,
+      (job, token) => this.#process(job, token),
+      {
+        connection: this.#bullConnection,
+        concurrency: this.#options.concurrency,
+        lockDuration: this.#options.lockDurationMs,
+        stalledInterval: this.#options.stalledIntervalMs,
+        // Kicks are idempotent: redelivering one after a crash is always safe.
+        maxStalledCount: 1000,
+        autorun: true,
+      },
+    );
     this.#bull.on('error', (error) => this.#log.error({ err: error }, 'queue error'));
     this.#sweepTimer = setInterval(
       () => void this.sweep().catch((e) => this.#log.warn({ err: e }, 'sweep failed')),
@@ -238,7 +243,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** A whole batch added by a foreign producer: validated, then enqueued like any other. */
   async #admit(job: Job): Promise<string> {
     try {
-      const data = typeof job.data === 'string' ? JSON.parse(job.data) : job.data;
+      const data = typeof job.data === 'string' ? parseJobText(job.data) : job.data;
       const batchId = typeof data?.batchId === 'string' ? data.batchId : `bullmq-job-${job.id}`;
       const { stream } = await this.#admission.enqueueJob({ ...data, batchId }, `Job ${job.id}`);
       return stream;
@@ -282,5 +287,33 @@ export class Worker extends EventEmitter<WorkerEvents> {
         throw new UnrecoverableError(`Stream ${stream} is blocked at batch ${error.seq}: ${reason}`);
       }
     }
+  }
+}
+
+/**
+ * BullMQ parses a job's data before our processor sees it; data that is not JSON at all (a
+ * foreign producer's bug) would make that throw on every delivery, leaving the job active and
+ * redelivered forever. Keep such data as its raw text instead: admission then fails the job
+ * with a clear reason, like any other malformed batch.
+ */
+class RawTolerantBullWorker extends BullWorker {
+  protected override createJob(data: JobJson, jobId: string): Job {
+    try {
+      return super.createJob(data, jobId);
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      return super.createJob({ ...data, data: JSON.stringify(data.data) }, jobId);
+    }
+  }
+}
+
+function parseJobText(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new InvalidBatchError(
+      `Job data is not valid JSON (${(error as Error).message}): ${JSON.stringify(text.slice(0, 80))}`,
+      {},
+    );
   }
 }
