@@ -10,6 +10,8 @@ import { PgBulkIngestError } from '../../src/errors.ts';
 import { defineTable, type IngestTable, ingest, type Row, Upsert } from '../../src/index.ts';
 import {
   batchesOf,
+  keyedTable as keyed,
+  plainTable as plain,
   rejection,
   rowsOf,
   selectAll,
@@ -17,27 +19,6 @@ import {
   tableShape,
   withSchema,
 } from '../helpers/ingest.ts';
-
-const keyed = (schema: string, name = 'keyed') =>
-  defineTable({
-    schema,
-    name,
-    columns: [
-      { name: 'id', type: 'integer', primaryKey: true },
-      { name: 'value', type: 'text' },
-    ],
-    indexes: [{ columns: ['value'] }],
-  });
-
-const plain = (schema: string, name = 'plain') =>
-  defineTable({
-    schema,
-    name,
-    columns: [
-      { name: 'id', type: 'integer' },
-      { name: 'value', type: 'text' },
-    ],
-  });
 
 /** Relations in the schema other than `table` and its indexes, and how many the session's temporary schema holds. */
 async function relationsLeft(

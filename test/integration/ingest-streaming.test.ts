@@ -11,33 +11,14 @@ import {
   backendPid,
   batchesOf,
   copyInProgress,
+  keyedTable as keyed,
+  plainTable as plain,
   pollUntil,
   rowsOf,
   selectAll,
   tableOid,
   withSchema,
 } from '../helpers/ingest.ts';
-
-const keyed = (schema: string, name = 'keyed') =>
-  defineTable({
-    schema,
-    name,
-    columns: [
-      { name: 'id', type: 'integer', primaryKey: true },
-      { name: 'value', type: 'text' },
-    ],
-    indexes: [{ columns: ['value'] }],
-  });
-
-const plain = (schema: string, name = 'plain') =>
-  defineTable({
-    schema,
-    name,
-    columns: [
-      { name: 'id', type: 'integer' },
-      { name: 'value', type: 'text' },
-    ],
-  });
 
 async function count(client: pg.ClientBase, table: IngestTable): Promise<number> {
   const { rows } = await client.query(`SELECT count(*)::int AS n FROM "${table.schema}"."${table.name}"`);
