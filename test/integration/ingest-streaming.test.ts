@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type pg from 'pg';
-import { defineTable, type IngestTable, ingest, type Row } from '../../src/index.ts';
+import { type IngestTable, ingest, type Row } from '../../src/index.ts';
 import {
   backendPid,
   batchesOf,
