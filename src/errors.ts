@@ -81,3 +81,22 @@ export function isRetryableSqlState(sqlState: string | undefined): boolean {
   // 08 connection exception, 53 insufficient resources, 57 operator intervention (shutdown), 58 system error
   return errorClass === '08' || errorClass === '53' || errorClass === '57' || errorClass === '58';
 }
+
+/** The fields of a node-postgres DatabaseError this package reads. */
+export interface DatabaseErrorLike {
+  readonly message: string;
+  readonly code: string;
+  readonly where?: string;
+  readonly column?: string;
+  readonly table?: string;
+  readonly schema?: string;
+}
+
+/** The error as a PostgreSQL error (it has a SQLSTATE and a severity), or undefined if it is not one. */
+export function asDatabaseError(error: unknown): DatabaseErrorLike | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const e = error as Error & { code?: unknown; severity?: unknown };
+  return typeof e.code === 'string' && typeof e.severity === 'string'
+    ? (e as unknown as DatabaseErrorLike)
+    : undefined;
+}

@@ -12,7 +12,7 @@
  *   COMMIT   (any failure: ROLLBACK, and the error says where)
  */
 import type pg from 'pg';
-import { BatchError, isRetryableSqlState, PgBulkIngestError, RowError } from '../errors.ts';
+import { asDatabaseError, BatchError, isRetryableSqlState, PgBulkIngestError, RowError } from '../errors.ts';
 import { BatchRows } from './batch-rows.ts';
 import { copyErrorPosition, copyInto } from './copy-into.ts';
 import type { CopyLinePositions } from './copy-line-positions.ts';
@@ -205,7 +205,7 @@ async function copyWithPosition(
   try {
     await copyInto(client, writer.copySql, chunks);
   } catch (error) {
-    const db = databaseError(error);
+    const db = asDatabaseError(error);
     if (!db) throw error;
     const columns = [
       ...(writer.ordinalColumn ? [writer.ordinalColumn] : []),
@@ -237,23 +237,6 @@ async function copyWithPosition(
   }
 }
 
-interface DatabaseErrorLike {
-  message: string;
-  code: string;
-  where?: string;
-  column?: string;
-  table?: string;
-  schema?: string;
-}
-
-function databaseError(error: unknown): DatabaseErrorLike | undefined {
-  if (!(error instanceof Error)) return undefined;
-  const e = error as Error & { code?: unknown; severity?: unknown };
-  return typeof e.code === 'string' && typeof e.severity === 'string'
-    ? (e as unknown as DatabaseErrorLike)
-    : undefined;
-}
-
 function asBatchError(error: unknown, batchNumber: number): unknown {
   if (error instanceof RowError && error.context.batch === undefined) {
     // Caught while encoding, where the batch number is not known: with several batches, say which.
@@ -264,7 +247,7 @@ function asBatchError(error: unknown, batchNumber: number): unknown {
     );
   }
   if (error instanceof PgBulkIngestError) return error;
-  const db = databaseError(error);
+  const db = asDatabaseError(error);
   if (!db) return error; // the caller's own error (e.g. from `batches`), or a lost connection: as it is
   const table = db.table ? ` on ${qualifiedName(db.schema ?? '', db.table)}` : '';
   return new BatchError(

@@ -2,7 +2,7 @@
  * Sorting failures: transient ones are retried until they pass; a batch that cannot be applied
  * (bad data, constraint violation, a malformed job) is a poison batch and gets parked.
  */
-import { BatchError, isRetryableSqlState, PgBulkIngestError } from '../errors.ts';
+import { asDatabaseError, BatchError, isRetryableSqlState, PgBulkIngestError } from '../errors.ts';
 
 const UNRECOVERABLE_CODES = new Set([
   'INVALID_ROW',
@@ -17,8 +17,8 @@ const UNRECOVERABLE_CODES = new Set([
 export function isPoison(error: unknown): boolean {
   if (error instanceof BatchError) return !error.retryable;
   if (error instanceof PgBulkIngestError) return UNRECOVERABLE_CODES.has(error.code);
-  const e = error as { code?: unknown; severity?: unknown };
-  if (typeof e?.code === 'string' && typeof e.severity === 'string') return !isRetryableSqlState(e.code);
+  const db = asDatabaseError(error);
+  if (db) return !isRetryableSqlState(db.code);
   return false; // a lost connection, a timeout, Redis unavailable: transient
 }
 
