@@ -1,6 +1,6 @@
 /**
  * Runs one Node method in a process of its own, so its peak RSS is its own:
- *   node --import tsx bench/child.ts <method module> <context JSON>
+ *   node bench/out/build/bench/child.js <method module> <context JSON>   (or bench/child.ts under tsx)
  * Prints one line `BENCH_RESULT {...}` with the timed milliseconds, the process's CPU time in them, rows
  * and peak RSS.
  */

@@ -3,8 +3,9 @@
  * worker process (WORKER_CONCURRENCY=1); each waits until committed (the stream's committed seq,
  * polled every 1 ms) before the next. Reports enqueue-to-visible p50 and p99 in ms.
  */
-import { Upsert } from '../src/index.ts';
+
 import type { IngestTable, Row } from '../src/index.ts';
+import { Upsert } from '../src/index.ts';
 import { createEmptyTable } from './db.ts';
 import { type BenchRow, benchTable, generateBatches } from './generate-rows.ts';
 import type { NodeMethod } from './method.ts';

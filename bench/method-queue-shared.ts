@@ -6,16 +6,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Producer } from '../src/queue/producer.ts';
 import { STATE_SCHEMA } from '../src/queue/stream-state.ts';
 import { withClient } from './db.ts';
 import type { MethodContext, RunReport } from './method.ts';
+import { modulePath, NODE_LOADER, OUT, REPO } from './paths.ts';
 
-const MAIN = fileURLToPath(new URL('../src/ops/cli/main.ts', import.meta.url));
-const REPO = fileURLToPath(new URL('../', import.meta.url));
+const MAIN = modulePath('src/ops/cli/main.ts');
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface QueueRig {
@@ -58,8 +57,14 @@ export async function startQueue(
   const stream = name;
   const workers: ChildProcess[] = [];
   for (let i = 0; i < workerCount; i++) {
+    // The same profiling and Node flags as the methods' own processes (run.ts). No
+    // --cpu-prof-name: the tsx loader thread writes a profile too, and would overwrite the
+    // main thread's under the same name. The main thread's is the large one.
+    const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    if (process.env.BENCH_CPU_PROF)
+      flags.push('--cpu-prof', `--cpu-prof-dir=${OUT}/profiles/${name}-worker-${i}`);
     workers.push(
-      spawn(process.execPath, ['--import', 'tsx', MAIN, 'worker'], {
+      spawn(process.execPath, [...NODE_LOADER, ...flags, MAIN, 'worker'], {
         cwd: REPO,
         env: {
           ...process.env,
@@ -87,14 +92,21 @@ export async function startQueue(
     await sleep(50);
   }
   await queue.close();
-  const producer = new Producer({ redis: REDIS_URL, queueName, prefix, maxPendingBatches: 100_000, maxPendingBytes: 0 });
+  const producer = new Producer({
+    redis: REDIS_URL,
+    queueName,
+    prefix,
+    maxPendingBatches: 100_000,
+    maxPendingBytes: 0,
+  });
   return {
     producer,
     stream,
     async check() {
       if (exited()) throw new Error(`${id}: a worker exited during the run`);
       const info = await producer.streamInfo(stream);
-      if (info.blocked) throw new Error(`${id}: stream blocked at seq ${info.blocked.seq}: ${info.blocked.reason}`);
+      if (info.blocked)
+        throw new Error(`${id}: stream blocked at seq ${info.blocked.seq}: ${info.blocked.reason}`);
     },
     workersCpuMs: () => workers.reduce((sum, w) => sum + (w.pid ? cpuMsOf(w.pid) : 0), 0),
     async stop() {
@@ -124,7 +136,9 @@ export async function startQueue(
       }
       redis.disconnect();
       await withClient(ctx.databaseUrl, (c) =>
-        c.query(`DELETE FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`, [stream]).catch(() => undefined),
+        c
+          .query(`DELETE FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`, [stream])
+          .catch(() => undefined),
       );
       return { peakRssKb };
     },

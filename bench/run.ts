@@ -18,16 +18,15 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { psql, quoteIdent, withClient } from './db.ts';
 import { COLUMN_NAMES, TABLE_NAME, writeCopyFile } from './generate-rows.ts';
 import type { BenchMethod, MethodContext } from './method.ts';
 import { METHOD_MODULES } from './methods.ts';
+import { OUT as BENCH_OUT, modulePath, NODE_LOADER, REPO } from './paths.ts';
 import { PgCpuSampler, taggedUrl } from './pg-cpu.ts';
 
-const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
-const OUT = here('./out/');
+const OUT = `${BENCH_OUT}/`;
 
 const config = {
   databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
@@ -126,14 +125,14 @@ async function dropSchema(schema: string): Promise<void> {
   await withClient(config.databaseUrl, (c) => c.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`));
 }
 
-function runNode(modulePath: string, ctx: MethodContext, id: string, run: number): Promise<RunResult> {
-  const execArgv = ['--import', 'tsx', ...config.nodeFlags];
+function runNode(methodModule: string, ctx: MethodContext, id: string, run: number): Promise<RunResult> {
+  const execArgv = [...NODE_LOADER, ...config.nodeFlags];
   if (config.cpuProf)
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${OUT}profiles`, `--cpu-prof-name=${id}-${run}.cpuprofile`);
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [...execArgv, here('./child.ts'), modulePath, JSON.stringify(ctx)],
+      [...execArgv, modulePath('bench/child.ts'), methodModule, JSON.stringify(ctx)],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -187,7 +186,7 @@ function runCommand([file, args]: [string, string[]], rows: number): Promise<Run
 /** The COPY file of `seed`, reused when an earlier run wrote it with the same rows and generator. */
 async function generatedCopyFile(path: string, seed: number): Promise<{ bytes: number; reused: boolean }> {
   const generator = createHash('sha256')
-    .update(readFileSync(here('./generate-rows.ts')))
+    .update(readFileSync(`${REPO}bench/generate-rows.ts`))
     .digest('hex');
   const stamp = JSON.stringify({ seed, rows: config.rows, generator });
   const stampPath = `${path}.stamp`;
@@ -250,9 +249,10 @@ async function main(): Promise<void> {
   const loadAtStart = os.loadavg()[0] ?? 0;
   mkdirSync(OUT, { recursive: true });
   const loaded: { module: string; method: BenchMethod }[] = [];
-  for (const module of METHOD_MODULES) {
+  for (const file of METHOD_MODULES) {
+    const module = modulePath(`bench/${file}`);
     const method = (await import(module)).default as BenchMethod;
-    if (!config.methods || config.methods.includes(method.id)) loaded.push({ module: here(module), method });
+    if (!config.methods || config.methods.includes(method.id)) loaded.push({ module, method });
   }
   if (loaded.length === 0) throw new Error(`No method matches BENCH_METHODS=${process.env.BENCH_METHODS}`);
 
@@ -359,7 +359,10 @@ async function main(): Promise<void> {
     const pgCpu = list.flatMap((r) => perMillion(r.pgCpuMs, r.rows));
     const metricNames = [...new Set(list.flatMap((r) => Object.keys(r.metrics ?? {})))];
     const metrics = Object.fromEntries(
-      metricNames.map((k) => [k, median(list.flatMap((r) => (r.metrics?.[k] === undefined ? [] : [r.metrics[k]])))]),
+      metricNames.map((k) => [
+        k,
+        median(list.flatMap((r) => (r.metrics?.[k] === undefined ? [] : [r.metrics[k]]))),
+      ]),
     );
     return {
       id: method.id,
@@ -431,9 +434,11 @@ async function main(): Promise<void> {
           `* ${r.label}: run on ${fmtInt(r.rows)} rows only; its rows/s is extrapolated to ${fmtInt(config.rows)} rows.`,
       ),
     'Upserts: the table holds every key beforehand (other values), so every row conflicts.',
-    `Peak RSS: the child process running the method, whole run; it holds about ${fmtMb(medianRssAtStart(results))} MB before its first row (Node, the tsx loader, pg, zod). Queue methods: the largest worker process (VmHWM), not the producer.`,
+    `Peak RSS: the child process running the method, whole run; it holds about ${fmtMb(medianRssAtStart(results))} MB before its first row (Node, pg, zod; compiled JavaScript, no TypeScript loader). Queue methods: the largest worker process (VmHWM), not the producer.`,
     ...(results.some((r) => r.id.startsWith('queue-'))
-      ? ['Queue methods: timed from the first enqueue until the last batch is committed (workers started beforehand); Node CPU is the producer plus the workers.']
+      ? [
+          'Queue methods: timed from the first enqueue until the last batch is committed (workers started beforehand); Node CPU is the producer plus the workers.',
+        ]
       : []),
     'Node CPU, PG CPU: user + system seconds per million rows of the Node process and of its PostgreSQL backends, medians.',
     '"On CPU time": the ratio of max(Node CPU, PG CPU) per row, the two sides working at once on their own cores: what an otherwise idle machine would show.',

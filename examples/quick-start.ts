@@ -18,16 +18,30 @@ const myTable = defineTable({
 
 function* batches(highWatermark: Json | null) {
   if (highWatermark === null || '2015-01-01' > (highWatermark as string)) {
-    yield ['2015-01-01', 'Any batch metadata', [[myTable, [3, 'a']], [myTable, [4, 'b']]]] as const;
+    yield [
+      '2015-01-01',
+      'Any batch metadata',
+      [
+        [myTable, [3, 'a']],
+        [myTable, [4, 'b']],
+      ],
+    ] as const;
   }
 }
 
-const client = new pg.Client({ connectionString: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' });
+const client = new pg.Client({
+  connectionString: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+});
 await client.connect();
 try {
-  await ingest(client, [myTable], batches, { highWatermark: HighWatermark.LATEST, upsert: Upsert.IF_PRIMARY_KEY });
+  await ingest(client, [myTable], batches, {
+    highWatermark: HighWatermark.LATEST,
+    upsert: Upsert.IF_PRIMARY_KEY,
+  });
   const { rows } = await client.query('SELECT * FROM my_schema.my_table ORDER BY id');
-  const comment = await client.query(`SELECT obj_description('my_schema.my_table'::regclass, 'pg_class') AS c`);
+  const comment = await client.query(
+    `SELECT obj_description('my_schema.my_table'::regclass, 'pg_class') AS c`,
+  );
   console.log(rows, comment.rows[0]?.c);
 } finally {
   await client.end();

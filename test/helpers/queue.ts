@@ -11,7 +11,10 @@ export function uniqueQueue(): { queueName: string; prefix: string } {
 }
 
 /** Removes the test's BullMQ queue and every key under its prefix. */
-export async function cleanQueue(names: { queueName: string; prefix: string }, redisUrl = REDIS_URL): Promise<void> {
+export async function cleanQueue(
+  names: { queueName: string; prefix: string },
+  redisUrl = REDIS_URL,
+): Promise<void> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   try {
     const queue = new Queue(names.queueName, { connection: redis });
@@ -29,7 +32,11 @@ export async function cleanQueue(names: { queueName: string; prefix: string }, r
 }
 
 /** Polls `check` until it returns true or the timeout passes. */
-export async function waitFor(check: () => Promise<boolean>, timeoutMs = 20_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  check: () => Promise<boolean>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;

@@ -22,7 +22,7 @@ import { Producer } from '../../src/queue/producer.ts';
 import { Worker } from '../../src/queue/worker.ts';
 import { panelQueries } from '../helpers/dashboards.ts';
 import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
-import { REDIS_URL, cleanQueue, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
 
 const HAVE_PROMETHEUS = !spawnSync('prometheus', ['--version']).error;
 const SCRAPE_INTERVAL_S = 1;
@@ -45,7 +45,10 @@ async function freePort(): Promise<number> {
 
 /** grafana/prometheus.yml with its worker job scraping `target` (the other jobs have nothing to scrape here). */
 function scrapeConfigFor(target: string): string {
-  const config = parse(readFileSync('grafana/prometheus.yml', 'utf8')) as { global?: object; scrape_configs: { job_name: string }[] };
+  const config = parse(readFileSync('grafana/prometheus.yml', 'utf8')) as {
+    global?: object;
+    scrape_configs: { job_name: string }[];
+  };
   const worker = config.scrape_configs.find((job) => job.job_name === 'pgbi-worker');
   assert.ok(worker, 'grafana/prometheus.yml has no pgbi-worker job');
   return stringify({
@@ -54,10 +57,15 @@ function scrapeConfigFor(target: string): string {
   });
 }
 
-describe('dashboards: every panel query returns data from Prometheus', { skip: HAVE_PROMETHEUS ? false : 'prometheus is not installed (Debian: apt-get install prometheus)' }, () => {
+describe('dashboards: every panel query returns data from Prometheus', {
+  skip: HAVE_PROMETHEUS ? false : 'prometheus is not installed (Debian: apt-get install prometheus)',
+}, () => {
   const schema = uniqueName('dashq');
   const names = uniqueQueue();
-  const ORDER_COLUMNS = [{ name: 'id', type: 'bigint', primaryKey: true }, { name: 'code', type: 'varchar(3)' }];
+  const ORDER_COLUMNS = [
+    { name: 'id', type: 'bigint', primaryKey: true },
+    { name: 'code', type: 'varchar(3)' },
+  ];
   const orders = defineTable({ schema, name: 'orders', columns: ORDER_COLUMNS });
   const dir = mkdtempSync(join(tmpdir(), 'pgbi-prometheus-'));
   let producer: Producer;
@@ -75,27 +83,50 @@ describe('dashboards: every panel query returns data from Prometheus', { skip: H
   /** Waits until Prometheus has scraped the worker `count` more times. */
   async function scrapes(count: number) {
     const until = Date.now() / 1000 + count * SCRAPE_INTERVAL_S;
-    const lastScrape = async () => Number((await query('timestamp(up{job="pgbi-worker"})')).data?.result[0]?.value[1] ?? 0);
+    const lastScrape = async () =>
+      Number((await query('timestamp(up{job="pgbi-worker"})')).data?.result[0]?.value[1] ?? 0);
     await waitFor(async () => (await lastScrape()) >= until, 15_000, `${count} scrapes`);
   }
 
   before(async () => {
     if (!HAVE_PROMETHEUS) return;
     producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names, concurrency: 1, poisonRetries: 0, shutdownTimeoutMs: 2000, logger: pino({ level: 'silent' }) });
+    worker = new Worker({
+      databaseUrl: DATABASE_URL,
+      redis: REDIS_URL,
+      ...names,
+      concurrency: 1,
+      poisonRetries: 0,
+      shutdownTimeoutMs: 2000,
+      logger: pino({ level: 'silent' }),
+    });
     const metrics = createMetrics();
     detach = attachWorkerMetrics(metrics, worker, { databaseUrl: DATABASE_URL });
-    ops = await startOpsServer({ port: 0, host: '127.0.0.1', registry: metrics.registry, readinessChecks: worker.readinessChecks });
+    ops = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      registry: metrics.registry,
+      readinessChecks: worker.readinessChecks,
+    });
     await worker.start();
     writeFileSync(join(dir, 'prometheus.yml'), scrapeConfigFor(`127.0.0.1:${ops.port}`));
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
     prometheus = spawn(
       'prometheus',
-      [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=error'],
+      [
+        `--config.file=${join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        '--log.level=error',
+      ],
       { stdio: 'ignore' },
     );
-    await waitFor(async () => (await fetch(`${api}/-/ready`).catch(() => undefined))?.ok === true, 15_000, 'Prometheus ready');
+    await waitFor(
+      async () => (await fetch(`${api}/-/ready`).catch(() => undefined))?.ok === true,
+      15_000,
+      'Prometheus ready',
+    );
   });
 
   after(async () => {
@@ -119,10 +150,19 @@ describe('dashboards: every panel query returns data from Prometheus', { skip: H
     await producer.enqueue({ tables: [orders], highWatermark: 1, rows: [[orders, [1, 'a']]] });
     await waitFor(async () => (await producer.streamInfo(stream)).committedSeq === 1, 15_000, 'first batch');
     await scrapes(2);
-    const wider = defineTable({ schema, name: 'orders', columns: [...ORDER_COLUMNS, { name: 'note', type: 'text' }] });
-    for (let i = 2; i <= 4; i++) await producer.enqueue({ tables: [wider], highWatermark: i, rows: [[wider, [i, 'b', 'x']]] });
+    const wider = defineTable({
+      schema,
+      name: 'orders',
+      columns: [...ORDER_COLUMNS, { name: 'note', type: 'text' }],
+    });
+    for (let i = 2; i <= 4; i++)
+      await producer.enqueue({ tables: [wider], highWatermark: i, rows: [[wider, [i, 'b', 'x']]] });
     await producer.enqueue({ tables: [wider], highWatermark: 5, rows: [[wider, [5, 'much too long', 'x']]] });
-    await waitFor(async () => (await producer.streamInfo(stream)).blocked !== null, 15_000, 'the poison batch parked');
+    await waitFor(
+      async () => (await producer.streamInfo(stream)).blocked !== null,
+      15_000,
+      'the poison batch parked',
+    );
     await scrapes(2);
 
     const failures: string[] = [];
@@ -131,7 +171,8 @@ describe('dashboards: every panel query returns data from Prometheus', { skip: H
       const result = await query(expr);
       const values = (result.data?.result ?? []).map((r) => Number(r.value[1]));
       if (result.status !== 'success') failures.push(`${q.panel} (${q.refId}): ${result.error}`);
-      else if (!values.some((v) => !Number.isNaN(v))) failures.push(`${q.panel} (${q.refId}): no data for ${expr}`);
+      else if (!values.some((v) => !Number.isNaN(v)))
+        failures.push(`${q.panel} (${q.refId}): no data for ${expr}`);
     }
     assert.deepEqual(failures, []);
   });

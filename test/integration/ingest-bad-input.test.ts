@@ -171,20 +171,17 @@ describe('ingest(): bad rows among several tables', () => {
 
   // Regression: COPY errors used to count rows per table, not in the batch, so with interleaved
   // tables PostgreSQL's refusals and JavaScript's disagreed.
-  it(
-    'a value PostgreSQL refuses is placed by its position in the whole batch',
-    () =>
-      withSchema('bad', async (f) => {
-        const [a, b] = [tableIn(f.schema, true, 'a'), tableIn(f.schema, false, 'b')];
-        const rows: Row[] = [
-          [a, [2, 2, 'a']],
-          [b, [1, 1, 'b']],
-          [a, [3, 3, 'a']],
-          [b, [2, 'abc', 'b']],
-        ];
-        await expectRowError(f, [a, b], rows, { table: b, row: 4, column: 'n', sqlState: '22P02' });
-      }),
-  );
+  it('a value PostgreSQL refuses is placed by its position in the whole batch', () =>
+    withSchema('bad', async (f) => {
+      const [a, b] = [tableIn(f.schema, true, 'a'), tableIn(f.schema, false, 'b')];
+      const rows: Row[] = [
+        [a, [2, 2, 'a']],
+        [b, [1, 1, 'b']],
+        [a, [3, 3, 'a']],
+        [b, [2, 'abc', 'b']],
+      ];
+      await expectRowError(f, [a, b], rows, { table: b, row: 4, column: 'n', sqlState: '22P02' });
+    }));
 });
 
 describe('ingest(): identifiers of every kind', () => {

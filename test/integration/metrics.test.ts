@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -17,18 +17,24 @@ import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
 import { StreamAdmin } from '../../src/queue/admin.ts';
 import { StreamApplier } from '../../src/queue/apply-stream.ts';
 import { Producer } from '../../src/queue/producer.ts';
-import { StreamStore, connectRedis } from '../../src/queue/stream-store.ts';
+import { connectRedis, StreamStore } from '../../src/queue/stream-store.ts';
 import { Worker } from '../../src/queue/worker.ts';
 import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
-import { REDIS_URL, cleanQueue, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
 
 /** Prometheus text format: the value of the sample `name{labels}` (labels matched exactly), if any. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!match || match[1] !== name) continue;
-    const got = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.keys(got).length === Object.keys(labels).length && Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(match[3]);
+    const got = Object.fromEntries(
+      [...(match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
+    );
+    if (
+      Object.keys(got).length === Object.keys(labels).length &&
+      Object.entries(labels).every(([k, v]) => got[k] === v)
+    )
+      return Number(match[3]);
   }
   return undefined;
 }
@@ -50,12 +56,34 @@ describe('metrics: a worker scraped after a known run', () => {
   const schema = uniqueName('metrics');
   const names = uniqueQueue();
   const column = (name: string, type: string, primaryKey = false) => ({ name, type, primaryKey });
-  const orders = defineTable({ schema, name: 'orders', columns: [column('id', 'bigint', true), column('total', 'numeric')] });
-  const lines = defineTable({ schema, name: 'order_lines', columns: [column('id', 'bigint', true), column('order_id', 'bigint')] });
-  const events = defineTable({ schema, name: 'events', columns: [column('id', 'bigint', true), column('kind', 'text')] });
-  const eventsWider = defineTable({ schema, name: 'events', columns: [column('id', 'bigint', true), column('kind', 'text'), column('source', 'text')] });
-  const codes = defineTable({ schema, name: 'codes', columns: [column('id', 'bigint', true), column('code', 'varchar(3)')] });
-  const [ordersStream, eventsStream, codesStream] = [orders, events, codes].map((t) => `${schema}.${t.name}`) as [string, string, string];
+  const orders = defineTable({
+    schema,
+    name: 'orders',
+    columns: [column('id', 'bigint', true), column('total', 'numeric')],
+  });
+  const lines = defineTable({
+    schema,
+    name: 'order_lines',
+    columns: [column('id', 'bigint', true), column('order_id', 'bigint')],
+  });
+  const events = defineTable({
+    schema,
+    name: 'events',
+    columns: [column('id', 'bigint', true), column('kind', 'text')],
+  });
+  const eventsWider = defineTable({
+    schema,
+    name: 'events',
+    columns: [column('id', 'bigint', true), column('kind', 'text'), column('source', 'text')],
+  });
+  const codes = defineTable({
+    schema,
+    name: 'codes',
+    columns: [column('id', 'bigint', true), column('code', 'varchar(3)')],
+  });
+  const [ordersStream, eventsStream, codesStream] = [orders, events, codes].map(
+    (t) => `${schema}.${t.name}`,
+  ) as [string, string, string];
   let producer: Producer;
   let worker: Worker;
   let ops: OpsServer;
@@ -78,7 +106,12 @@ describe('metrics: a worker scraped after a known run', () => {
     });
     const metrics = createMetrics();
     detach = attachWorkerMetrics(metrics, worker, { databaseUrl: DATABASE_URL });
-    ops = await startOpsServer({ port: 0, host: '127.0.0.1', registry: metrics.registry, readinessChecks: worker.readinessChecks });
+    ops = await startOpsServer({
+      port: 0,
+      host: '127.0.0.1',
+      registry: metrics.registry,
+      readinessChecks: worker.readinessChecks,
+    });
     await worker.start();
   });
 
@@ -93,14 +126,35 @@ describe('metrics: a worker scraped after a known run', () => {
 
   it('counts committed and parked batches, rows per table, phases, migrations, lag and blocked streams exactly', async () => {
     // orders: 3 batches over two tables (7 orders, 5 lines).
-    const orderBatches: [number[], number[]][] = [[[1, 2], [10, 11, 12]], [[3], [13, 14]], [[4, 5, 6, 7], []]];
+    const orderBatches: [number[], number[]][] = [
+      [
+        [1, 2],
+        [10, 11, 12],
+      ],
+      [[3], [13, 14]],
+      [[4, 5, 6, 7], []],
+    ];
     for (const [i, [orderIds, lineIds]] of orderBatches.entries()) {
-      const rows = [...orderIds.map((id) => [orders, [id, '9.99']] as const), ...lineIds.map((id) => [lines, [id, orderIds[0]]] as const)];
+      const rows = [
+        ...orderIds.map((id) => [orders, [id, '9.99']] as const),
+        ...lineIds.map((id) => [lines, [id, orderIds[0]]] as const),
+      ];
       await producer.enqueue({ tables: [orders, lines], highWatermark: i + 1, rows });
     }
     // events: the second batch adds a column, a migration (2 + 3 rows).
-    await producer.enqueue({ tables: [events], highWatermark: 1, rows: [[events, [1, 'a']], [events, [2, 'b']]] });
-    await producer.enqueue({ tables: [eventsWider], highWatermark: 2, rows: [3, 4, 5].map((id) => [eventsWider, [id, 'c', 'web']] as const) });
+    await producer.enqueue({
+      tables: [events],
+      highWatermark: 1,
+      rows: [
+        [events, [1, 'a']],
+        [events, [2, 'b']],
+      ],
+    });
+    await producer.enqueue({
+      tables: [eventsWider],
+      highWatermark: 2,
+      rows: [3, 4, 5].map((id) => [eventsWider, [id, 'c', 'web']] as const),
+    });
     // codes: batch 2 is poison (too long for varchar(3)), so batch 3 waits behind it.
     await producer.enqueue({ tables: [codes], highWatermark: 1, rows: [[codes, [1, 'abc']]] });
     await producer.enqueue({ tables: [codes], highWatermark: 2, rows: [[codes, [2, 'far too long']]] });
@@ -108,7 +162,9 @@ describe('metrics: a worker scraped after a known run', () => {
 
     await waitFor(
       async () => {
-        const [o, e, c] = await Promise.all([ordersStream, eventsStream, codesStream].map((s) => producer.streamInfo(s)));
+        const [o, e, c] = await Promise.all(
+          [ordersStream, eventsStream, codesStream].map((s) => producer.streamInfo(s)),
+        );
         return o?.committedSeq === 3 && e?.committedSeq === 2 && c?.committedSeq === 1 && c.blocked !== null;
       },
       20_000,
@@ -116,12 +172,21 @@ describe('metrics: a worker scraped after a known run', () => {
     );
     const { status, text } = await get(ops.port, '/metrics');
     assert.equal(status, 200);
-    const batches = (stream: string, outcome: string) => sample(text, 'pgbi_batches_total', { stream, outcome });
-    assert.deepEqual([batches(ordersStream, 'committed'), batches(eventsStream, 'committed'), batches(codesStream, 'committed')], [3, 2, 1]);
+    const batches = (stream: string, outcome: string) =>
+      sample(text, 'pgbi_batches_total', { stream, outcome });
+    assert.deepEqual(
+      [
+        batches(ordersStream, 'committed'),
+        batches(eventsStream, 'committed'),
+        batches(codesStream, 'committed'),
+      ],
+      [3, 2, 1],
+    );
     assert.equal(batches(codesStream, 'parked'), 1);
     assert.equal(batches(codesStream, 'retried'), undefined, 'poisonRetries 0: parked at once');
     assert.equal(batches(ordersStream, 'duplicate'), undefined);
-    const rows = (table: string) => sample(text, 'pgbi_committed_rows_total', { table: `${schema}.${table}` });
+    const rows = (table: string) =>
+      sample(text, 'pgbi_committed_rows_total', { table: `${schema}.${table}` });
     assert.deepEqual([rows('orders'), rows('order_lines'), rows('events'), rows('codes')], [7, 5, 5, 1]);
     assert.ok((sample(text, 'pgbi_committed_bytes_total', { stream: ordersStream }) ?? 0) > 0);
     for (const phase of ['lock_wait', 'migrate', 'copy', 'merge', 'commit']) {
@@ -149,7 +214,11 @@ describe('metrics: a worker scraped after a known run', () => {
     } finally {
       await admin.close();
     }
-    await waitFor(async () => (await producer.streamInfo(codesStream)).committedSeq === 3, 20_000, 'codes batch 3 committed');
+    await waitFor(
+      async () => (await producer.streamInfo(codesStream)).committedSeq === 3,
+      20_000,
+      'codes batch 3 committed',
+    );
     await new Promise((resolve) => setTimeout(resolve, 1100)); // the next scrape reads fresh state
     const { text } = await get(ops.port, '/metrics');
     assert.equal(sample(text, 'pgbi_stream_skipped_batches', { stream: codesStream }), 1);
@@ -168,9 +237,17 @@ describe('metrics: a worker scraped after a known run', () => {
     const result = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     const problems = `${result.stdout}${result.stderr}`.split('\n').filter((l) => l.trim());
     // prom-client's own nodejs_active_{handles,requests,resources}_total gauges break the _total rule.
-    const known = /^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/;
-    assert.deepEqual(problems.filter((l) => !known.test(l)), [], 'promtool found problems');
-    assert.ok(result.status === 0 || (result.status === 3 && problems.length > 0), `promtool exited ${result.status}`);
+    const known =
+      /^nodejs_active_(handles|requests|resources)_total non-counter metrics should not have "_total" suffix$/;
+    assert.deepEqual(
+      problems.filter((l) => !known.test(l)),
+      [],
+      'promtool found problems',
+    );
+    assert.ok(
+      result.status === 0 || (result.status === 3 && problems.length > 0),
+      `promtool exited ${result.status}`,
+    );
   });
 
   it('/healthz answers 200 and /readyz 200 with PostgreSQL and Redis ok', async () => {
@@ -185,7 +262,10 @@ describe('metrics: a worker scraped after a known run', () => {
       port: 0,
       host: '127.0.0.1',
       registry: createMetrics({ defaultMetrics: false }).registry,
-      readinessChecks: { postgres: async () => undefined, redis: async () => Promise.reject(new Error('connect ECONNREFUSED')) },
+      readinessChecks: {
+        postgres: async () => undefined,
+        redis: async () => Promise.reject(new Error('connect ECONNREFUSED')),
+      },
     });
     try {
       const ready = await get(server.port, '/readyz');
@@ -209,7 +289,9 @@ describe('metrics: a worker scraped after a known run', () => {
       const header = await store.header(stream, 1);
       assert.ok(header);
       const duplicates: [string, number][] = [];
-      const applier = new StreamApplier(pool, store, false, { onDuplicate: (s, seq) => duplicates.push([s, seq]) });
+      const applier = new StreamApplier(pool, store, false, {
+        onDuplicate: (s, seq) => duplicates.push([s, seq]),
+      });
       assert.equal(await applier.applyOne(stream, 1, header), true);
       assert.equal(await applier.applyOne(stream, 1, header), false);
       assert.deepEqual(duplicates, [[stream, 1]]);
@@ -227,7 +309,14 @@ describe('metrics: the worker command serves the ops endpoints', () => {
   it('METRICS_PORT=0 picks a free port it logs; /healthz 200, /readyz 503 while Redis is unreachable', async () => {
     const deadRedisPort = await freePort();
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/ops/cli/main.ts', 'worker'], {
-      env: { ...process.env, DATABASE_URL, REDIS_URL: `redis://127.0.0.1:${deadRedisPort}`, METRICS_PORT: '0', METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'info' },
+      env: {
+        ...process.env,
+        DATABASE_URL,
+        REDIS_URL: `redis://127.0.0.1:${deadRedisPort}`,
+        METRICS_PORT: '0',
+        METRICS_HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+      },
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     try {

@@ -4,13 +4,13 @@
  * problem, writes nothing, and the worker carries on; a valid one is applied (once).
  */
 import assert from 'node:assert/strict';
-import { waitFor } from '../helpers/queue.ts';
 import { describe, it } from 'node:test';
 import type { Job, Queue } from 'bullmq';
 import { pino } from 'pino';
 import { Producer } from '../../src/queue/producer.ts';
 import { BATCH_JOB } from '../../src/queue/queue-config.ts';
 import { Worker } from '../../src/queue/worker.ts';
+import { waitFor } from '../helpers/queue.ts';
 import {
   type Connection,
   committedSeqs,
@@ -145,7 +145,11 @@ describe('queue: bad input from a foreign producer', () => {
         await worker.start();
         // The job's data cannot be parsed by BullMQ's own Job.fromId either: read the hash.
         const key = `bull:${connection.queueName}:${job.id}`;
-        await waitFor(async () => (await queue.getJobState(job.id as string)) === 'failed', 5000, 'the job to fail');
+        await waitFor(
+          async () => (await queue.getJobState(job.id as string)) === 'failed',
+          5000,
+          'the job to fail',
+        );
         assert.match((await redis.hget(key, 'failedReason')) ?? '', /not valid JSON/);
       } finally {
         await worker.close();

@@ -6,7 +6,7 @@ import { defineTable } from '../../src/ingest/table-definition.ts';
 import { Producer } from '../../src/queue/producer.ts';
 import { Worker } from '../../src/queue/worker.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { REDIS_URL, cleanQueue, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
 
 describe('queue: producer to worker', () => {
   const schema = uniqueName('queue_basics');
@@ -25,7 +25,12 @@ describe('queue: producer to worker', () => {
 
   before(async () => {
     producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names, logger: pino({ level: 'silent' }) });
+    worker = new Worker({
+      databaseUrl: DATABASE_URL,
+      redis: REDIS_URL,
+      ...names,
+      logger: pino({ level: 'silent' }),
+    });
     await worker.start();
   });
 
@@ -42,31 +47,63 @@ describe('queue: producer to worker', () => {
       highWatermark: 'hw-1',
       rows: [[table, [1n, Buffer.from([0, 255]), new Date('2020-01-01T00:00:00Z')]]],
     });
-    const second = await producer.enqueue({ tables: [table], highWatermark: 'hw-2', rows: [[table, [2, null, null]]] });
+    const second = await producer.enqueue({
+      tables: [table],
+      highWatermark: 'hw-2',
+      rows: [[table, [2, null, null]]],
+    });
     assert.deepEqual([first.seq, second.seq], [1, 2]);
-    await waitFor(async () => (await producer.highWatermark(table)) === 'hw-2' && (await producer.streamInfo(first.stream)).committedSeq === 2);
-    const rows = await withClient(async (c) => (await c.query(`SELECT id, payload, at FROM "${schema}".events ORDER BY id`)).rows);
-    assert.deepEqual(rows.map((r) => [r.id, r.payload?.toString('hex') ?? null, r.at?.toISOString() ?? null]), [
-      ['1', '00ff', '2020-01-01T00:00:00.000Z'],
-      ['2', null, null],
-    ]);
+    await waitFor(
+      async () =>
+        (await producer.highWatermark(table)) === 'hw-2' &&
+        (await producer.streamInfo(first.stream)).committedSeq === 2,
+    );
+    const rows = await withClient(
+      async (c) => (await c.query(`SELECT id, payload, at FROM "${schema}".events ORDER BY id`)).rows,
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.id, r.payload?.toString('hex') ?? null, r.at?.toISOString() ?? null]),
+      [
+        ['1', '00ff', '2020-01-01T00:00:00.000Z'],
+        ['2', null, null],
+      ],
+    );
   });
 
   it('producer.ingest with Delete.BEFORE_FIRST_BATCH empties the table before the first batch only, as ingest() does', async () => {
-    const other = defineTable({ schema, name: 'replaced', columns: [{ name: 'id', type: 'integer', primaryKey: true }] });
+    const other = defineTable({
+      schema,
+      name: 'replaced',
+      columns: [{ name: 'id', type: 'integer', primaryKey: true }],
+    });
     const pre = await producer.enqueue({ tables: [other], highWatermark: 0, rows: [[other, [100]]] });
     const results = await producer.ingest(
       [other],
       function* () {
-        yield [1, null, [[other, [1]], [other, [2]]]] as const;
+        yield [
+          1,
+          null,
+          [
+            [other, [1]],
+            [other, [2]],
+          ],
+        ] as const;
         yield [2, null, [[other, [3]]]] as const;
         yield [3, null, [[other, [4]]]] as const;
       },
       { delete: Delete.BEFORE_FIRST_BATCH, highWatermark: HighWatermark.EARLIEST },
     );
-    assert.deepEqual(results.map((r) => r.seq), [pre.seq + 1, pre.seq + 2, pre.seq + 3]);
+    assert.deepEqual(
+      results.map((r) => r.seq),
+      [pre.seq + 1, pre.seq + 2, pre.seq + 3],
+    );
     await waitFor(async () => (await producer.streamInfo(pre.stream)).committedSeq === pre.seq + 3);
-    const rows = await withClient(async (c) => (await c.query(`SELECT id FROM "${schema}".replaced ORDER BY id`)).rows);
-    assert.deepEqual(rows.map((r) => r.id), [1, 2, 3, 4]);
+    const rows = await withClient(
+      async (c) => (await c.query(`SELECT id FROM "${schema}".replaced ORDER BY id`)).rows,
+    );
+    assert.deepEqual(
+      rows.map((r) => r.id),
+      [1, 2, 3, 4],
+    );
   });
 });

@@ -4,11 +4,22 @@ import { describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { batchJobJsonSchema } from '../../src/queue/batch-schema.ts';
 
-const committed = JSON.parse(readFileSync(new URL('../../schema/batch.schema.json', import.meta.url), 'utf8'));
+const committed = JSON.parse(
+  readFileSync(new URL('../../schema/batch.schema.json', import.meta.url), 'utf8'),
+);
 
 const valid = {
   version: 1,
-  tables: [{ schema: 's', name: 't', columns: [{ name: 'id', type: 'bigint', primaryKey: true }, { name: 'b', type: 'bytea' }] }],
+  tables: [
+    {
+      schema: 's',
+      name: 't',
+      columns: [
+        { name: 'id', type: 'bigint', primaryKey: true },
+        { name: 'b', type: 'bytea' },
+      ],
+    },
+  ],
   highWatermark: '2024-01-01',
   rows: [['s.t', ['9007199254740993', 'AAEC']]],
 };

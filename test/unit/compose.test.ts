@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parse } from 'yaml';
 import { Command } from 'commander';
+import { parse } from 'yaml';
 import { WORKER_SETTINGS } from '../../src/ops/cli/worker-command.ts';
 import { parseConfig, workerConfigSchema } from '../../src/ops/config.ts';
 
@@ -22,7 +22,9 @@ interface Service {
   deploy?: { replicas?: number };
 }
 
-const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as { services: Record<string, Service> };
+const compose = parse(readFileSync('docker-compose.yml', 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+};
 const services = compose.services;
 const ourServices = Object.entries(services).filter(([, s]) => s.build !== undefined);
 const defaults = parseConfig(workerConfigSchema, {}, {});
@@ -33,14 +35,19 @@ const defaults = parseConfig(workerConfigSchema, {}, {});
  */
 async function cliCommands(): Promise<Map<string, { flags: Set<string>; env: Set<string> }>> {
   const program = new Command();
-  for (const [, name, file] of readFileSync('src/ops/cli/main.ts', 'utf8').matchAll(/import \{ (register\w+) \} from '\.\/([\w-]+\.ts)'/g)) {
+  for (const [, name, file] of readFileSync('src/ops/cli/main.ts', 'utf8').matchAll(
+    /import \{ (register\w+) \} from '\.\/([\w-]+\.ts)'/g,
+  )) {
     const module = (await import(`../../src/ops/cli/${file}`)) as Record<string, (program: Command) => void>;
     module[name as string]?.(program);
   }
   return new Map(
     program.commands.map((c) => [
       c.name(),
-      { flags: new Set(c.options.flatMap((o) => (o.long ? [o.long] : []))), env: new Set(c.options.flatMap((o) => (o.envVar ? [o.envVar] : []))) },
+      {
+        flags: new Set(c.options.flatMap((o) => (o.long ? [o.long] : []))),
+        env: new Set(c.options.flatMap((o) => (o.envVar ? [o.envVar] : []))),
+      },
     ]),
   );
 }
@@ -54,7 +61,8 @@ function opsPortOf(service: Service): number {
   const command = service.command?.[0] ?? 'worker';
   const env = OPS_PORT_ENV[command];
   assert.ok(env, `${command} serves no metrics`);
-  const value = service.environment?.[env] ?? (command === 'worker' ? String(defaults.metricsPort) : undefined);
+  const value =
+    service.environment?.[env] ?? (command === 'worker' ? String(defaults.metricsPort) : undefined);
   assert.ok(value, `set ${env} explicitly for ${command}`);
   return Number(value);
 }
@@ -72,7 +80,8 @@ function hostPathOf(service: Service, containerPath: string): string | undefined
 
 describe('docker-compose.yml', () => {
   it('has the whole system: PostgreSQL, Redis, three workers, gateway, demo, Prometheus, Grafana', () => {
-    for (const name of ['postgres', 'redis', 'worker', 'gateway', 'demo', 'prometheus', 'grafana']) assert.ok(services[name], `no ${name} service`);
+    for (const name of ['postgres', 'redis', 'worker', 'gateway', 'demo', 'prometheus', 'grafana'])
+      assert.ok(services[name], `no ${name} service`);
     assert.ok((services.worker?.deploy?.replicas ?? 1) >= 3, 'fewer than three worker replicas');
   });
 
@@ -84,9 +93,15 @@ describe('docker-compose.yml', () => {
   });
 
   it('starts in order: PostgreSQL and Redis have health checks, our services wait for them to be healthy', () => {
-    for (const name of ['postgres', 'redis']) assert.ok(services[name]?.healthcheck?.test, `${name} has no healthcheck`);
+    for (const name of ['postgres', 'redis'])
+      assert.ok(services[name]?.healthcheck?.test, `${name} has no healthcheck`);
     for (const [name, service] of ourServices) {
-      for (const dependency of ['postgres', 'redis']) assert.equal(service.depends_on?.[dependency]?.condition, 'service_healthy', `${name} on ${dependency}`);
+      for (const dependency of ['postgres', 'redis'])
+        assert.equal(
+          service.depends_on?.[dependency]?.condition,
+          'service_healthy',
+          `${name} on ${dependency}`,
+        );
     }
   });
 
@@ -96,26 +111,42 @@ describe('docker-compose.yml', () => {
     it(`${name}: runs \`${command}\` with flags and environment variables it reads`, { todo }, () => {
       const cli = commands.get(command);
       assert.ok(cli, `no command ${command} in src/ops/cli/main.ts`);
-      const flags = (service.command ?? []).filter((arg) => arg.startsWith('--')).map((arg) => arg.split('=')[0] as string);
-      assert.deepEqual(flags.filter((flag) => !cli.flags.has(flag)), [], `${name} passes flags ${command} does not define`);
-      const unread = Object.keys(service.environment ?? {}).filter((env) => !cli.env.has(env) && !COMMON_ENV.includes(env));
+      const flags = (service.command ?? [])
+        .filter((arg) => arg.startsWith('--'))
+        .map((arg) => arg.split('=')[0] as string);
+      assert.deepEqual(
+        flags.filter((flag) => !cli.flags.has(flag)),
+        [],
+        `${name} passes flags ${command} does not define`,
+      );
+      const unread = Object.keys(service.environment ?? {}).filter(
+        (env) => !cli.env.has(env) && !COMMON_ENV.includes(env),
+      );
       assert.deepEqual(unread, [], `${name} sets environment variables ${command} does not read`);
     });
   }
 
   it('worker: its environment is a valid worker configuration', () => {
     const env = services.worker?.environment ?? {};
-    const byEnv = new Map(Object.entries(WORKER_SETTINGS).map(([key, [, envName]]) => [envName as string, key]));
+    const byEnv = new Map(
+      Object.entries(WORKER_SETTINGS).map(([key, [, envName]]) => [envName as string, key]),
+    );
     const unknown = Object.keys(env).filter((name) => !byEnv.has(name) && name !== 'LOG_LEVEL');
     assert.deepEqual(unknown, [], 'not worker settings');
-    const input = Object.fromEntries(Object.entries(env).flatMap(([name, value]) => (byEnv.has(name) ? [[byEnv.get(name), value]] : [])));
+    const input = Object.fromEntries(
+      Object.entries(env).flatMap(([name, value]) => (byEnv.has(name) ? [[byEnv.get(name), value]] : [])),
+    );
     assert.doesNotThrow(() => parseConfig(workerConfigSchema, input, {}));
   });
 
   it('worker and gateway health checks GET /healthz on the port they serve it on', () => {
     for (const name of ['worker', 'gateway']) {
       const service = services[name] as Service;
-      assert.match((service.healthcheck?.test ?? []).join(' '), new RegExp(`:${opsPortOf(service)}/healthz`), name);
+      assert.match(
+        (service.healthcheck?.test ?? []).join(' '),
+        new RegExp(`:${opsPortOf(service)}/healthz`),
+        name,
+      );
     }
   });
 
@@ -124,14 +155,24 @@ describe('docker-compose.yml', () => {
     const configPath = hostPathOf(prometheus, '/etc/prometheus/prometheus.yml');
     assert.ok(configPath && existsSync(configPath), 'prometheus.yml is not mounted from the repository');
     const config = parse(readFileSync(configPath, 'utf8')) as {
-      scrape_configs: { job_name: string; dns_sd_configs?: { names: string[]; port: number }[]; static_configs?: { targets: string[] }[] }[];
+      scrape_configs: {
+        job_name: string;
+        dns_sd_configs?: { names: string[]; port: number }[];
+        static_configs?: { targets: string[] }[];
+      }[];
     };
     const targets = config.scrape_configs.flatMap((job) => [
       ...(job.dns_sd_configs ?? []).flatMap((sd) => sd.names.map((host) => `${host}:${sd.port}`)),
       ...(job.static_configs ?? []).flatMap((s) => s.targets),
     ]);
-    for (const name of ['worker', 'gateway']) assert.ok(targets.includes(`${name}:${opsPortOf(services[name] as Service)}`), `${name} is not scraped`);
-    const [worker] = config.scrape_configs.filter((job) => job.dns_sd_configs?.some((sd) => sd.names.includes('worker')));
+    for (const name of ['worker', 'gateway'])
+      assert.ok(
+        targets.includes(`${name}:${opsPortOf(services[name] as Service)}`),
+        `${name} is not scraped`,
+      );
+    const [worker] = config.scrape_configs.filter((job) =>
+      job.dns_sd_configs?.some((sd) => sd.names.includes('worker')),
+    );
     assert.equal(worker?.job_name, 'pgbi-worker', 'the dashboard filters on job="pgbi-worker"');
   });
 
@@ -146,14 +187,18 @@ describe('docker-compose.yml', () => {
     const datasourceFile = hostPathOf(grafana, '/etc/grafana/provisioning/datasources/prometheus.yml');
     assert.ok(datasourceFile && existsSync(datasourceFile));
     const { datasources } = parse(readFileSync(datasourceFile, 'utf8')) as { datasources: { url: string }[] };
-    assert.equal(datasources[0]?.url, `http://prometheus:${(services.prometheus?.ports?.[0] ?? '').split(':')[1]}`);
+    assert.equal(
+      datasources[0]?.url,
+      `http://prometheus:${(services.prometheus?.ports?.[0] ?? '').split(':')[1]}`,
+    );
   });
 
   it('every file or folder mounted from the repository exists', () => {
     for (const [name, service] of Object.entries(services)) {
       for (const volume of service.volumes ?? []) {
         const [source = ''] = volume.split(':');
-        if (source.startsWith('./')) assert.ok(existsSync(source), `${name} mounts ${source}, which does not exist`);
+        if (source.startsWith('./'))
+          assert.ok(existsSync(source), `${name} mounts ${source}, which does not exist`);
       }
     }
   });
@@ -161,7 +206,10 @@ describe('docker-compose.yml', () => {
   it('the gateway publishes its GATEWAY_PORT', () => {
     const gateway = services.gateway as Service;
     const port = opsPortOf(gateway);
-    assert.ok(gateway.ports?.some((p) => p.endsWith(`:${port}`)), `port ${port} is not published`);
+    assert.ok(
+      gateway.ports?.some((p) => p.endsWith(`:${port}`)),
+      `port ${port} is not published`,
+    );
   });
 });
 
@@ -169,7 +217,8 @@ describe('Dockerfile', () => {
   const lines = readFileSync('Dockerfile', 'utf8')
     .split('\n')
     .filter((l) => l.trim() && !l.trim().startsWith('#'));
-  const instruction = (name: string) => lines.filter((l) => l.startsWith(`${name} `)).map((l) => l.slice(name.length + 1).trim());
+  const instruction = (name: string) =>
+    lines.filter((l) => l.startsWith(`${name} `)).map((l) => l.slice(name.length + 1).trim());
 
   it('is multi-stage, installs production dependencies only, and runs as a non-root user', () => {
     assert.ok(instruction('FROM').length >= 2, 'not multi-stage');
@@ -179,16 +228,25 @@ describe('Dockerfile', () => {
   });
 
   it('exposes the default metrics port', () => {
-    const exposed = instruction('EXPOSE').flatMap((e) => e.split(/\s+/)).map(Number);
-    assert.ok(exposed.includes(defaults.metricsPort), `EXPOSE ${exposed.join(' ')} lacks ${defaults.metricsPort}`);
+    const exposed = instruction('EXPOSE')
+      .flatMap((e) => e.split(/\s+/))
+      .map(Number);
+    assert.ok(
+      exposed.includes(defaults.metricsPort),
+      `EXPOSE ${exposed.join(' ')} lacks ${defaults.metricsPort}`,
+    );
   });
 
   it('its ENTRYPOINT runs a file `npm run build` produces', () => {
     const entrypoint = JSON.parse(instruction('ENTRYPOINT').at(-1) ?? '[]') as string[];
     const script = entrypoint.find((arg) => arg.startsWith('dist/'));
     assert.ok(script, `ENTRYPOINT ${entrypoint.join(' ')} runs nothing from dist/`);
-    const build = JSON.parse(readFileSync('tsconfig.build.json', 'utf8')) as { compilerOptions: { rootDir: string; outDir: string } };
-    const sourceFile = script.replace(new RegExp(`^${build.compilerOptions.outDir}/`), `${build.compilerOptions.rootDir}/`).replace(/\.js$/, '.ts');
+    const build = JSON.parse(readFileSync('tsconfig.build.json', 'utf8')) as {
+      compilerOptions: { rootDir: string; outDir: string };
+    };
+    const sourceFile = script
+      .replace(new RegExp(`^${build.compilerOptions.outDir}/`), `${build.compilerOptions.rootDir}/`)
+      .replace(/\.js$/, '.ts');
     assert.ok(existsSync(sourceFile), `${script} would come from ${sourceFile}, which does not exist`);
     assert.ok(instruction('RUN').some((r) => r.includes('npm run build')));
   });

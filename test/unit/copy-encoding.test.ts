@@ -24,7 +24,10 @@ describe('COPY text encoding', () => {
     assert.equal(encoder('bigint')(2n ** 63n - 1n), '9223372036854775807');
     assert.equal(encoder('boolean')(true), 't');
     assert.equal(encoder('boolean')(false), 'f');
-    assert.equal(encoder('timestamptz')(new Date(Date.UTC(2020, 0, 2, 3, 4, 5, 6))), '2020-01-02T03:04:05.006Z');
+    assert.equal(
+      encoder('timestamptz')(new Date(Date.UTC(2020, 0, 2, 3, 4, 5, 6))),
+      '2020-01-02T03:04:05.006Z',
+    );
   });
 
   it('writes bytea as escaped hex', () => {
@@ -40,7 +43,13 @@ describe('COPY text encoding', () => {
 
   it('writes arrays as quoted array literals, NULL items and nesting included', () => {
     assert.equal(encoder('text[]')(['a', null, 'b"c', 'd\\e']), '{"a",NULL,"b\\\\"c","d\\\\\\\\e"}');
-    assert.equal(encoder('integer[][]')([[1, 2], [3, null]]), '{{"1","2"},{"3",NULL}}');
+    assert.equal(
+      encoder('integer[][]')([
+        [1, 2],
+        [3, null],
+      ]),
+      '{{"1","2"},{"3",NULL}}',
+    );
   });
 
   it('refuses objects for non-json columns and non-arrays for array columns, saying why', () => {
