@@ -172,9 +172,18 @@ export async function runThroughput(
     await waitCommitted(rig, batches, 5);
     const ms = performance.now() - start;
     const cpu = process.cpuUsage(cpu0);
-    const cpuMs = (cpu.user + cpu.system) / 1000 + (rig.workersCpuMs() - workersCpu0);
+    const producerCpuMs = (cpu.user + cpu.system) / 1000;
+    const workersCpuMs = rig.workersCpuMs() - workersCpu0;
     const { peakRssKb } = await rig.stop();
-    return { rows: ctx.rows, ms, cpuMs, maxRssKb: peakRssKb };
+    // Per million rows, so the two sides can be compared with ingest()'s Node CPU.
+    const perMillion = (cpuMs: number) => Math.round((cpuMs / ctx.rows) * 1e6) / 1000;
+    return {
+      rows: ctx.rows,
+      ms,
+      cpuMs: producerCpuMs + workersCpuMs,
+      maxRssKb: peakRssKb,
+      metrics: { producerCpuSecPerM: perMillion(producerCpuMs), workersCpuSecPerM: perMillion(workersCpuMs) },
+    };
   } catch (error) {
     await rig.stop().catch(() => undefined);
     throw error;

@@ -125,7 +125,7 @@ function encodeScalar(value: Present): string {
 }
 
 /** `date.toISOString()`, written out here for years 1000 to 9999: several times faster than V8's. */
-function isoString(date: Date): string {
+export function isoString(date: Date): string {
   const year = date.getUTCFullYear();
   if (year < 1000 || year > 9999) return date.toISOString();
   return `${year}-${two(date.getUTCMonth() + 1)}-${two(date.getUTCDate())}T${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())}.${three(date.getUTCMilliseconds())}Z`;

@@ -4,6 +4,7 @@
  */
 import { RowError } from '../errors.ts';
 import { encoderFor, type ValueEncoder, ValueEncodingError } from './copy-encoding.ts';
+import { CopyText } from './copy-text.ts';
 import { columnList, qualifiedName } from './sql.ts';
 import type { IngestTable } from './table-definition.ts';
 
@@ -35,8 +36,15 @@ export class TableWriter {
     return `COPY ${this.copyTarget} (${columnList(this.ordinalColumn ? [this.ordinalColumn, ...names] : names)}) FROM STDIN`;
   }
 
-  /** Encodes a row to one COPY line; `batchRow` (1-based, whole batch) names it in errors. */
+  /**
+   * Encodes a row to one COPY line; `batchRow` (1-based, whole batch) names it in errors. Values
+   * already in COPY text form (CopyText) pass through.
+   */
   encode(values: unknown, batchRow: number): string {
+    if (values instanceof CopyText) {
+      this.rowCount += 1;
+      return this.ordinalColumn ? `${this.rowCount}\t${values.line}\n` : `${values.line}\n`;
+    }
     const encoders = this.#encoders;
     if (!Array.isArray(values) || values.length !== encoders.length) {
       const got = Array.isArray(values)

@@ -7,9 +7,10 @@ import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
 import { type BlockingBackendsOptions, HighWatermark, type Row } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
-import { fromWireValue, InvalidBatchError, parseBatchJob, tableKey } from './batch-contract.ts';
+import { InvalidBatchError, parseBatchJob } from './batch-contract.ts';
 import { committedSeq, committedState, lockStreamAndTables, recordCommit } from './stream-state.ts';
 import type { BatchHeader, StreamStore } from './stream-store.ts';
+import { WirePartReader } from './wire-part.ts';
 
 export interface CommittedBatch {
   readonly stream: string;
@@ -176,26 +177,17 @@ export class StreamApplier {
     header: BatchHeader,
     tables: readonly IngestTable[],
   ): AsyncGenerator<Row> {
-    const byKey = new Map(tables.map((t) => [tableKey(t), t]));
     const label = `Stream ${stream}, batch ${seq}`;
-    let rowNumber = 0;
+    // Every value was validated before it was enqueued (Producer, or admission of a foreign
+    // job); PostgreSQL has the last word. The reader checks that each row names a table of the
+    // batch, as a row of another table would otherwise be skipped silently.
+    const reader = new WirePartReader(tables, label);
+    let rows = 0;
     for (let i = 0; i < header.parts; i++) {
       const part = await this.#store.part(header.batchId, i);
       if (part === null)
         throw new InvalidBatchError(`${label}: part ${i} of its rows is missing from Redis`, { stream });
-      // Every value was validated before it was enqueued (Producer, or admission of a foreign
-      // job); PostgreSQL has the last word. Only a row naming a foreign table is checked here,
-      // as it would otherwise be skipped silently.
-      for (const [key, values] of part) {
-        rowNumber += 1;
-        const table = byKey.get(key);
-        if (!table)
-          throw new InvalidBatchError(
-            `${label}, row ${rowNumber}: names table "${key}", not one of the batch's`,
-            { stream, row: rowNumber },
-          );
-        yield [table, decodeValues(table, values)];
-      }
+      rows = yield* reader.rows(part, rows);
     }
   }
 
@@ -203,11 +195,6 @@ export class StreamApplier {
     const state = await committedState(this.#pool, stream);
     await this.#store.markCommitted(stream, committed, state.highWatermark, Date.now());
   }
-}
-
-function decodeValues(table: IngestTable, values: readonly unknown[]): readonly unknown[] {
-  if (!table.columns.some((c) => c.parsedType.base === 'bytea')) return values;
-  return values.map((v, i) => fromWireValue(table.columns[i]?.parsedType.base ?? '', v));
 }
 
 function ignoreClientErrorEvent(): void {}

@@ -17,8 +17,6 @@ import {
   parseBatchJob,
   tableKey,
   toTableDefinitionInput,
-  toWireValue,
-  wireValueProblem,
 } from './batch-contract.ts';
 import {
   DEFAULT_PREFIX,
@@ -31,6 +29,7 @@ import {
   type QueueNames,
 } from './queue-config.ts';
 import { type BatchHeader, connectRedis, type StreamInfo, StreamStore } from './stream-store.ts';
+import { WireRowWriter } from './wire-row-writer.ts';
 
 export interface ProducerOptions extends QueueNames {
   /** Redis URL or ioredis options. @default process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' */
@@ -248,29 +247,23 @@ export class Producer {
   /** Validates and encodes rows to wire JSON, uploading a part whenever it reaches partBytes. */
   async #uploadRows(batchId: string, tables: readonly IngestTable[], rows: Rows, label: string) {
     const ttl = Math.max(3600, Math.ceil((this.#options.backpressureTimeoutMs * 2) / 1000));
-    const known = new Map(tables.map((t) => [t, tableKey(t)]));
-    let part: string[] = [];
-    let partLength = 0;
+    const writers = new Map(tables.map((t) => [t, new WireRowWriter(t)]));
+    const part = new PartBuffer(this.#options.partBytes);
     let parts = 0;
     let bytes = 0;
     let rowNumber = 0;
     const flush = async () => {
-      await this.#store.putPart(batchId, parts, `[${part.join(',')}]`, ttl);
+      await this.#store.putPart(batchId, parts, part.take(), ttl);
       parts += 1;
-      part = [];
-      partLength = 0;
     };
     try {
       for await (const row of rows) {
         rowNumber += 1;
-        const [table, values] = row;
-        const key = known.get(table);
-        if (key === undefined) continue; // as in ingest(): rows of other tables are skipped
-        const text = JSON.stringify([
-          key,
-          encodeRow(table, values, `${label}, row ${rowNumber} (${key})`, rowNumber),
-        ]);
-        bytes += text.length;
+        const writer = writers.get(row[0]);
+        if (writer === undefined) continue; // as in ingest(): rows of other tables are skipped
+        const text = writer.write(row[1], label, rowNumber);
+        if (!part.fits(text) && part.rows > 0) await flush();
+        bytes += part.add(text);
         if (bytes > this.#options.maxBatchBytes) {
           throw new PgBulkIngestError(
             'BATCH_TOO_LARGE',
@@ -278,11 +271,9 @@ export class Producer {
             { row: rowNumber },
           );
         }
-        part.push(text);
-        partLength += text.length;
-        if (partLength >= this.#options.partBytes) await flush();
+        if (part.bytes >= this.#options.partBytes) await flush();
       }
-      if (part.length > 0 || parts === 0) await flush();
+      if (part.rows > 0 || parts === 0) await flush();
     } catch (error) {
       await this.#deleteParts(batchId, parts);
       throw error;
@@ -295,27 +286,47 @@ export class Producer {
   }
 }
 
-function encodeRow(table: IngestTable, values: readonly unknown[], where: string, row: number): unknown[] {
-  if (!Array.isArray(values) || values.length !== table.columns.length) {
-    throw new InvalidBatchError(
-      `${where}: has ${Array.isArray(values) ? values.length : 'no'} values; the table has ${table.columns.length} columns`,
-      { row, table: tableKey(table) },
-    );
+/**
+ * One part of a batch's rows being filled: the JSON array `[row,row,...]` as UTF-8, written row
+ * by row into one buffer. Each row's string dies at once, instead of living (and being copied
+ * by the garbage collector) until the part is joined and encoded for Redis.
+ */
+class PartBuffer {
+  #buffer: Buffer;
+  /** Bytes written, the opening `[` included. */
+  bytes = 1;
+  rows = 0;
+
+  constructor(partBytes: number) {
+    this.#buffer = Buffer.allocUnsafe(partBytes + 64 * 1024);
+    this.#buffer[0] = 0x5b; // [
   }
-  return table.columns.map((column, i) => {
-    const wire = toWireValue(values[i]);
-    const problem = wireValueProblem(
-      column.parsedType.base,
-      column.parsedType.arrayDimensions,
-      wire,
-      column.nullable,
-    );
-    if (problem)
-      throw new InvalidBatchError(`${where}, column "${column.name}" (${column.type}): ${problem}`, {
-        row,
-        table: tableKey(table),
-        column: column.name,
-      });
-    return wire;
-  });
+
+  /** Whether a row surely fits (UTF-8 takes at most 3 bytes per UTF-16 unit), with `,` and `]`. */
+  fits(row: string): boolean {
+    return this.bytes + row.length * 3 + 2 <= this.#buffer.length;
+  }
+
+  /** Appends a row; returns its size in bytes. */
+  add(row: string): number {
+    if (!this.fits(row)) {
+      const bigger = Buffer.allocUnsafe(this.bytes + row.length * 3 + 2);
+      this.#buffer.copy(bigger, 0, 0, this.bytes);
+      this.#buffer = bigger;
+    }
+    if (this.rows > 0) this.#buffer[this.bytes++] = 0x2c; // ,
+    const written = this.#buffer.write(row, this.bytes);
+    this.bytes += written;
+    this.rows += 1;
+    return written;
+  }
+
+  /** The finished part (a copy), and an empty part to fill next. */
+  take(): Buffer {
+    this.#buffer[this.bytes++] = 0x5d; // ]
+    const part = Buffer.from(this.#buffer.subarray(0, this.bytes));
+    this.bytes = 1;
+    this.rows = 0;
+    return part;
+  }
 }

@@ -5,7 +5,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Json } from '../ingest/options.ts';
 import type { TableDefinitionInput } from '../ingest/table-definition.ts';
-import type { BatchOptions, WireRow } from './batch-contract.ts';
+import type { BatchOptions } from './batch-contract.ts';
 import { APPEND_BATCH, MARK_COMMITTED } from './redis-scripts.ts';
 
 /** Everything about a stored batch but its rows. */
@@ -83,7 +83,7 @@ export class StreamStore {
   }
 
   /** Uploads one part of a batch's rows, with a TTL until `append` makes it permanent. */
-  async putPart(batchId: string, index: number, part: string, ttlSeconds: number): Promise<void> {
+  async putPart(batchId: string, index: number, part: string | Buffer, ttlSeconds: number): Promise<void> {
     await this.redis.set(this.partKey(batchId, index), part, 'EX', ttlSeconds);
   }
 
@@ -115,10 +115,9 @@ export class StreamStore {
     return text === null ? null : (JSON.parse(text) as BatchHeader);
   }
 
-  /** The rows of one part; null if it is gone (the batch was committed meanwhile). */
-  async part(batchId: string, part: number): Promise<WireRow[] | null> {
-    const text = await this.redis.get(this.partKey(batchId, part));
-    return text === null ? null : (JSON.parse(text) as WireRow[]);
+  /** The rows of one part, as JSON text (wire-part.ts reads it); null if it is gone (the batch was committed meanwhile). */
+  async part(batchId: string, part: number): Promise<string | null> {
+    return this.redis.get(this.partKey(batchId, part));
   }
 
   async markCommitted(stream: string, seq: number, highWatermark: Json, committedAt: number): Promise<void> {

@@ -1,0 +1,274 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CopyText } from '../../src/ingest/copy-text.ts';
+import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
+import { TableWriter } from '../../src/ingest/table-writer.ts';
+import { WirePartReader } from '../../src/queue/wire-part.ts';
+import { WireRowWriter } from '../../src/queue/wire-row-writer.ts';
+
+// The queue must write exactly the COPY text ingest() writes for the same values: Producer
+// (WireRowWriter) -> JSON part in Redis -> worker (WirePartReader) -> TableWriter.
+
+const scalars = defineTable({
+  schema: 's',
+  name: 'scalars',
+  columns: [
+    { name: 'big', type: 'bigint' },
+    { name: 'int', type: 'integer' },
+    { name: 'num', type: 'numeric(12,2)' },
+    { name: 'dbl', type: 'double precision' },
+    { name: 'flag', type: 'boolean' },
+    { name: 'txt', type: 'text' },
+    { name: 'vc', type: 'varchar(64)' },
+    { name: 'at', type: 'timestamptz' },
+    { name: 'day', type: 'date' },
+    { name: 'doc', type: 'jsonb' },
+    { name: 'raw', type: 'json' },
+  ],
+});
+
+const general = defineTable({
+  schema: 's',
+  name: 'general',
+  columns: [
+    { name: 'id', type: 'integer' },
+    { name: 'bytes', type: 'bytea' },
+    { name: 'tags', type: 'text[]' },
+  ],
+});
+
+const tricky = [
+  'plain',
+  '',
+  'tab\there',
+  'new\nline\r\n',
+  'back\\slash \\N \\.',
+  "quote\"d 'single'",
+  'ünïcødé Zürich Москва 東京 🐘',
+  '\u0001\u001f control',
+  'lone \ud800 surrogate',
+  'literal \\u0041 not an escape',
+  '/slash/',
+];
+
+const scalarRows: unknown[][] = [
+  [
+    1,
+    2,
+    12.5,
+    1.5e-7,
+    true,
+    'plain',
+    'v',
+    new Date(Date.UTC(2020, 0, 2, 3, 4, 5, 6)),
+    '2020-01-02',
+    { a: 1 },
+    { b: 'x' },
+  ],
+  [-5, null, '19.99', Number.POSITIVE_INFINITY, false, null, null, '2020-01-02T03:04:05Z', null, null, null],
+  [
+    '9223372036854775807',
+    0,
+    -0.5,
+    'NaN',
+    null,
+    '',
+    '',
+    null,
+    new Date(Date.UTC(1999, 11, 31)),
+    'a string',
+    42,
+  ],
+  [
+    2n ** 63n - 1n,
+    -2147483648,
+    1e21,
+    -0,
+    true,
+    42,
+    3.5,
+    new Date(Date.UTC(12000, 0, 1)),
+    null,
+    [1, 'a', null],
+    true,
+  ],
+  ...tricky.map((text, i) => [
+    i,
+    i,
+    i,
+    i,
+    i % 2 === 0,
+    text,
+    text,
+    null,
+    null,
+    { text, nested: { list: [text, null, 1.25], yes: false } },
+    text,
+  ]),
+];
+
+const generalRows: unknown[][] = [
+  [1, Buffer.from([0, 1, 254, 255]), ['a', null, 'b"c', 'd\\e', 'tab\t']],
+  [2, null, null],
+  [3, '\\x0102', []],
+];
+
+function direct(table: IngestTable, rows: unknown[][]): string[] {
+  const writer = new TableWriter(table, 'target');
+  return rows.map((values, i) => writer.encode(values, i + 1));
+}
+
+/** Rows through the queue's encoding; `transcoded` counts the rows that took the fast path. */
+function viaQueue(rows: [IngestTable, unknown[]][], part?: (texts: string[]) => string) {
+  const tables = [...new Set(rows.map(([t]) => t))];
+  const rowWriters = new Map(tables.map((t) => [t, new WireRowWriter(t)]));
+  const texts = rows.map(([t, values], i) =>
+    (rowWriters.get(t) as WireRowWriter).write(values, 'Batch 1', i + 1),
+  );
+  const text = part ? part(texts) : `[${texts.join(',')}]`;
+  const copyWriters = new Map(tables.map((t) => [t, new TableWriter(t, 'target')]));
+  const lines = new Map<IngestTable, string[]>(tables.map((t) => [t, []]));
+  let transcoded = 0;
+  let n = 0;
+  for (const [table, values] of new WirePartReader(tables, 'Batch 1').rows(text, 0)) {
+    n += 1;
+    if ((values as unknown) instanceof CopyText) transcoded += 1;
+    lines.get(table)?.push((copyWriters.get(table) as TableWriter).encode(values, n));
+  }
+  return { lines, transcoded };
+}
+
+describe('wire rows: the queue writes what ingest() writes', () => {
+  it('transcodes scalar, text and json values straight to the same COPY text', () => {
+    const { lines, transcoded } = viaQueue(scalarRows.map((r) => [scalars, r]));
+    assert.deepEqual(lines.get(scalars), direct(scalars, scalarRows));
+    assert.equal(
+      transcoded,
+      scalarRows.length,
+      'every row of a table without bytea or arrays takes the fast path',
+    );
+  });
+
+  it('decodes bytea and arrays by the general path, to the same COPY text', () => {
+    const { lines, transcoded } = viaQueue(generalRows.map((r) => [general, r]));
+    assert.deepEqual(lines.get(general), direct(general, generalRows));
+    assert.equal(transcoded, 0);
+  });
+
+  it('keeps interleaved rows of fast and general tables in order', () => {
+    const rows: [IngestTable, unknown[]][] = [];
+    for (let i = 0; i < 3; i++)
+      rows.push([scalars, scalarRows[i] as unknown[]], [general, generalRows[i] as unknown[]]);
+    const { lines, transcoded } = viaQueue(rows);
+    assert.deepEqual(lines.get(scalars), direct(scalars, scalarRows.slice(0, 3)));
+    assert.deepEqual(lines.get(general), direct(general, generalRows));
+    assert.equal(transcoded, 3);
+  });
+
+  it('reads a part that is valid JSON but not compact (spaces, newlines) the same way', () => {
+    const rows = scalarRows.map((r): [IngestTable, unknown[]] => [scalars, r]);
+    const spaced = viaQueue(
+      rows,
+      (texts) => `[\n ${texts.map((t) => JSON.stringify(JSON.parse(t), null, 1)).join(' ,\n')} ]`,
+    );
+    assert.deepEqual(spaced.lines.get(scalars), direct(scalars, scalarRows));
+    const oneSpaced = viaQueue(rows, (texts) => `[${texts.join(',')} ]`);
+    assert.deepEqual(oneSpaced.lines.get(scalars), direct(scalars, scalarRows));
+  });
+
+  it('never lets whitespace inside a json value break a COPY line', () => {
+    const docs = defineTable({ schema: 's', name: 'docs', columns: [{ name: 'doc', type: 'json' }] });
+    const rows = [...new WirePartReader([docs], 'Batch 1').rows('[["s.docs",[{\n\t"a": [1,\r\n 2]}]]]', 0)];
+    assert.equal(new TableWriter(docs, 'target').encode(rows[0]?.[1], 1), '{\\n\\t"a": [1,\\r\\n 2]}\n');
+  });
+
+  it('takes the general path for a row that does not fit the fast one, which then fails as ingest() would', () => {
+    const reader = new WirePartReader([scalars], 'Stream s, batch 4');
+    const short = '[["s.scalars",[1,2]],["s.scalars",[1,2,3,4,true,{"o":1},"v",null,null,null,null]]]';
+    const [first, second] = [...reader.rows(short, 10)];
+    const writer = new TableWriter(scalars, 'target');
+    assert.throws(
+      () => writer.encode(first?.[1], 11),
+      /Row 11 of the batch for "s"\."scalars" has 2 values; the table has 11 columns/,
+    );
+    assert.throws(
+      () => writer.encode(second?.[1], 12),
+      /Row 12 .*column "txt": value cannot be written to this column: an object/,
+    );
+  });
+
+  it('refuses a row naming a table that is not in the batch, and a part that is not JSON, naming the batch and row', () => {
+    const reader = new WirePartReader([scalars], 'Stream s, batch 4');
+    assert.throws(
+      () => [...reader.rows('[["s.other",[1]]]', 7)],
+      /Stream s, batch 4, row 8: names table "s\.other", not one of the batch's/,
+    );
+    assert.throws(
+      () => [...reader.rows('[["s.scalars",[1,', 0)],
+      /Stream s, batch 4: a part of its rows is not valid JSON/,
+    );
+    assert.throws(() => [...reader.rows('{"rows":[]}', 0)], /not a JSON array/);
+    assert.deepEqual([...reader.rows('[]', 0)], []);
+  });
+
+  it('numbers rows across parts by their position in the batch', () => {
+    const reader = new WirePartReader([general], 'Batch 1');
+    const rows = reader.rows('[["s.general",[1,null,null]],["s.general",[2,null,null]]]', 5);
+    let result = rows.next();
+    while (!result.done) result = rows.next();
+    assert.equal(result.value, 7);
+  });
+});
+
+describe('wire rows: the producer checks values before they travel', () => {
+  const writer = new WireRowWriter(
+    defineTable({
+      schema: 's',
+      name: 't',
+      columns: [
+        { name: 'id', type: 'bigint', nullable: false },
+        { name: 'at', type: 'timestamptz' },
+        { name: 'name', type: 'text' },
+        { name: 'doc', type: 'jsonb' },
+      ],
+    }),
+  );
+
+  it('names the batch, row, table and column of a bad value', () => {
+    assert.throws(
+      () => writer.write([null, null, null, null], 'Batch 2', 9),
+      /Batch 2, row 9 \(s\.t\), column "id" \(bigint\): is null, but the column is NOT NULL/,
+    );
+    assert.throws(
+      () => writer.write(['12a', null, null, null], 'Batch 2', 9),
+      /column "id" \(bigint\): expected an integer or a string of digits, got "12a"/,
+    );
+    assert.throws(
+      () => writer.write([2 ** 60, null, null, null], 'Batch 2', 9),
+      /beyond 2\^53: send it as a string/,
+    );
+    assert.throws(
+      () => writer.write([1, new Date(Number.NaN), null, null], 'Batch 2', 9),
+      /column "at" \(timestamptz\): is an invalid Date/,
+    );
+    assert.throws(
+      () => writer.write([1, null, { a: 1 }, null], 'Batch 2', 9),
+      /column "name" \(text\): expected a string, got an object/,
+    );
+    assert.throws(
+      () => writer.write([1, null, null, () => 1], 'Batch 2', 9),
+      /column "doc" \(jsonb\): cannot be encoded as JSON/,
+    );
+    assert.throws(
+      () => writer.write([1, null], 'Batch 2', 9),
+      /Batch 2, row 9 \(s\.t\): has 2 values; the table has 4 columns/,
+    );
+  });
+
+  it('writes bigints inside json values as strings, as ingest() does', () => {
+    assert.equal(
+      writer.write([1n, null, 'x', { n: 2n ** 64n }], 'Batch 1', 1),
+      '["s.t",["1",null,"x",{"n":"18446744073709551616"}]]',
+    );
+  });
+});
