@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { NODE_FLAGS } from '../src/ops/node-flags.ts';
 import { Producer } from '../src/queue/producer.ts';
 import { STATE_SCHEMA } from '../src/queue/stream-state.ts';
 import { withClient } from './db.ts';
@@ -57,10 +58,11 @@ export async function startQueue(
   const stream = name;
   const workers: ChildProcess[] = [];
   for (let i = 0; i < workerCount; i++) {
-    // The same profiling and Node flags as the methods' own processes (run.ts). No
-    // --cpu-prof-name: the tsx loader thread writes a profile too, and would overwrite the
-    // main thread's under the same name. The main thread's is the large one.
-    const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    // Started as the Dockerfile starts them (NODE_FLAGS), plus BENCH_WORKER_NODE_FLAGS (default:
+    // BENCH_NODE_FLAGS) and profiling. No --cpu-prof-name: the tsx loader thread writes a profile
+    // too, and would overwrite the main thread's under the same name. The main thread's is the large one.
+    const extra = process.env.BENCH_WORKER_NODE_FLAGS ?? process.env.BENCH_NODE_FLAGS ?? '';
+    const flags = [...NODE_FLAGS, ...extra.split(' ').filter(Boolean)];
     if (process.env.BENCH_CPU_PROF)
       flags.push('--cpu-prof', `--cpu-prof-dir=${OUT}/profiles/${name}-worker-${i}`);
     workers.push(

@@ -13,6 +13,7 @@
 import { RowError } from '../errors.ts';
 import { CopyLinePositions } from './copy-line-positions.ts';
 import type { Row, Rows } from './options.ts';
+import { RowBlocks } from './row-blocks.ts';
 import type { IngestTable } from './table-definition.ts';
 import type { TableWriter } from './table-writer.ts';
 
@@ -38,8 +39,12 @@ export type CopyRunner = (
 export class BatchRows {
   readonly #writers: ReadonlyMap<IngestTable, TableWriter>;
   readonly #maxBuffered: number;
-  readonly #sync: Iterator<Row> | undefined;
+  /** Rows given as a sync iterable; or the rows of the current block of a RowBlocks. */
+  #sync: Iterator<Row> | undefined;
+  /** Rows given as an async iterable. */
   readonly #async: AsyncIterator<Row> | undefined;
+  /** Rows given as RowBlocks. */
+  readonly #blocks: AsyncIterator<Iterable<Row>> | undefined;
   #done = false;
   #batchRow = 0;
   /** Set when a buffer filled: the table whose COPY must run next. */
@@ -48,7 +53,8 @@ export class BatchRows {
   constructor(rows: Rows, writers: ReadonlyMap<IngestTable, TableWriter>, maxBuffered: number) {
     this.#writers = writers;
     this.#maxBuffered = maxBuffered;
-    if (Symbol.asyncIterator in rows) this.#async = rows[Symbol.asyncIterator]();
+    if (rows instanceof RowBlocks) this.#blocks = rows.blocks[Symbol.asyncIterator]();
+    else if (Symbol.asyncIterator in rows) this.#async = rows[Symbol.asyncIterator]();
     else this.#sync = rows[Symbol.iterator]();
   }
 
@@ -65,7 +71,10 @@ export class BatchRows {
       }
     } finally {
       // Let the caller's generator clean up if we stopped early (a failed COPY, a bad row).
-      if (!this.#done) await (this.#async?.return?.() ?? this.#sync?.return?.());
+      if (!this.#done) {
+        this.#sync?.return?.();
+        await (this.#async?.return?.() ?? this.#blocks?.return?.());
+      }
     }
   }
 
@@ -77,7 +86,8 @@ export class BatchRows {
   /** Reads rows until one belongs to a known table, and buffers it. */
   async #bufferNextRow(): Promise<TableWriter | undefined> {
     while (!this.#done) {
-      const routed = this.#route(await this.#read());
+      const next = this.#read();
+      const routed = this.#route(isPromiseLike(next) ? await next : next);
       if (routed) {
         routed[0].pending.push(routed[1]);
         routed[0].pendingBatchRows.push(this.#batchRow);
@@ -93,8 +103,8 @@ export class BatchRows {
     writer.pending = [];
     writer.pendingBatchRows = [];
     while (!this.#done) {
-      const result = this.#sync ? this.#sync.next() : await this.#read();
-      const routed = this.#route(result);
+      const next = this.#read();
+      const routed = this.#route(isPromiseLike(next) ? await next : next);
       if (!routed) continue;
       const [target, line] = routed;
       if (target === writer) {
@@ -116,8 +126,25 @@ export class BatchRows {
     if (chunk.length > 0) yield chunk;
   }
 
-  async #read(): Promise<IteratorResult<Row>> {
-    return this.#sync ? this.#sync.next() : await (this.#async as AsyncIterator<Row>).next();
+  /** The next row: at once when it is at hand (sync rows, the current block), else a promise. */
+  #read(): IteratorResult<Row> | PromiseLike<IteratorResult<Row>> {
+    if (this.#sync) {
+      const result = this.#sync.next();
+      if (!result.done || !this.#blocks) return result;
+      this.#sync = undefined; // the block is used up
+    }
+    return this.#blocks ? this.#readBlock(this.#blocks) : (this.#async as AsyncIterator<Row>).next();
+  }
+
+  /** The first row of the next block that has one. */
+  async #readBlock(blocks: AsyncIterator<Iterable<Row>>): Promise<IteratorResult<Row>> {
+    for (;;) {
+      const block = await blocks.next();
+      if (block.done) return { done: true, value: undefined };
+      this.#sync = block.value[Symbol.iterator]();
+      const result = this.#sync.next();
+      if (!result.done) return result;
+    }
   }
 
   /** The writer and encoded line for a row, or undefined at the end or for a table not ingested. */
@@ -136,4 +163,8 @@ export class BatchRows {
     const writer = this.#writers.get(row[0]);
     return writer ? [writer, writer.encode(row[1], this.#batchRow)] : undefined;
   }
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as PromiseLike<T>).then === 'function';
 }

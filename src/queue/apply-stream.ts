@@ -5,12 +5,20 @@
 import type pg from 'pg';
 import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
-import { type BlockingBackendsOptions, HighWatermark, type Row } from '../ingest/options.ts';
+import { type BlockingBackendsOptions, HighWatermark } from '../ingest/options.ts';
+import { RowBlocks } from '../ingest/row-blocks.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import { InvalidBatchError, parseBatchJob } from './batch-contract.ts';
 import { committedSeq, committedState, lockStreamAndTables, recordCommit } from './stream-state.ts';
 import type { BatchHeader, StreamStore } from './stream-store.ts';
 import { WirePartReader } from './wire-part.ts';
+
+/**
+ * Parts read from Redis per round trip. Parts are small (the Producer's partBytes, 48 KiB by
+ * default, so that each is an ordinary young-generation string for V8 rather than a large object
+ * that lingers until a full garbage collection); reading several at once keeps round trips few.
+ */
+const PARTS_PER_READ = 8;
 
 export interface CommittedBatch {
   readonly stream: string;
@@ -170,25 +178,35 @@ export class StreamApplier {
     return { tables, options: job.options };
   }
 
-  /** The batch's rows, read from Redis one part at a time (memory holds one part, not the batch). */
-  async *#rows(
-    stream: string,
-    seq: number,
-    header: BatchHeader,
-    tables: readonly IngestTable[],
-  ): AsyncGenerator<Row> {
+  /**
+   * The batch's rows, read from Redis a few parts at a time (memory holds those parts, not the
+   * batch), as one block of rows per part.
+   */
+  #rows(stream: string, seq: number, header: BatchHeader, tables: readonly IngestTable[]): RowBlocks {
+    const store = this.#store;
     const label = `Stream ${stream}, batch ${seq}`;
     // Every value was validated before it was enqueued (Producer, or admission of a foreign
     // job); PostgreSQL has the last word. The reader checks that each row names a table of the
     // batch, as a row of another table would otherwise be skipped silently.
     const reader = new WirePartReader(tables, label);
-    let rows = 0;
-    for (let i = 0; i < header.parts; i++) {
-      const part = await this.#store.part(header.batchId, i);
-      if (part === null)
-        throw new InvalidBatchError(`${label}: part ${i} of its rows is missing from Redis`, { stream });
-      rows = yield* reader.rows(part, rows);
-    }
+    return new RowBlocks(
+      (async function* () {
+        for (let first = 0; first < header.parts; first += PARTS_PER_READ) {
+          const parts = await store.parts(
+            header.batchId,
+            first,
+            Math.min(PARTS_PER_READ, header.parts - first),
+          );
+          for (const [i, part] of parts.entries()) {
+            if (part === null)
+              throw new InvalidBatchError(`${label}: part ${first + i} of its rows is missing from Redis`, {
+                stream,
+              });
+            yield reader.rows(part);
+          }
+        }
+      })(),
+    );
   }
 
   async #mirrorLaggingCommit(stream: string, committed: number) {

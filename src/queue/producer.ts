@@ -42,7 +42,10 @@ export interface ProducerOptions extends QueueNames {
   readonly onBackpressure?: 'wait' | 'fail';
   /** How long to wait for room before failing with BACKPRESSURE. @default 60000 */
   readonly backpressureTimeoutMs?: number;
-  /** Rows are stored in parts of about this size, so no Redis value is huge. @default 1048576 (1 MiB) */
+  /**
+   * Rows are stored in parts of about this size, so no Redis value is huge, and a worker holds a
+   * few parts of a batch in memory at a time, never the batch. @default 49152 (48 KiB)
+   */
   readonly partBytes?: number;
   /** Largest batch accepted; a larger one is refused with BATCH_TOO_LARGE. @default 536870912 (512 MiB) */
   readonly maxBatchBytes?: number;
@@ -71,6 +74,9 @@ export interface EnqueueResult {
   readonly duplicate: boolean;
 }
 
+/** Parts uploaded per round trip to Redis (see PARTS_PER_READ in apply-stream.ts). */
+const PARTS_PER_WRITE = 16;
+
 export class Producer {
   readonly #redis: Redis;
   readonly #store: StreamStore;
@@ -86,7 +92,7 @@ export class Producer {
       maxPendingBytes: options.maxPendingBytes ?? 256 * 1024 * 1024,
       onBackpressure: options.onBackpressure ?? 'wait',
       backpressureTimeoutMs: options.backpressureTimeoutMs ?? 60_000,
-      partBytes: options.partBytes ?? 1024 * 1024,
+      partBytes: options.partBytes ?? 48 * 1024,
       maxBatchBytes: options.maxBatchBytes ?? 512 * 1024 * 1024,
       batchIdTtlSeconds: options.batchIdTtlSeconds ?? 7 * 24 * 3600,
     };
@@ -249,12 +255,20 @@ export class Producer {
     const ttl = Math.max(3600, Math.ceil((this.#options.backpressureTimeoutMs * 2) / 1000));
     const writers = new Map(tables.map((t) => [t, new WireRowWriter(t)]));
     const part = new PartBuffer(this.#options.partBytes);
-    let parts = 0;
+    let ready: Buffer[] = []; // finished parts not uploaded yet
+    let parts = 0; // parts uploaded, or being uploaded
     let bytes = 0;
     let rowNumber = 0;
-    const flush = async () => {
-      await this.#store.putPart(batchId, parts, part.take(), ttl);
-      parts += 1;
+    const upload = async () => {
+      const first = parts;
+      parts += ready.length;
+      const batch = ready;
+      ready = [];
+      await this.#store.putParts(batchId, first, batch, ttl);
+    };
+    const finishPart = async () => {
+      ready.push(part.take());
+      if (ready.length >= PARTS_PER_WRITE) await upload();
     };
     try {
       for await (const row of rows) {
@@ -262,7 +276,7 @@ export class Producer {
         const writer = writers.get(row[0]);
         if (writer === undefined) continue; // as in ingest(): rows of other tables are skipped
         const text = writer.write(row[1], label, rowNumber);
-        if (!part.fits(text) && part.rows > 0) await flush();
+        if (!part.fits(text) && part.rows > 0) await finishPart();
         bytes += part.add(text);
         if (bytes > this.#options.maxBatchBytes) {
           throw new PgBulkIngestError(
@@ -271,9 +285,10 @@ export class Producer {
             { row: rowNumber },
           );
         }
-        if (part.bytes >= this.#options.partBytes) await flush();
+        if (part.bytes >= this.#options.partBytes) await finishPart();
       }
-      if (part.rows > 0 || parts === 0) await flush();
+      if (part.rows > 0 || parts + ready.length === 0) await finishPart();
+      if (ready.length > 0) await upload();
     } catch (error) {
       await this.#deleteParts(batchId, parts);
       throw error;
@@ -282,7 +297,8 @@ export class Producer {
   }
 
   async #deleteParts(batchId: string, parts: number) {
-    for (let i = 0; i < parts; i++) await this.#redis.del(this.#store.partKey(batchId, i));
+    const keys = Array.from({ length: parts }, (_, i) => this.#store.partKey(batchId, i));
+    for (let i = 0; i < keys.length; i += 1000) await this.#redis.del(...keys.slice(i, i + 1000));
   }
 }
 

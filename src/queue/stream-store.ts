@@ -82,9 +82,22 @@ export class StreamStore {
     return `${this.prefix}:part:${batchId}:${part}`;
   }
 
-  /** Uploads one part of a batch's rows, with a TTL until `append` makes it permanent. */
-  async putPart(batchId: string, index: number, part: string | Buffer, ttlSeconds: number): Promise<void> {
-    await this.redis.set(this.partKey(batchId, index), part, 'EX', ttlSeconds);
+  /**
+   * Uploads parts `first`, `first + 1`, ... of a batch's rows in one round trip, each with a TTL
+   * until `append` makes it permanent.
+   */
+  async putParts(
+    batchId: string,
+    first: number,
+    parts: readonly Buffer[],
+    ttlSeconds: number,
+  ): Promise<void> {
+    const pipeline = this.redis.pipeline();
+    for (const [i, part] of parts.entries())
+      pipeline.set(this.partKey(batchId, first + i), part, 'EX', ttlSeconds);
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([error]) => error);
+    if (failed) throw failed[0];
   }
 
   /** Appends a batch whose parts are uploaded: one atomic script (see APPEND_BATCH). */
@@ -115,9 +128,13 @@ export class StreamStore {
     return text === null ? null : (JSON.parse(text) as BatchHeader);
   }
 
-  /** The rows of one part, as JSON text (wire-part.ts reads it); null if it is gone (the batch was committed meanwhile). */
-  async part(batchId: string, part: number): Promise<string | null> {
-    return this.redis.get(this.partKey(batchId, part));
+  /**
+   * Parts `first` to `first + count - 1` of a batch's rows as JSON text (wire-part.ts reads
+   * them), in one round trip; null for a part that is gone (the batch was committed meanwhile).
+   */
+  async parts(batchId: string, first: number, count: number): Promise<(string | null)[]> {
+    const keys = Array.from({ length: count }, (_, i) => this.partKey(batchId, first + i));
+    return this.redis.mget(keys);
   }
 
   async markCommitted(stream: string, seq: number, highWatermark: Json, committedAt: number): Promise<void> {

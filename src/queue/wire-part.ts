@@ -58,11 +58,15 @@ export class WirePartReader {
     );
   }
 
-  /**
-   * The rows of one part. `rowsBefore` is the number of rows of the batch in earlier parts (rows
-   * are numbered in errors by their position in the batch). Returns the number of rows so far.
-   */
-  *rows(part: string, rowsBefore: number): Generator<Row, number> {
+  /** Rows of the batch read so far: errors name a row by its position in the batch. */
+  rowsRead = 0;
+
+  /** The rows of the batch's next part. */
+  *rows(part: string): Generator<Row, void> {
+    this.rowsRead = yield* this.#rowsOf(part, this.rowsRead);
+  }
+
+  *#rowsOf(part: string, rowsBefore: number): Generator<Row, number> {
     let row = rowsBefore;
     if (part.charCodeAt(0) !== OPEN_ARRAY) return yield* this.#generalRows(part, 0, row);
     let i = 1;

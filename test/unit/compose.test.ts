@@ -10,6 +10,7 @@ import { Command } from 'commander';
 import { parse } from 'yaml';
 import { WORKER_SETTINGS } from '../../src/ops/cli/worker-command.ts';
 import { parseConfig, workerConfigSchema } from '../../src/ops/config.ts';
+import { NODE_FLAGS } from '../../src/ops/node-flags.ts';
 
 interface Service {
   build?: string;
@@ -235,6 +236,12 @@ describe('Dockerfile', () => {
       exposed.includes(defaults.metricsPort),
       `EXPOSE ${exposed.join(' ')} lacks ${defaults.metricsPort}`,
     );
+  });
+
+  it('its ENTRYPOINT starts Node with the flags of src/ops/node-flags.ts', () => {
+    const entrypoint = JSON.parse(instruction('ENTRYPOINT').at(-1) ?? '[]') as string[];
+    const script = entrypoint.findIndex((arg) => arg.startsWith('dist/'));
+    assert.deepEqual(entrypoint.slice(1, script), [...NODE_FLAGS]);
   });
 
   it('its ENTRYPOINT runs a file `npm run build` produces', () => {

@@ -130,7 +130,7 @@ function viaQueue(rows: [IngestTable, unknown[]][], part?: (texts: string[]) => 
   const lines = new Map<IngestTable, string[]>(tables.map((t) => [t, []]));
   let transcoded = 0;
   let n = 0;
-  for (const [table, values] of new WirePartReader(tables, 'Batch 1').rows(text, 0)) {
+  for (const [table, values] of new WirePartReader(tables, 'Batch 1').rows(text)) {
     n += 1;
     if ((values as unknown) instanceof CopyText) transcoded += 1;
     lines.get(table)?.push((copyWriters.get(table) as TableWriter).encode(values, n));
@@ -178,14 +178,15 @@ describe('wire rows: the queue writes what ingest() writes', () => {
 
   it('never lets whitespace inside a json value break a COPY line', () => {
     const docs = defineTable({ schema: 's', name: 'docs', columns: [{ name: 'doc', type: 'json' }] });
-    const rows = [...new WirePartReader([docs], 'Batch 1').rows('[["s.docs",[{\n\t"a": [1,\r\n 2]}]]]', 0)];
+    const rows = [...new WirePartReader([docs], 'Batch 1').rows('[["s.docs",[{\n\t"a": [1,\r\n 2]}]]]')];
     assert.equal(new TableWriter(docs, 'target').encode(rows[0]?.[1], 1), '{\\n\\t"a": [1,\\r\\n 2]}\n');
   });
 
   it('takes the general path for a row that does not fit the fast one, which then fails as ingest() would', () => {
     const reader = new WirePartReader([scalars], 'Stream s, batch 4');
+    reader.rowsRead = 10; // rows of earlier parts
     const short = '[["s.scalars",[1,2]],["s.scalars",[1,2,3,4,true,{"o":1},"v",null,null,null,null]]]';
-    const [first, second] = [...reader.rows(short, 10)];
+    const [first, second] = [...reader.rows(short)];
     const writer = new TableWriter(scalars, 'target');
     assert.throws(
       () => writer.encode(first?.[1], 11),
@@ -199,24 +200,28 @@ describe('wire rows: the queue writes what ingest() writes', () => {
 
   it('refuses a row naming a table that is not in the batch, and a part that is not JSON, naming the batch and row', () => {
     const reader = new WirePartReader([scalars], 'Stream s, batch 4');
+    reader.rowsRead = 7;
     assert.throws(
-      () => [...reader.rows('[["s.other",[1]]]', 7)],
+      () => [...reader.rows('[["s.other",[1]]]')],
       /Stream s, batch 4, row 8: names table "s\.other", not one of the batch's/,
     );
     assert.throws(
-      () => [...reader.rows('[["s.scalars",[1,', 0)],
+      () => [...reader.rows('[["s.scalars",[1,')],
       /Stream s, batch 4: a part of its rows is not valid JSON/,
     );
-    assert.throws(() => [...reader.rows('{"rows":[]}', 0)], /not a JSON array/);
-    assert.deepEqual([...reader.rows('[]', 0)], []);
+    assert.throws(() => [...reader.rows('{"rows":[]}')], /not a JSON array/);
+    assert.deepEqual([...reader.rows('[]')], []);
   });
 
   it('numbers rows across parts by their position in the batch', () => {
-    const reader = new WirePartReader([general], 'Batch 1');
-    const rows = reader.rows('[["s.general",[1,null,null]],["s.general",[2,null,null]]]', 5);
-    let result = rows.next();
-    while (!result.done) result = rows.next();
-    assert.equal(result.value, 7);
+    const reader = new WirePartReader([general, scalars], 'Batch 1');
+    assert.equal([...reader.rows('[["s.general",[1,null,null]],["s.general",[2,null,null]]]')].length, 2);
+    assert.equal([...reader.rows('[["s.general",[3,null,null]]]')].length, 1);
+    assert.equal(reader.rowsRead, 3);
+    assert.throws(
+      () => [...reader.rows('[["s.general",[4,null,null]],["s.nope",[]]]')],
+      /Batch 1, row 5: names table "s\.nope"/,
+    );
   });
 });
 

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../node-flags.ts';
 
 export interface WorkerProcess {
   readonly index: number;
@@ -26,12 +27,12 @@ process.once('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-/** `node [--import tsx] <main> worker`, whether this runs from src (TypeScript) or dist. */
+/** `node <NODE_FLAGS> [--import tsx] <main> worker`, whether this runs from src (TypeScript) or dist. */
 export function workerCommand(): { command: string; args: string[] } {
   const fromSources = import.meta.url.endsWith('.ts');
   const main = fileURLToPath(new URL(`../cli/main.${fromSources ? 'ts' : 'js'}`, import.meta.url));
-  const args = fromSources ? ['--import', import.meta.resolve('tsx'), main, 'worker'] : [main, 'worker'];
-  return { command: process.execPath, args };
+  const loader = fromSources ? ['--import', import.meta.resolve('tsx')] : [];
+  return { command: process.execPath, args: [...NODE_FLAGS, ...loader, main, 'worker'] };
 }
 
 /**
