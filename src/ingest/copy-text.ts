@@ -2,8 +2,8 @@ import type { Row } from './options.ts';
 import type { IngestTable } from './table-definition.ts';
 
 /**
- * A row's values already in COPY text form: the fields, tab-separated and escaped, without the
- * final newline. For a source that can write COPY text more cheaply than it can build JavaScript
+ * A row's values already in COPY text form: the fields, tab-separated and escaped, and the final
+ * newline. For a source that can write COPY text more cheaply than it can build JavaScript
  * values (the queue worker transcodes the JSON rows it reads from Redis straight into it). The
  * text is sent as it is: the source vouches for its column count and escaping, PostgreSQL checks
  * the values. Internal: not part of the public API.

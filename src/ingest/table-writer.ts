@@ -43,7 +43,7 @@ export class TableWriter {
   encode(values: unknown, batchRow: number): string {
     if (values instanceof CopyText) {
       this.rowCount += 1;
-      return this.ordinalColumn ? `${this.rowCount}\t${values.line}\n` : `${values.line}\n`;
+      return this.ordinalColumn ? `${this.rowCount}\t${values.line}` : values.line;
     }
     const encoders = this.#encoders;
     if (!Array.isArray(values) || values.length !== encoders.length) {

@@ -202,7 +202,7 @@ export class StreamApplier {
               throw new InvalidBatchError(`${label}: part ${first + i} of its rows is missing from Redis`, {
                 stream,
               });
-            yield reader.rows(part);
+            yield reader.rows(part.toString());
           }
         }
       })(),

@@ -129,12 +129,13 @@ export class StreamStore {
   }
 
   /**
-   * Parts `first` to `first + count - 1` of a batch's rows as JSON text (wire-part.ts reads
-   * them), in one round trip; null for a part that is gone (the batch was committed meanwhile).
+   * Parts `first` to `first + count - 1` of a batch's rows, UTF-8 JSON (wire-part.ts reads them),
+   * in one round trip; null for a part that is gone (the batch was committed meanwhile). As
+   * Buffers, outside V8's heap: the caller decodes one at a time, when it needs it.
    */
-  async parts(batchId: string, first: number, count: number): Promise<(string | null)[]> {
+  async parts(batchId: string, first: number, count: number): Promise<(Buffer | null)[]> {
     const keys = Array.from({ length: count }, (_, i) => this.partKey(batchId, first + i));
-    return this.redis.mget(keys);
+    return this.redis.mgetBuffer(keys);
   }
 
   async markCommitted(stream: string, seq: number, highWatermark: Json, committedAt: number): Promise<void> {

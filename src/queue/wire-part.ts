@@ -69,17 +69,15 @@ export class WirePartReader {
   *#rowsOf(part: string, rowsBefore: number): Generator<Row, number> {
     let row = rowsBefore;
     if (part.charCodeAt(0) !== OPEN_ARRAY) return yield* this.#generalRows(part, 0, row);
+    const cursor = new PartCursor(part);
     let i = 1;
     if (part.charCodeAt(i) === CLOSE_ARRAY) return row;
     for (;;) {
       row += 1;
-      const fast = this.#transcodeRow(part, i, row);
-      let end: number;
-      if (fast) {
-        yield fast.row;
-        end = fast.end;
-      } else {
-        end = valueEnd(part, i);
+      let end = this.#transcodeRow(cursor, i, row);
+      if (end >= 0) yield this.#transcoded as Row;
+      else {
+        end = cursor.valueEnd(i);
         if (end < 0) return yield* this.#generalRows(part, row - rowsBefore - 1, row - 1);
         yield this.#generalRow(JSON.parse(part.slice(i, end)) as WireRow, row);
       }
@@ -90,43 +88,72 @@ export class WirePartReader {
     }
   }
 
-  /** The row starting at `i` as COPY text, or undefined if it needs the general path. */
-  #transcodeRow(s: string, start: number, row: number): { row: Row; end: number } | undefined {
+  /** The row last transcoded. */
+  #transcoded: Row | undefined;
+  /** The JSON text of the last row's table name, and its plan: consecutive rows mostly share one. */
+  #lastKey = '';
+  #lastPlan: TablePlan | undefined;
+
+  /**
+   * Transcodes the row starting at `start` into #transcoded; returns the index just after it, or
+   * -1 if the row needs the general path.
+   */
+  #transcodeRow(cursor: PartCursor, start: number, row: number): number {
+    const s = cursor.text;
     let i = start;
-    if (s.charCodeAt(i) !== OPEN_ARRAY || s.charCodeAt(i + 1) !== QUOTE) return undefined;
-    const keyEnd = stringEnd(s, i + 1);
-    if (keyEnd < 0) return undefined;
-    const plan = this.#plan(jsonString(s, i + 1, keyEnd), row);
-    if (!plan.transcodable) return undefined;
-    i = keyEnd + 1;
-    if (s.charCodeAt(i) !== COMMA || s.charCodeAt(i + 1) !== OPEN_ARRAY) return undefined;
+    if (s.charCodeAt(i) !== OPEN_ARRAY || s.charCodeAt(i + 1) !== QUOTE) return -1;
+    let plan = this.#lastPlan;
+    if (plan && s.startsWith(this.#lastKey, i + 1)) i += 1 + this.#lastKey.length;
+    else {
+      const keyEnd = cursor.stringEnd(i + 1);
+      if (keyEnd < 0) return -1;
+      plan = this.#plan(jsonString(s, i + 1, keyEnd), row);
+      this.#lastKey = s.slice(i + 1, keyEnd + 1);
+      this.#lastPlan = plan;
+      i = keyEnd + 1;
+    }
+    if (!plan.transcodable) return -1;
+    if (s.charCodeAt(i) !== COMMA || s.charCodeAt(i + 1) !== OPEN_ARRAY) return -1;
     i += 2;
     const json = plan.json;
     let line = '';
     for (let c = 0; c < json.length; c++) {
       if (c > 0) {
-        if (s.charCodeAt(i) !== COMMA) return undefined;
+        if (s.charCodeAt(i) !== COMMA) return -1;
         i += 1;
         line += '\t';
       }
-      const end = valueEnd(s, i);
-      if (end < 0) return undefined;
       const first = s.charCodeAt(i);
-      if (first === 0x6e /* n */) line += '\\N';
-      else if (json[c])
-        line += escapeCopyText(s.slice(i, end)); // backslashes; whitespace, if not compact
-      else if (first === QUOTE) {
-        const body = s.slice(i + 1, end - 1);
+      let end: number;
+      if (first === QUOTE) {
+        const close = cursor.stringEnd(i);
+        if (close < 0) return -1;
+        end = close + 1;
+        if (json[c])
+          line += cursor.hasBackslash(i, close) ? escapeCopyText(s.slice(i, end)) : s.slice(i, end);
         // A string with an escape is decoded and escaped again for COPY (a rare case; most are plain).
-        line += body.includes('\\') ? escapeCopyText(JSON.parse(s.slice(i, end)) as string) : body;
-      } else if (first === 0x74 /* t */) line += 't';
-      else if (first === 0x66 /* f */) line += 'f';
-      else if (first === OPEN_ARRAY || first === OPEN_OBJECT) return undefined;
-      else line += s.slice(i, end); // a number
+        else if (cursor.hasBackslash(i, close)) line += escapeCopyText(JSON.parse(s.slice(i, end)) as string);
+        else line += s.slice(i + 1, close);
+      } else if (first === OPEN_OBJECT || first === OPEN_ARRAY) {
+        if (!json[c]) return -1;
+        end = cursor.containerEnd(i);
+        if (end < 0) return -1;
+        // Backslashes doubled; and whitespace escaped, should the JSON not be compact.
+        line += escapeCopyText(s.slice(i, end));
+      } else {
+        end = cursor.scalarEnd(i);
+        if (end < 0) return -1;
+        if (first === 0x6e /* n */) line += '\\N';
+        else if (json[c]) line += s.slice(i, end);
+        else if (first === 0x74 /* t */) line += 't';
+        else if (first === 0x66 /* f */) line += 'f';
+        else line += s.slice(i, end); // a number
+      }
       i = end;
     }
-    if (s.charCodeAt(i) !== CLOSE_ARRAY || s.charCodeAt(i + 1) !== CLOSE_ARRAY) return undefined;
-    return { row: copyTextRow(plan.table, line), end: i + 2 };
+    if (s.charCodeAt(i) !== CLOSE_ARRAY || s.charCodeAt(i + 1) !== CLOSE_ARRAY) return -1;
+    this.#transcoded = copyTextRow(plan.table, `${line}\n`);
+    return i + 2;
   }
 
   /** The rest of a part on the general path, from its `skip`-th row; rows are numbered after `row`. */
@@ -172,41 +199,47 @@ export class WirePartReader {
   }
 }
 
-/** The index of the closing quote of the JSON string opening at `i`, or -1. */
-function stringEnd(s: string, i: number): number {
-  let from = i + 1;
-  for (;;) {
-    const quote = s.indexOf('"', from);
-    if (quote < 0) return -1;
-    let backslashes = 0;
-    while (s.charCodeAt(quote - 1 - backslashes) === BACKSLASH) backslashes += 1;
-    if (backslashes % 2 === 0) return quote;
-    from = quote + 1;
-  }
-}
+/** Reading positions in one part's JSON text. */
+class PartCursor {
+  readonly text: string;
+  /** The first backslash at or after the last position asked about (text.length: none). */
+  #backslash = -1;
 
-/** The string value of the JSON string between quotes at `open` and `close`. */
-function jsonString(s: string, open: number, close: number): string {
-  const body = s.slice(open + 1, close);
-  return body.includes('\\') ? (JSON.parse(s.slice(open, close + 1)) as string) : body;
-}
-
-/**
- * The index just after the compact JSON value starting at `i`, or -1 if there is none there.
- * Containers are matched by counting brackets outside strings; scalars end at `,` `]` `}`.
- */
-function valueEnd(s: string, i: number): number {
-  const first = s.charCodeAt(i);
-  if (first === QUOTE) {
-    const end = stringEnd(s, i);
-    return end < 0 ? -1 : end + 1;
+  constructor(text: string) {
+    this.text = text;
   }
-  if (first === OPEN_ARRAY || first === OPEN_OBJECT) {
+
+  /** Whether a backslash lies between `from` and `to`. Amortized: one scan of the text in all. */
+  hasBackslash(from: number, to: number): boolean {
+    if (this.#backslash < from) {
+      const found = this.text.indexOf('\\', from);
+      this.#backslash = found < 0 ? this.text.length : found;
+    }
+    return this.#backslash < to;
+  }
+
+  /** The index of the closing quote of the JSON string opening at `i`, or -1. */
+  stringEnd(i: number): number {
+    const s = this.text;
+    let quote = s.indexOf('"', i + 1);
+    if (quote < 0 || !this.hasBackslash(i + 1, quote)) return quote; // no escapes: the first quote closes it
+    for (;;) {
+      let backslashes = 0;
+      while (s.charCodeAt(quote - 1 - backslashes) === BACKSLASH) backslashes += 1;
+      if (backslashes % 2 === 0) return quote;
+      quote = s.indexOf('"', quote + 1);
+      if (quote < 0) return -1;
+    }
+  }
+
+  /** The index just after the array or object opening at `i`, or -1. Brackets inside strings do not count. */
+  containerEnd(i: number): number {
+    const s = this.text;
     let depth = 0;
     for (let j = i; j < s.length; j++) {
       const c = s.charCodeAt(j);
       if (c === QUOTE) {
-        j = stringEnd(s, j);
+        j = this.stringEnd(j);
         if (j < 0) return -1;
       } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) depth += 1;
       else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
@@ -216,18 +249,32 @@ function valueEnd(s: string, i: number): number {
     }
     return -1;
   }
-  let j = i;
-  while (j < s.length) {
-    const c = s.charCodeAt(j);
-    if (c === COMMA || c === CLOSE_ARRAY || c === CLOSE_OBJECT) break;
-    if (c <= 0x20) return -1; // whitespace: not compact JSON
-    j += 1;
+
+  /** The index just after the number, `true`, `false` or `null` at `i`, or -1. */
+  scalarEnd(i: number): number {
+    SCALAR.lastIndex = i;
+    if (!SCALAR.test(this.text)) return -1;
+    const end = SCALAR.lastIndex;
+    const next = this.text.charCodeAt(end);
+    return next === COMMA || next === CLOSE_ARRAY || next === CLOSE_OBJECT ? end : -1;
   }
-  return j > i && isScalar(s.slice(i, j)) ? j : -1;
+
+  /** The index just after the JSON value at `i`, or -1. */
+  valueEnd(i: number): number {
+    const first = this.text.charCodeAt(i);
+    if (first === QUOTE) {
+      const close = this.stringEnd(i);
+      return close < 0 ? -1 : close + 1;
+    }
+    return first === OPEN_ARRAY || first === OPEN_OBJECT ? this.containerEnd(i) : this.scalarEnd(i);
+  }
 }
 
-const SCALAR = /^(?:null|true|false|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)$/;
+/** A JSON number or literal, matched where it starts (sticky). */
+const SCALAR = /null|true|false|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
-function isScalar(text: string): boolean {
-  return SCALAR.test(text);
+/** The string value of the JSON string between quotes at `open` and `close`. */
+function jsonString(s: string, open: number, close: number): string {
+  const body = s.slice(open + 1, close);
+  return body.includes('\\') ? (JSON.parse(s.slice(open, close + 1)) as string) : body;
 }
