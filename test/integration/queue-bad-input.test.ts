@@ -158,6 +158,37 @@ describe('queue: bad input from a foreign producer', () => {
     });
   });
 
+  it('parks a batch whose rows are gone from Redis, naming the missing part, and writes nothing of it', {
+    timeout: 30_000,
+  }, async () => {
+    await withQueueFixture('queue_missing_part', async ({ schema, connection, db }) => {
+      const { redis, close } = openQueue(connection);
+      const worker = inProcessWorker(connection);
+      const producer = new Producer({ redis: connection.redisUrl, ...connection, partBytes: 200 });
+      const parked: (string | null)[] = [];
+      worker.on('parked', (e) => parked.push(e.reason));
+      try {
+        const rows = Array.from({ length: 200 }, (_, i) => [`${schema}.t`, [i, `row ${i}`]]);
+        const job = foreignBatch(schema, rows, { batchId: 'b-1' });
+        await producer.enqueueJob(job);
+        const partKeys = await redis.keys(`${connection.prefix}:part:b-1:*`);
+        assert.ok(partKeys.length > 10, `${partKeys.length} parts: more than one read of them`);
+        await redis.del(`${connection.prefix}:part:b-1:9`); // in the second read (8 parts a read)
+        await worker.start();
+        await waitFor(async () => parked.length === 1, 15_000, 'the batch to be parked');
+        assert.match(parked[0] ?? '', /batch 1: part 9 of its rows is missing from Redis/);
+        const table = await db.query('SELECT to_regclass($1) AS t', [`"${schema}".t`]);
+        if (table.rows[0]?.t)
+          assert.equal((await db.query(`SELECT count(*)::int AS n FROM "${schema}".t`)).rows[0]?.n, 0);
+        assert.equal((await committedSeqs(db, [`${schema}.t`])).get(`${schema}.t`) ?? 0, 0);
+      } finally {
+        await worker.close();
+        await producer.close();
+        await close();
+      }
+    });
+  });
+
   it('applies a valid foreign batch in a worker process started with PGBI_QUEUE (its jobs come from that queue)', {
     timeout: 60_000,
   }, async () => {
