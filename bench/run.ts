@@ -12,6 +12,7 @@
  *   BENCH_METHODS   comma-separated method ids to run (default all)
  *   BENCH_CPU_PROF  set: Node methods run with --cpu-prof, profiles in bench/out/profiles
  *   BENCH_NODE_FLAGS extra flags for the Node methods' processes, e.g. --max-semi-space-size=4
+ *   BENCH_WORKER_NODE_FLAGS extra flags for the queue methods' workers (default BENCH_NODE_FLAGS)
  *   BENCH_VERIFY    0: skip checking each method's table against the expected rows (first run)
  */
 import { spawn } from 'node:child_process';
