@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'INVALID_BATCH_JOB'
   | 'BACKPRESSURE'
   | 'BATCH_TOO_LARGE'
+  | 'REDIS_UNAVAILABLE'
   | 'INVALID_CONFIG';
 
 export interface ErrorContext {

@@ -61,6 +61,7 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   INVALID_OPTIONS: 400,
   BATCH_TOO_LARGE: 413,
   BACKPRESSURE: 429,
+  REDIS_UNAVAILABLE: 503,
 };
 
 export function startGateway(options: GatewayServerOptions): Promise<OpsServer> {
@@ -192,7 +193,7 @@ function sendError(response: ServerResponse, error: unknown, retryAfter: string)
   }
   const status = error instanceof PgBulkIngestError ? STATUS_OF[error.code] : undefined;
   if (error instanceof PgBulkIngestError && status !== undefined) {
-    if (status === 429) response.setHeader('retry-after', retryAfter);
+    if (status === 429 || status === 503) response.setHeader('retry-after', retryAfter);
     sendJson(response, status, { error: error.message, code: error.code, context: error.context });
     return;
   }

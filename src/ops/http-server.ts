@@ -66,7 +66,13 @@ async function dispatch(routes: readonly Route[], request: IncomingMessage, resp
   const path = new URL(request.url ?? '/', 'http://localhost').pathname;
   let pathMatched = false;
   for (const route of routes) {
-    const params = matchPath(route.path, path);
+    let params: Record<string, string> | undefined;
+    try {
+      params = matchPath(route.path, path);
+    } catch (error) {
+      if (!(error instanceof URIError)) throw error;
+      return sendJson(response, 400, { error: `Malformed percent-encoding in the path ${path}` });
+    }
     if (!params) continue;
     pathMatched = true;
     if (route.method === request.method) return route.handler(request, response, params);

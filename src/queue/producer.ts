@@ -51,6 +51,11 @@ export interface ProducerOptions extends QueueNames {
   readonly maxBatchBytes?: number;
   /** How long a batchId is remembered, so a retried enqueue is not enqueued twice. @default 604800 (7 days) */
   readonly batchIdTtlSeconds?: number;
+  /**
+   * How long a Redis command may go unanswered before the enqueue fails with REDIS_UNAVAILABLE
+   * (Redis down or unreachable); 0 waits for Redis to come back. @default 0
+   */
+  readonly redisTimeoutMs?: number;
 }
 
 export interface EnqueueInput {
@@ -84,7 +89,10 @@ export class Producer {
   readonly #options: Required<Omit<ProducerOptions, 'redis' | 'queueName' | 'prefix'>>;
 
   constructor(options: ProducerOptions = {}) {
-    this.#redis = connectRedis(options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL);
+    this.#redis = connectRedis(
+      options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
+      options.redisTimeoutMs ?? 0,
+    );
     this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
     this.#queue = new Queue<KickData>(options.queueName ?? DEFAULT_QUEUE_NAME, { connection: this.#redis });
     this.#options = {
@@ -95,17 +103,36 @@ export class Producer {
       partBytes: options.partBytes ?? 48 * 1024,
       maxBatchBytes: options.maxBatchBytes ?? 512 * 1024 * 1024,
       batchIdTtlSeconds: options.batchIdTtlSeconds ?? 7 * 24 * 3600,
+      redisTimeoutMs: options.redisTimeoutMs ?? 0,
     };
   }
 
   /** Enqueues one batch; resolves once it is safely in Redis. */
   async enqueue(input: EnqueueInput, label = 'Batch'): Promise<EnqueueResult> {
+    const batchId = input.batchId ?? randomUUID();
+    try {
+      return await this.#enqueue({ ...input, batchId }, label);
+    } catch (error) {
+      // ioredis's own error when redisTimeoutMs passes without an answer.
+      if (error instanceof Error && error.message === 'Command timed out') {
+        throw new PgBulkIngestError(
+          'REDIS_UNAVAILABLE',
+          `${label}: Redis did not answer within ${this.#options.redisTimeoutMs} ms (down or unreachable). Enqueue it again with batchId "${batchId}": if this attempt got through after all, the retry is reported as a duplicate, and nothing is enqueued twice.`,
+          {},
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  async #enqueue(input: EnqueueInput & { batchId: string }, label: string): Promise<EnqueueResult> {
     const tables = input.tables;
     if (!Array.isArray(tables) || tables.length === 0)
       throw new InvalidBatchError(`${label}: tables must be a non-empty array`, {});
     const options = batchOptionsSchema.parse(input.options ?? {});
     const stream = input.stream ?? tableKey(tables[0] as IngestTable);
-    const batchId = input.batchId ?? randomUUID();
+    const batchId = input.batchId;
     await this.#waitForRoom(stream, 0);
     const { parts, rows, bytes } = await this.#uploadRows(batchId, tables, input.rows, label);
     const header: BatchHeader = {

@@ -53,12 +53,18 @@ type RedisWithScripts = Redis & {
   markCommitted(...args: (string | number)[]): Promise<number>;
 };
 
-export function connectRedis(redis: string | RedisOptions): Redis {
+/**
+ * A Redis connection for the queue. `commandTimeoutMs` > 0 makes a command that gets no answer
+ * within it (Redis down or unreachable) fail instead of waiting for Redis to come back.
+ */
+export function connectRedis(redis: string | RedisOptions, commandTimeoutMs = 0): Redis {
   // maxRetriesPerRequest: null is what BullMQ requires of its connections; a command waits for
   // Redis to come back rather than failing after a few tries.
-  return typeof redis === 'string'
-    ? new Redis(redis, { maxRetriesPerRequest: null })
-    : new Redis({ maxRetriesPerRequest: null, ...redis });
+  const options: RedisOptions = {
+    maxRetriesPerRequest: null,
+    ...(commandTimeoutMs > 0 ? { commandTimeout: commandTimeoutMs } : {}),
+  };
+  return typeof redis === 'string' ? new Redis(redis, options) : new Redis({ ...options, ...redis });
 }
 
 export class StreamStore {

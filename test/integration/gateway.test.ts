@@ -112,6 +112,14 @@ describe('gateway', () => {
     );
     const missing = await get(`/v1/streams/${schema}.nothing`);
     assert.equal(missing.status, 404);
+    const encoded = await json(await get(`/v1/streams/${encodeURIComponent(`${schema}.events`)}`));
+    assert.equal(encoded.stream, `${schema}.events`);
+    const malformed = await get('/v1/streams/bad%E0%A4%A');
+    assert.equal(malformed.status, 400);
+    assert.match(
+      (await json(malformed)).error,
+      /Malformed percent-encoding in the path \/v1\/streams\/bad%E0%A4%A/,
+    );
   });
 
   it("answers 400 with the producer's own message naming the batch, row and column", async () => {
@@ -219,6 +227,50 @@ describe('gateway', () => {
       write();
     });
   }
+});
+
+describe('gateway while Redis is down', () => {
+  it('answers 503 with Retry-After within GATEWAY_REDIS_TIMEOUT_MS instead of hanging, naming the batchId to retry with', {
+    timeout: 20_000,
+  }, async () => {
+    const config = gatewayConfigSchema.parse({
+      databaseUrl: DATABASE_URL,
+      redisUrl: 'redis://127.0.0.1:1', // nothing listens there
+      ...uniqueQueue(),
+      port: 0,
+      host: '127.0.0.1',
+      localOnly: true,
+      redisTimeoutMs: 300,
+      retryAfter: 3,
+    });
+    const down = await runGateway(config, { logger: pino({ level: 'silent' }) });
+    try {
+      const base = `http://127.0.0.1:${down.server.port}`;
+      const started = Date.now();
+      const response = await fetch(`${base}/v1/batches`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          version: 1,
+          batchId: 'retry-me',
+          tables: [{ schema: 's', name: 't', columns: [{ name: 'id', type: 'integer' }] }],
+          highWatermark: null,
+          rows: [['s.t', [1]]],
+        }),
+      });
+      assert.equal(response.status, 503);
+      assert.ok(Date.now() - started < 5000, `answered after ${Date.now() - started} ms`);
+      assert.equal(response.headers.get('retry-after'), '3');
+      const body = await json(response);
+      assert.equal(body.code, 'REDIS_UNAVAILABLE');
+      assert.match(body.error, /Redis did not answer within 300 ms .*batchId "retry-me"/);
+      const ready = await fetch(`${base}/readyz`);
+      assert.equal(ready.status, 503);
+      assert.match(JSON.stringify(await json(ready)), /redis/);
+    } finally {
+      await down.close();
+    }
+  });
 });
 
 describe('gateway command', () => {

@@ -46,7 +46,12 @@ const GATEWAY_SETTINGS = {
   retryAfter: [
     '--retry-after <seconds>',
     'GATEWAY_RETRY_AFTER_SECONDS',
-    'Retry-After sent with 429 (default 1)',
+    'Retry-After sent with 429 and 503 (default 1)',
+  ],
+  redisTimeoutMs: [
+    '--redis-timeout-ms <ms>',
+    'GATEWAY_REDIS_TIMEOUT_MS',
+    'answer 503 when Redis does not answer an enqueue within this time (default 5000; 0: wait for Redis)',
   ],
 } as const;
 
@@ -61,6 +66,7 @@ export const gatewayConfigSchema = connectionConfigSchema
     maxBodyBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_BODY_BYTES),
     backpressureWaitMs: z.coerce.number().int().min(0).default(0),
     retryAfter: z.coerce.number().int().min(0).default(1),
+    redisTimeoutMs: z.coerce.number().int().min(0).default(5000),
     localOnly: z.boolean().default(false),
   })
   .superRefine((config, ctx) => {
@@ -96,7 +102,10 @@ export async function runGateway(
   const registry = options.registry ?? defaultRegistry();
   const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
   const names = { queueName: config.queueName, prefix: config.prefix };
-  const producer = new Producer(producerOptionsOf(config, config.backpressureWaitMs));
+  const producer = new Producer({
+    ...producerOptionsOf(config, config.backpressureWaitMs),
+    redisTimeoutMs: config.redisTimeoutMs,
+  });
   const admin = new StreamAdmin({ databaseUrl: config.databaseUrl, redis: config.redisUrl, ...names });
   const pool = new pg.Pool({ connectionString: config.databaseUrl, max: 1 });
   pool.on('error', (error) => logger.warn({ err: error }, 'idle PostgreSQL connection failed'));
