@@ -175,8 +175,19 @@ export function validateWireRows(
   });
 }
 
-const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bigint', 'int8', 'oid']);
-const NUMBER_TYPES = new Set([
+/** Base types whose wire value is an integer (or a string of digits). */
+export const INTEGER_TYPES: ReadonlySet<string> = new Set([
+  'smallint',
+  'int2',
+  'integer',
+  'int',
+  'int4',
+  'bigint',
+  'int8',
+  'oid',
+]);
+/** Base types whose wire value is a number (or a numeric string). */
+export const NUMBER_TYPES: ReadonlySet<string> = new Set([
   'real',
   'float4',
   'double precision',

@@ -9,7 +9,14 @@
  */
 import { isoString } from '../ingest/copy-encoding.ts';
 import type { ColumnDefinition, IngestTable } from '../ingest/table-definition.ts';
-import { InvalidBatchError, tableKey, toWireValue, wireValueProblem } from './batch-contract.ts';
+import {
+  INTEGER_TYPES,
+  InvalidBatchError,
+  NUMBER_TYPES,
+  tableKey,
+  toWireValue,
+  wireValueProblem,
+} from './batch-contract.ts';
 
 /** Why a value cannot go into its column; the row writer adds where. */
 class WireValueError extends Error {}
@@ -76,8 +83,6 @@ export class WireRowWriter {
   }
 }
 
-const INTEGER_TYPES = new Set(['smallint', 'int2', 'integer', 'int', 'int4', 'bigint', 'int8', 'oid']);
-const FLOAT_TYPES = new Set(['real', 'float4', 'double precision', 'float8', 'float', 'numeric', 'decimal']);
 const TEXT_TYPES = new Set([
   'text',
   'varchar',
@@ -98,7 +103,7 @@ function converterFor(column: ColumnDefinition): WireConverter {
   if (arrayDimensions > 0) return general;
   if (INTEGER_TYPES.has(base))
     return (v) => (typeof v === 'number' && Number.isSafeInteger(v) ? v : general(v));
-  if (FLOAT_TYPES.has(base)) return (v) => (typeof v === 'number' && Number.isFinite(v) ? v : general(v));
+  if (NUMBER_TYPES.has(base)) return (v) => (typeof v === 'number' && Number.isFinite(v) ? v : general(v));
   if (base === 'bool' || base === 'boolean') return (v) => (typeof v === 'boolean' ? v : general(v));
   if (base === 'json' || base === 'jsonb') {
     // A plain object as it is; arrays (whose items may be Dates, Buffers, bigints) by the general rule.
