@@ -1,6 +1,10 @@
+import { after, before } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { uniqueName } from './pg.ts';
+import { pino } from 'pino';
+import { Producer } from '../../src/queue/producer.ts';
+import { Worker } from '../../src/queue/worker.ts';
+import { DATABASE_URL, uniqueName } from './pg.ts';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -43,4 +47,48 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+export interface InProcessQueue {
+  readonly names: { queueName: string; prefix: string };
+  readonly producer: Producer;
+  readonly worker: Worker;
+}
+
+/**
+ * A Producer and a started Worker, in this process, on a queue of their own: created before the
+ * suite's tests, closed after them with the queue's keys removed. Call it inside a describe().
+ */
+export function inProcessQueue(): InProcessQueue {
+  const names = uniqueQueue();
+  let producer: Producer | undefined;
+  let worker: Worker | undefined;
+  before(async () => {
+    producer = new Producer({ redis: REDIS_URL, ...names });
+    worker = new Worker({
+      databaseUrl: DATABASE_URL,
+      redis: REDIS_URL,
+      ...names,
+      logger: pino({ level: 'silent' }),
+    });
+    await worker.start();
+  });
+  after(async () => {
+    await producer?.close();
+    await worker?.close();
+    await cleanQueue(names);
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('inProcessQueue: used before its before() hook ran');
+    return value;
+  };
+  return {
+    names,
+    get producer() {
+      return started(producer);
+    },
+    get worker() {
+      return started(worker);
+    },
+  };
 }

@@ -7,14 +7,11 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
+import { after, describe, it } from 'node:test';
 import { csvRecords } from '../../src/ops/csv-records.ts';
 import { ProgressLine } from '../../src/ops/progress.ts';
-import { Producer } from '../../src/queue/producer.ts';
-import { Worker } from '../../src/queue/worker.ts';
-import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
+import { inProcessQueue, REDIS_URL, waitFor } from '../helpers/queue.ts';
 
 const MAIN = new URL('../../src/ops/cli/main.ts', import.meta.url).pathname;
 
@@ -38,27 +35,12 @@ function run(
 
 describe('enqueue command', { concurrency: true }, () => {
   const schema = uniqueName('enqueue_cli');
-  const names = uniqueQueue();
+  const queue = inProcessQueue();
+  const names = queue.names;
   const queueFlags = ['--queue', names.queueName, '--prefix', names.prefix];
   const dir = mkdtempSync(join(tmpdir(), 'pgbi-enqueue-'));
-  let producer: Producer;
-  let worker: Worker;
-
-  before(async () => {
-    producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: pino({ level: 'silent' }),
-    });
-    await worker.start();
-  });
 
   after(async () => {
-    await producer.close();
-    await worker.close();
-    await cleanQueue(names);
     await dropSchema(schema);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -66,7 +48,7 @@ describe('enqueue command', { concurrency: true }, () => {
   const committedAll = (stream: string) =>
     waitFor(
       async () => {
-        const info = await producer.streamInfo(stream);
+        const info = await queue.producer.streamInfo(stream);
         return info.enqueuedSeq > 0 && info.committedSeq === info.enqueuedSeq;
       },
       20_000,
@@ -117,7 +99,7 @@ describe('enqueue command', { concurrency: true }, () => {
         ['3', 'multi\nline', null, '2.25', [], null],
       ],
     );
-    const info = await producer.streamInfo(`${schema}.items`);
+    const info = await queue.producer.streamInfo(`${schema}.items`);
     assert.equal(info.committedHighWatermark, 'v1');
   });
 
@@ -197,7 +179,7 @@ describe('enqueue command', { concurrency: true }, () => {
       bad.stderr.trim(),
       `${path} line 3, column "price" (numeric(12,2)): expected a number or a numeric string, got "cheap"`,
     );
-    assert.equal((await producer.streamInfo(`${schema}.bad`)).enqueuedSeq, 0);
+    assert.equal((await queue.producer.streamInfo(`${schema}.bad`)).enqueuedSeq, 0);
     assert.equal(unknown.code, 2);
     assert.match(
       unknown.stderr,

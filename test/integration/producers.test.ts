@@ -6,40 +6,21 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
+import { after, describe, it } from 'node:test';
 import { produceFile } from '../../producers/file-producer.ts';
 import { copyNewRows, describeTable } from '../../producers/postgres-table-producer.ts';
 import { produceSynthetic, syntheticFeed } from '../../producers/synthetic-generator.ts';
 import { defineTable, type IngestTable } from '../../src/index.ts';
-import { Producer } from '../../src/queue/producer.ts';
-import { Worker } from '../../src/queue/worker.ts';
-import { connect, DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { connect, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
+import { inProcessQueue, waitFor } from '../helpers/queue.ts';
 
 describe('producers/', () => {
   const schema = uniqueName('producers');
   const sourceSchema = uniqueName('producers_src');
-  const names = uniqueQueue();
+  const queue = inProcessQueue();
   const dir = mkdtempSync(join(tmpdir(), 'pgbi-producers-'));
-  let producer: Producer;
-  let worker: Worker;
-
-  before(async () => {
-    producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: pino({ level: 'silent' }),
-    });
-    await worker.start();
-  });
 
   after(async () => {
-    await producer.close();
-    await worker.close();
-    await cleanQueue(names);
     await dropSchema(schema);
     await dropSchema(sourceSchema);
     rmSync(dir, { recursive: true, force: true });
@@ -47,7 +28,7 @@ describe('producers/', () => {
 
   const committed = (stream: string, seq: number) =>
     waitFor(
-      async () => (await producer.streamInfo(stream)).committedSeq >= seq,
+      async () => (await queue.producer.streamInfo(stream)).committedSeq >= seq,
       20_000,
       `${stream} committed through ${seq}`,
     );
@@ -65,21 +46,21 @@ describe('producers/', () => {
     });
     const path = join(dir, 'rows.csv');
     writeFileSync(path, 'id,name,price\n1,apple,1.50\n2,"pear, green",\n3,"plum ""red""",2.25\n');
-    const first = await produceFile(producer, table, path, { batchRows: 2 });
+    const first = await produceFile(queue.producer, table, path, { batchRows: 2 });
     assert.deepEqual(
       first.map((r) => r.seq),
       [1, 2],
     );
     await committed(first[0]?.stream as string, 2);
     appendFileSync(path, '4,kiwi,0.99\n5,fig,3\n');
-    const second = await produceFile(producer, table, path, { batchRows: 100 });
+    const second = await produceFile(queue.producer, table, path, { batchRows: 100 });
     assert.deepEqual(
       second.map((r) => r.seq),
       [3],
       'one batch with only the two new lines',
     );
     await committed(first[0]?.stream as string, 3);
-    assert.deepEqual(await producer.highWatermark(table), { file: 'rows.csv', line: 6 });
+    assert.deepEqual(await queue.producer.highWatermark(table), { file: 'rows.csv', line: 6 });
     const rows = await select(`SELECT id, name, price FROM "${schema}".file_rows ORDER BY id`);
     assert.deepEqual(
       rows.map((r) => [r.id, r.name, r.price]),
@@ -91,7 +72,7 @@ describe('producers/', () => {
         ['5', 'fig', '3.00'],
       ],
     );
-    assert.deepEqual(await produceFile(producer, table, path), [], 'nothing new: nothing enqueued');
+    assert.deepEqual(await produceFile(queue.producer, table, path), [], 'nothing new: nothing enqueued');
   });
 
   it('postgres table producer: copies a table, then only the rows new or changed since; target = source', async () => {
@@ -112,19 +93,19 @@ describe('producers/', () => {
         target,
         batchRows: 10,
       };
-      const first = await copyNewRows(producer, options);
+      const first = await copyNewRows(queue.producer, options);
       assert.equal(first.length, 3, '25 rows in batches of 10');
       await committed(first[0]?.stream as string, first.at(-1)?.seq as number);
       await assertCopied(target);
 
       await source.query(`INSERT INTO "${sourceSchema}".accounts VALUES (26, 'new', 1, now(), null), (27, 'newer', 2, now(), '[1]');
         UPDATE "${sourceSchema}".accounts SET name = 'changed', updated_at = now() WHERE id = 3;`);
-      const second = await copyNewRows(producer, { ...options, batchRows: 2 });
-      const info = await producer.streamInfo(second[0]?.stream as string);
+      const second = await copyNewRows(queue.producer, { ...options, batchRows: 2 });
+      const info = await queue.producer.streamInfo(second[0]?.stream as string);
       assert.equal(second.length, 2, 'only the 3 new or changed rows, in batches of 2');
       await committed(info.stream, info.enqueuedSeq);
       await assertCopied(target);
-      assert.deepEqual(await copyNewRows(producer, options), [], 'a third run finds nothing new');
+      assert.deepEqual(await copyNewRows(queue.producer, options), [], 'a third run finds nothing new');
     } finally {
       await source.end();
     }
@@ -165,12 +146,20 @@ describe('producers/', () => {
   it('synthetic generator: streams into PostgreSQL with updates to earlier rows; a re-run sends only later batches', async () => {
     const feedSchema = `${schema}_feed`;
     try {
-      const first = await produceSynthetic(producer, { schema: feedSchema, batches: 6, ordersPerBatch: 20 });
+      const first = await produceSynthetic(queue.producer, {
+        schema: feedSchema,
+        batches: 6,
+        ordersPerBatch: 20,
+      });
       assert.deepEqual(
         first.map((s) => s.length),
         [6, 6],
       );
-      const second = await produceSynthetic(producer, { schema: feedSchema, batches: 8, ordersPerBatch: 20 });
+      const second = await produceSynthetic(queue.producer, {
+        schema: feedSchema,
+        batches: 8,
+        ordersPerBatch: 20,
+      });
       assert.deepEqual(
         second.map((s) => s.map((r) => r.seq)),
         [

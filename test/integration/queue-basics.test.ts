@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
+import { after, describe, it } from 'node:test';
 import { Delete, HighWatermark } from '../../src/ingest/options.ts';
 import { defineTable } from '../../src/ingest/table-definition.ts';
-import { Producer } from '../../src/queue/producer.ts';
-import { Worker } from '../../src/queue/worker.ts';
-import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
+import { inProcessQueue, waitFor } from '../helpers/queue.ts';
 
 describe('queue: producer to worker', () => {
   const schema = uniqueName('queue_basics');
-  const names = uniqueQueue();
+  const queue = inProcessQueue();
   const table = defineTable({
     schema,
     name: 'events',
@@ -20,34 +17,18 @@ describe('queue: producer to worker', () => {
       { name: 'at', type: 'timestamptz' },
     ],
   });
-  let producer: Producer;
-  let worker: Worker;
-
-  before(async () => {
-    producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: pino({ level: 'silent' }),
-    });
-    await worker.start();
-  });
 
   after(async () => {
-    await producer.close();
-    await worker.close();
-    await cleanQueue(names);
     await dropSchema(schema);
   });
 
   it('commits enqueued batches with their high watermark and values intact', async () => {
-    const first = await producer.enqueue({
+    const first = await queue.producer.enqueue({
       tables: [table],
       highWatermark: 'hw-1',
       rows: [[table, [1n, Buffer.from([0, 255]), new Date('2020-01-01T00:00:00Z')]]],
     });
-    const second = await producer.enqueue({
+    const second = await queue.producer.enqueue({
       tables: [table],
       highWatermark: 'hw-2',
       rows: [[table, [2, null, null]]],
@@ -55,8 +36,8 @@ describe('queue: producer to worker', () => {
     assert.deepEqual([first.seq, second.seq], [1, 2]);
     await waitFor(
       async () =>
-        (await producer.highWatermark(table)) === 'hw-2' &&
-        (await producer.streamInfo(first.stream)).committedSeq === 2,
+        (await queue.producer.highWatermark(table)) === 'hw-2' &&
+        (await queue.producer.streamInfo(first.stream)).committedSeq === 2,
     );
     const rows = await withClient(
       async (c) => (await c.query(`SELECT id, payload, at FROM "${schema}".events ORDER BY id`)).rows,
@@ -76,8 +57,8 @@ describe('queue: producer to worker', () => {
       name: 'replaced',
       columns: [{ name: 'id', type: 'integer', primaryKey: true }],
     });
-    const pre = await producer.enqueue({ tables: [other], highWatermark: 0, rows: [[other, [100]]] });
-    const results = await producer.ingest(
+    const pre = await queue.producer.enqueue({ tables: [other], highWatermark: 0, rows: [[other, [100]]] });
+    const results = await queue.producer.ingest(
       [other],
       function* () {
         yield [
@@ -97,7 +78,7 @@ describe('queue: producer to worker', () => {
       results.map((r) => r.seq),
       [pre.seq + 1, pre.seq + 2, pre.seq + 3],
     );
-    await waitFor(async () => (await producer.streamInfo(pre.stream)).committedSeq === pre.seq + 3);
+    await waitFor(async () => (await queue.producer.streamInfo(pre.stream)).committedSeq === pre.seq + 3);
     const rows = await withClient(
       async (c) => (await c.query(`SELECT id FROM "${schema}".replaced ORDER BY id`)).rows,
     );
