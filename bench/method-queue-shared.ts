@@ -8,11 +8,14 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { HighWatermark, Upsert } from '../src/index.ts';
 import { NODE_FLAGS } from '../src/ops/node-flags.ts';
 import { Producer } from '../src/queue/producer.ts';
 import { STATE_SCHEMA } from '../src/queue/stream-state.ts';
-import { withClient } from './db.ts';
-import type { MethodContext, RunReport } from './method.ts';
+import { createEmptyTable, withClient } from './db.ts';
+import { benchTable } from './generate-rows.ts';
+import { benchBatches } from './ingest-batches.ts';
+import type { MethodContext, NodeMethod, RunReport } from './method.ts';
 import { modulePath, NODE_LOADER, OUT, REPO } from './paths.ts';
 
 const MAIN = modulePath('src/ops/cli/main.ts');
@@ -190,4 +193,33 @@ export async function runThroughput(
     await rig.stop().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * A bulk throughput method: the bench rows enqueued by `Producer.ingest()` (Upsert.OFF, one job
+ * per batch) and applied by `workers` worker processes (WORKER_CONCURRENCY=2).
+ */
+export function throughputMethod(
+  id: string,
+  label: string,
+  workers: number,
+  targets: NodeMethod['targets'],
+): NodeMethod {
+  return {
+    id,
+    label,
+    kind: 'node',
+    targets,
+    setup: createEmptyTable,
+    run: (ctx) =>
+      runThroughput(ctx, id, workers, 2, async (rig) => {
+        const table = benchTable(ctx.schema);
+        const results = await rig.producer.ingest([table], benchBatches(ctx, table), {
+          upsert: Upsert.OFF,
+          stream: rig.stream,
+          highWatermark: HighWatermark.EARLIEST,
+        });
+        return results.length;
+      }),
+  };
 }
