@@ -27,5 +27,20 @@ export function uniqueName(prefix: string): string {
 
 /** Drops a test schema and everything in it. */
 export async function dropSchema(schema: string): Promise<void> {
-  await withClient((c) => c.query(`DROP SCHEMA IF EXISTS "${schema.replaceAll('"', '""')}" CASCADE`));
+  await withClient(async (c) => {
+    const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+    // A test that failed half-way can leave a connection holding locks in its schema (a blocker
+    // it opened, a swap it never committed): end such connections rather than wait for ever,
+    // so the failure is reported instead of hanging the suite. Schemas are one test's own.
+    const watchdog = setInterval(() => {
+      withClient((w) =>
+        w.query('SELECT pg_terminate_backend(b) FROM unnest(pg_blocking_pids($1)) AS b', [pid]),
+      ).catch(() => undefined);
+    }, 5000);
+    try {
+      await c.query(`DROP SCHEMA IF EXISTS "${schema.replaceAll('"', '""')}" CASCADE`);
+    } finally {
+      clearInterval(watchdog);
+    }
+  });
 }

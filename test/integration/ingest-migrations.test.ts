@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PgBulkIngestError } from '../../src/errors.ts';
-import { defineTable, ingest, type Row } from '../../src/index.ts';
+import { Delete, defineTable, ingest, type Row } from '../../src/index.ts';
 import {
   backendPid,
   batchesOf,
@@ -183,6 +183,32 @@ describe('ingest(): migrations of columns', () => {
 });
 
 describe('ingest(): when migrations happen', () => {
+  it("keeps other tables' foreign keys to the migrated table, and fails the batch rather than drop one", () =>
+    withSchema('migrate', async (f) => {
+      const from = defineTable({ schema: f.schema, name: 't', columns: [id, a] });
+      await ingest(f.client, [from], batchesOf(['1', null, rowsOf(from, [1, 'x'], [2, 'y'])]));
+      await f.observer.query(`CREATE TABLE "${f.schema}".child (t_id integer REFERENCES "${f.schema}".t ON DELETE CASCADE);
+        INSERT INTO "${f.schema}".child VALUES (1)`);
+      const to = defineTable({ schema: f.schema, name: 't', columns: [id, a, b] });
+      await ingest(f.client, [to], batchesOf(['2', null, rowsOf(to, [3, 'z', 5])]));
+      const fks = `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = '"${f.schema}".child'::regclass`;
+      assert.deepEqual((await f.observer.query(fks)).rows, [
+        { def: `FOREIGN KEY (t_id) REFERENCES ${f.schema}.t(id) ON DELETE CASCADE` },
+      ]);
+      // Delete.BEFORE_FIRST_BATCH without row 1, which child references: the batch fails, nothing changes.
+      const error = await rejection(() =>
+        ingest(f.client, [to], batchesOf(['3', null, rowsOf(to, [4, 'w', 6])]), {
+          delete: Delete.BEFORE_FIRST_BATCH,
+        }),
+      );
+      assert.match((error as Error).message, /violates foreign key constraint "child_t_id_fkey"/);
+      assert.deepEqual(
+        (await selectAll(f.observer, f.schema, 't')).map((r) => r.id),
+        [1, 2, 3],
+      );
+      assert.equal((await f.observer.query(fks)).rows.length, 1);
+    }));
+
   it('with no batches, migrates nothing', () =>
     withSchema('migrate', async (f) => {
       const from = defineTable({ schema: f.schema, name: 't', columns: [id, a] });

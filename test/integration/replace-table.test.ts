@@ -133,7 +133,12 @@ describe('replaceTable', () => {
 
       const result = await swapAndCommit(f);
 
-      assert.deepEqual(result, { cancelledBackends: 0, terminatedBackends: 0, recreatedViews: 0 });
+      assert.deepEqual(result, {
+        cancelledBackends: 0,
+        terminatedBackends: 0,
+        recreatedViews: 0,
+        recreatedForeignKeys: 0,
+      });
       assert.deepEqual(await ids(admin, f.live), [2, 3]);
       const expected = [`${granter} SELECT true`, 'PUBLIC SELECT false', `${reader} SELECT false`];
       assert.deepEqual(await grantsOf(admin, f.live), expected.sort());
@@ -241,7 +246,12 @@ describe('replaceTable', () => {
       const result = await swapAndCommit(f, FAST);
 
       assert.ok(performance.now() - started >= 300, 'the swap waited for the delay');
-      assert.deepEqual(result, { cancelledBackends: 1, terminatedBackends: 0, recreatedViews: 0 });
+      assert.deepEqual(result, {
+        cancelledBackends: 1,
+        terminatedBackends: 0,
+        recreatedViews: 0,
+        recreatedForeignKeys: 0,
+      });
       await assert.rejects(blocked.promise, { code: '57014' }); // query_canceled
       await blocker.end();
     }),
@@ -260,7 +270,12 @@ describe('replaceTable', () => {
         const result = await swapAndCommit(f, { cancelAfterMs: 200, terminateAfterMs: 500, intervalMs: 100 });
 
         assert.ok(performance.now() - started >= 500, 'the swap waited for the terminate delay');
-        assert.deepEqual(result, { cancelledBackends: 1, terminatedBackends: 1, recreatedViews: 0 });
+        assert.deepEqual(result, {
+          cancelledBackends: 1,
+          terminatedBackends: 1,
+          recreatedViews: 0,
+          recreatedForeignKeys: 0,
+        });
         await assert.rejects(blocker.query('SELECT 1'));
         await blocker.end();
       }),
@@ -324,6 +339,7 @@ describe('replaceTable', () => {
           cancelledBackends: 0,
           terminatedBackends: 0,
           recreatedViews: 0,
+          recreatedForeignKeys: 0,
         });
         await swapper.query('COMMIT');
         assert.deepEqual(await ids(admin, f.live), [2, 3]);
@@ -356,6 +372,57 @@ describe('replaceTable', () => {
         await Promise.all([reader.end(), swapper.end()]);
       }),
   );
+
+  it('adds again the foreign keys of other tables that reference it (names, actions kept), now pointing at the new table', () =>
+    withFixture(async (f, admin) => {
+      const child = f.rel('Child "C" 👶');
+      const other = uniqueName('Other "Sch" 🐙');
+      await admin.query(`CREATE TABLE ${child} (ref integer CONSTRAINT ${q('Fk "F" 🔗')} REFERENCES ${f.live} ON DELETE CASCADE);
+        CREATE SCHEMA ${q(other)};
+        CREATE TABLE ${qualifiedName(other, 'elsewhere')} (ref integer REFERENCES ${f.live} DEFERRABLE)`);
+      try {
+        const definitions = async () =>
+          (
+            await admin.query(
+              `SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
+               WHERE contype = 'f' AND confrelid = $1::regclass ORDER BY 1, 2`,
+              [f.live],
+            )
+          ).rows;
+        const before = await definitions();
+        assert.equal(before.length, 2);
+        const result = await swapAndCommit(f);
+        assert.equal(result.recreatedForeignKeys, 2);
+        assert.deepEqual(await definitions(), before);
+        await admin.query(`INSERT INTO ${child} VALUES (3)`); // a row of the new table
+        await assert.rejects(admin.query(`INSERT INTO ${child} VALUES (1)`), { code: '23503' }); // the old one's
+        await admin.query(`DELETE FROM ${f.live} WHERE ${q(ID)} = 3`);
+        assert.equal(
+          (await admin.query(`SELECT count(*)::int AS n FROM ${child}`)).rows[0].n,
+          0,
+          'ON DELETE CASCADE kept',
+        );
+      } finally {
+        await dropSchema(other);
+      }
+    }));
+
+  it('fails, changing nothing, when a referencing row would lose the row it references', () =>
+    withFixture(async (f, admin) => {
+      const child = f.rel('Child "C" 👶');
+      await admin.query(`CREATE TABLE ${child} (ref integer CONSTRAINT ${q('Fk "F" 🔗')} REFERENCES ${f.live});
+        INSERT INTO ${child} VALUES (1)`);
+      await assert.rejects(swapAndCommit(f), {
+        code: '23503',
+        message: /violates foreign key constraint "Fk "F" 🔗"/,
+      });
+      assert.deepEqual(await ids(admin, f.live), [1]);
+      const fk = await admin.query(
+        `SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = $1::regclass`,
+        [child],
+      );
+      assert.equal(fk.rows[0].n, 1);
+    }));
 
   it('leaves the live table, its views and their grants as they were if the caller rolls back', () =>
     withFixture(async (f, admin) => {

@@ -25,15 +25,20 @@ export interface ReplaceTableResult {
   readonly terminatedBackends: number;
   /** Views and materialized views dropped with the live table and created again. */
   readonly recreatedViews: number;
+  /** Foreign keys of other tables referencing the live table, dropped with it and added again. */
+  readonly recreatedForeignKeys: number;
 }
 
 /**
  * Called inside an open transaction on `client`, which created `replacementName`.
  *
  * Locks the live table (removing blocking backends as `blockingBackends` says), captures the
- * views that depend on it, copies its SELECT grants onto the replacement, drops it with those
- * views, renames the replacement to its name, and creates the views again with their grants,
- * comments, owners and indexes. The whole swap runs under `withBlockersRemoved`, so a backend
+ * views that depend on it and the foreign keys of other tables that reference it, copies its
+ * SELECT grants onto the replacement, drops it with those views and foreign keys, renames the
+ * replacement to its name, creates the views again with their grants, comments, owners and
+ * indexes, and adds the foreign keys again. Adding a foreign key checks the referencing table's
+ * rows against the new table: a batch that leaves them without the rows they reference fails
+ * (and rolls back) instead of losing the constraint. The whole swap runs under `withBlockersRemoved`, so a backend
  * holding a lock on a dependent view is dealt with like one holding the table.
  */
 export async function replaceTable(
@@ -47,13 +52,13 @@ export async function replaceTable(
     blockingBackends,
     () => swap(client, target),
   );
-  return { cancelledBackends, terminatedBackends, recreatedViews: result };
+  return { cancelledBackends, terminatedBackends, ...result };
 }
 
 async function swap(
   client: pg.ClientBase,
   target: { schema: string; name: string; replacementName: string },
-): Promise<number> {
+): Promise<{ recreatedViews: number; recreatedForeignKeys: number }> {
   const live = qualifiedName(target.schema, target.name);
   const replacement = qualifiedName(target.schema, target.replacementName);
   // First, so that between the capture and the drop no view can be created on the table
@@ -61,10 +66,44 @@ async function swap(
   await client.query(`LOCK TABLE ${live} IN ACCESS EXCLUSIVE MODE`);
   const liveOid = await relationOid(client, target.schema, target.name);
   const views = await captureDependentViews(client, liveOid);
+  const foreignKeys = await referencingForeignKeys(client, liveOid);
   for (const grant of await selectGrants(client, liveOid)) await client.query(grantSql(replacement, grant));
   await client.query(`DROP TABLE ${live} CASCADE`);
   await client.query(`ALTER TABLE ${replacement} RENAME TO ${quoteIdent(target.name)}`);
-  return recreateViews(client, views);
+  const recreatedViews = await recreateViews(client, views);
+  // The definitions name the referenced table as this session resolves it, which is now the
+  // replacement under the live table's name.
+  for (const fk of foreignKeys) {
+    await client.query(`ALTER TABLE ${fk.table} ADD CONSTRAINT ${quoteIdent(fk.name)} ${fk.definition}`);
+  }
+  return { recreatedViews, recreatedForeignKeys: foreignKeys.length };
+}
+
+/** A foreign key of another table that references the live table. */
+interface ReferencingForeignKey {
+  /** The referencing table, schema-qualified and quoted. */
+  readonly table: string;
+  readonly name: string;
+  /** `pg_get_constraintdef`: `FOREIGN KEY (...) REFERENCES ... [ON DELETE ...] [NOT VALID]`. */
+  readonly definition: string;
+}
+
+/** Foreign keys of other tables referencing the table (those of partitions come with their parent's). */
+async function referencingForeignKeys(
+  client: pg.ClientBase,
+  tableOid: string,
+): Promise<ReferencingForeignKey[]> {
+  const { rows } = await client.query<ReferencingForeignKey>(
+    `SELECT format('%I.%I', n.nspname, c.relname) AS "table", con.conname AS name,
+       pg_get_constraintdef(con.oid) AS definition
+     FROM pg_constraint AS con
+     JOIN pg_class AS c ON c.oid = con.conrelid
+     JOIN pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE con.contype = 'f' AND con.confrelid = $1::oid AND con.conrelid <> $1::oid AND con.conparentid = 0
+     ORDER BY 1, 2`,
+    [tableOid],
+  );
+  return rows;
 }
 
 /**
