@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'BACKPRESSURE'
   | 'BATCH_TOO_LARGE'
   | 'REDIS_UNAVAILABLE'
+  | 'STREAM_CONFLICT'
   | 'INVALID_CONFIG';
 
 export interface ErrorContext {

@@ -9,7 +9,14 @@ import { type BlockingBackendsOptions, HighWatermark } from '../ingest/options.t
 import { RowBlocks } from '../ingest/row-blocks.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import { InvalidBatchError, parseBatchJob } from './batch-contract.ts';
-import { committedSeq, committedState, lockStreamAndTables, recordCommit } from './stream-state.ts';
+import {
+  committedSeq,
+  committedState,
+  lockStreamAndTables,
+  recordCommit,
+  streamConflict,
+  streamOwner,
+} from './stream-state.ts';
 import type { BatchHeader, StreamStore } from './stream-store.ts';
 import { WirePartReader } from './wire-part.ts';
 
@@ -87,6 +94,15 @@ export class StreamApplier {
       if (signal?.aborted) return { kind: 'stopped', applied };
       const info = await this.#store.info(stream);
       if (info.blocked) return { kind: 'blocked', seq: info.blocked.seq, reason: info.blocked.reason };
+      const owner = await streamOwner(this.#pool, stream);
+      if (owner !== null && owner !== this.#store.prefix) {
+        // Else its committed seq, another deployment's, would pass for ours: batches "applied".
+        throw new BatchApplyFailure(
+          stream,
+          info.committedSeq + 1,
+          streamConflict(stream, owner, this.#store.prefix),
+        );
+      }
       const committed = await committedSeq(this.#pool, stream);
       if (committed >= info.enqueuedSeq) {
         if (info.committedSeq < committed) await this.#mirrorLaggingCommit(stream, committed);
@@ -133,7 +149,7 @@ export class StreamApplier {
             return (await committedSeq(c, stream)) === seq - 1; // else: applied by someone else meanwhile
           },
           beforeCommit: async (c) => {
-            await recordCommit(c, stream, seq, header.highWatermark, header.batchId);
+            await recordCommit(c, stream, seq, header.highWatermark, header.batchId, this.#store.prefix);
             this.#hooks.fault?.('before-commit', stream, seq);
           },
         },

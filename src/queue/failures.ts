@@ -11,6 +11,7 @@ const UNRECOVERABLE_CODES = new Set([
   'INVALID_OPTIONS',
   'INVALID_COMMENT',
   'BATCH_TOO_LARGE',
+  'STREAM_CONFLICT',
 ]);
 
 /** True when retrying the same batch cannot help without someone changing something. */

@@ -3,6 +3,7 @@
  * its high watermark and its sequence number commit in one transaction (G3).
  */
 import type pg from 'pg';
+import { PgBulkIngestError } from '../errors.ts';
 import type { Json } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import { tableKey } from './batch-contract.ts';
@@ -12,8 +13,9 @@ export const STATE_SCHEMA = 'bulk_ingest';
 
 /**
  * -- create-state-tables
- * stream_state: one row per stream, the last committed seq. skipped_batches: what operators
- * skipped and why. Creation is serialised by an advisory lock: several workers starting at
+ * stream_state: one row per stream, the last committed seq, and the Redis key prefix of the
+ * deployment that owns the stream (see streamOwner). skipped_batches: what operators skipped
+ * and why. Creation is serialised by an advisory lock: several workers starting at
  * once would otherwise race in CREATE TABLE IF NOT EXISTS (a unique violation in pg_type).
  */
 const CREATE_STATE_TABLES = `
@@ -32,7 +34,15 @@ const CREATE_STATE_TABLES = `
     reason text,
     skipped_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (stream, seq)
-  );`;
+  );
+  -- Added after the first release; checked first, as ALTER TABLE would lock the table even when
+  -- there is nothing to do (workers start often, batches commit all the time).
+  DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_attribute
+                   WHERE attrelid = '${STATE_SCHEMA}.stream_state'::regclass AND attname = 'redis_prefix') THEN
+      ALTER TABLE ${STATE_SCHEMA}.stream_state ADD COLUMN redis_prefix text;
+    END IF;
+  END $$;`;
 
 export async function ensureStateTables(pool: pg.Pool): Promise<void> {
   const client = await pool.connect();
@@ -95,22 +105,53 @@ export async function lockStreamAndTables(
   return performance.now() - start;
 }
 
-/** Inside the batch's transaction, with the stream locked: the stream is now at `seq`. */
+/**
+ * The Redis key prefix of the deployment whose batches the stream's row counts, or null (no
+ * commit yet, or a row from before prefixes were recorded: the next commit claims it).
+ */
+export async function streamOwner(db: pg.Pool | pg.ClientBase, stream: string): Promise<string | null> {
+  const { rows } = await db.query<{ prefix: string | null }>(
+    `SELECT redis_prefix AS prefix FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`,
+    [stream],
+  );
+  return rows[0]?.prefix ?? null;
+}
+
+/**
+ * Two deployments (Redis key prefixes) writing streams of the same name into one database
+ * would count each other's batches as their own, and skip theirs as already applied: refused.
+ */
+export function streamConflict(stream: string, owner: string, prefix: string): PgBulkIngestError {
+  return new PgBulkIngestError(
+    'STREAM_CONFLICT',
+    `Stream ${stream}: its committed state in ${STATE_SCHEMA}.stream_state belongs to the deployment with Redis key prefix "${owner}", and this worker's prefix is "${prefix}". Give the streams of each deployment names of their own; or, if this deployment took the stream over, UPDATE ${STATE_SCHEMA}.stream_state SET redis_prefix = '${prefix}' WHERE stream = '${stream}' and retry.`,
+    { stream },
+  );
+}
+
+/**
+ * Inside the batch's transaction, with the stream locked: the stream is now at `seq`, owned by
+ * `prefix`. Throws STREAM_CONFLICT if another deployment owns it.
+ */
 export async function recordCommit(
   client: pg.ClientBase,
   stream: string,
   seq: number,
   highWatermark: Json,
   batchId: string,
+  prefix: string,
 ) {
-  await client.query(
-    `INSERT INTO ${STATE_SCHEMA}.stream_state (stream, committed_seq, high_watermark, batch_id, committed_at)
-     VALUES ($1, $2, $3, $4, now())
+  const { rows } = await client.query<{ owner: string | null }>(
+    `INSERT INTO ${STATE_SCHEMA}.stream_state (stream, committed_seq, high_watermark, batch_id, committed_at, redis_prefix)
+     VALUES ($1, $2, $3, $4, now(), $5)
      ON CONFLICT (stream) DO UPDATE
        SET committed_seq = EXCLUDED.committed_seq, high_watermark = EXCLUDED.high_watermark,
-           batch_id = EXCLUDED.batch_id, committed_at = EXCLUDED.committed_at`,
-    [stream, seq, JSON.stringify(highWatermark), batchId],
+           batch_id = EXCLUDED.batch_id, committed_at = EXCLUDED.committed_at, redis_prefix = EXCLUDED.redis_prefix
+       WHERE stream_state.redis_prefix IS NULL OR stream_state.redis_prefix = EXCLUDED.redis_prefix
+     RETURNING redis_prefix AS owner`,
+    [stream, seq, JSON.stringify(highWatermark), batchId, prefix],
   );
+  if (rows.length === 0) throw streamConflict(stream, (await streamOwner(client, stream)) ?? '?', prefix);
 }
 
 export async function recordSkip(

@@ -189,6 +189,52 @@ describe('queue: bad input from a foreign producer', () => {
     });
   });
 
+  it('parks a stream whose committed state belongs to another deployment (Redis prefix), and claims one that has no owner', {
+    timeout: 30_000,
+  }, async () => {
+    await withQueueFixture('queue_stream_owner', async ({ schema, connection, db }) => {
+      const worker = inProcessWorker(connection);
+      const producer = new Producer({ redis: connection.redisUrl, ...connection });
+      const parked: (string | null)[] = [];
+      worker.on('parked', (e) => parked.push(e.reason));
+      try {
+        await worker.start(); // creates the state tables
+        const taken = `${schema}.taken`;
+        const legacy = `${schema}.legacy`;
+        await db.query(
+          `INSERT INTO bulk_ingest.stream_state (stream, committed_seq, redis_prefix) VALUES ($1, 5, 'other-deployment')`,
+          [taken],
+        );
+        await db.query('INSERT INTO bulk_ingest.stream_state (stream, committed_seq) VALUES ($1, 0)', [
+          legacy,
+        ]);
+        // Without the check, seq 5 (the other deployment's) would pass for ours: this batch "applied".
+        await producer.enqueueJob(foreignBatch(schema, [[`${schema}.t`, [1, 'a']]], { stream: taken }));
+        await waitFor(async () => parked.length === 1, 15_000, 'the stream to be parked');
+        assert.match(parked[0] ?? '', /belongs to the deployment with Redis key prefix "other-deployment"/);
+        assert.equal((await db.query('SELECT to_regclass($1) AS t', [`"${schema}".t`])).rows[0]?.t, null);
+
+        await producer.enqueueJob(foreignBatch(schema, [[`${schema}.t`, [2, 'b']]], { stream: legacy }));
+        await eventually(
+          async () => (await committedSeqs(db, [legacy])).get(legacy) === 1,
+          15_000,
+          'the legacy stream to commit',
+        );
+        const owners = await db.query(
+          'SELECT stream, committed_seq::int AS seq, redis_prefix FROM bulk_ingest.stream_state WHERE stream = ANY($1) ORDER BY stream',
+          [[taken, legacy]],
+        );
+        assert.deepEqual(owners.rows, [
+          { stream: legacy, seq: 1, redis_prefix: connection.prefix },
+          { stream: taken, seq: 5, redis_prefix: 'other-deployment' },
+        ]);
+      } finally {
+        await worker.close();
+        await producer.close();
+      }
+    });
+  });
+
   it('applies a valid foreign batch in a worker process started with PGBI_QUEUE (its jobs come from that queue)', {
     timeout: 60_000,
   }, async () => {
