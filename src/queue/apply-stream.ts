@@ -15,7 +15,6 @@ import {
   lockStreamAndTables,
   recordCommit,
   streamConflict,
-  streamOwner,
 } from './stream-state.ts';
 import type { BatchHeader, StreamStore } from './stream-store.ts';
 import { WirePartReader } from './wire-part.ts';
@@ -94,18 +93,20 @@ export class StreamApplier {
       if (signal?.aborted) return { kind: 'stopped', applied };
       const info = await this.#store.info(stream);
       if (info.blocked) return { kind: 'blocked', seq: info.blocked.seq, reason: info.blocked.reason };
-      const owner = await streamOwner(this.#pool, stream);
-      if (owner !== null && owner !== this.#store.prefix) {
+      const state = await committedState(this.#pool, stream);
+      if (state.owner !== null && state.owner !== this.#store.prefix) {
         // Else its committed seq, another deployment's, would pass for ours: batches "applied".
         throw new BatchApplyFailure(
           stream,
           info.committedSeq + 1,
-          streamConflict(stream, owner, this.#store.prefix),
+          streamConflict(stream, state.owner, this.#store.prefix),
         );
       }
-      const committed = await committedSeq(this.#pool, stream);
+      const committed = state.seq;
       if (committed >= info.enqueuedSeq) {
-        if (info.committedSeq < committed) await this.#mirrorLaggingCommit(stream, committed);
+        // Redis lags PostgreSQL (a worker died between COMMIT and telling Redis): catch it up.
+        if (info.committedSeq < committed)
+          await this.#store.markCommitted(stream, committed, state.highWatermark, Date.now());
         return { kind: 'drained', applied };
       }
       const seq = committed + 1;
@@ -223,11 +224,6 @@ export class StreamApplier {
         }
       })(),
     );
-  }
-
-  async #mirrorLaggingCommit(stream: string, committed: number) {
-    const state = await committedState(this.#pool, stream);
-    await this.#store.markCommitted(stream, committed, state.highWatermark, Date.now());
   }
 }
 

@@ -14,7 +14,7 @@ export const STATE_SCHEMA = 'bulk_ingest';
 /**
  * -- create-state-tables
  * stream_state: one row per stream, the last committed seq, and the Redis key prefix of the
- * deployment that owns the stream (see streamOwner). skipped_batches: what operators skipped
+ * deployment that owns the stream (see streamConflict). skipped_batches: what operators skipped
  * and why. Creation is serialised by an advisory lock: several workers starting at
  * once would otherwise race in CREATE TABLE IF NOT EXISTS (a unique violation in pg_type).
  */
@@ -71,17 +71,23 @@ export interface CommittedState {
   readonly seq: number;
   readonly highWatermark: Json | null;
   readonly committedAt: Date | null;
+  /**
+   * The Redis key prefix of the deployment whose batches the row counts, or null (no commit
+   * yet, or a row from before prefixes were recorded: the next commit claims it).
+   */
+  readonly owner: string | null;
 }
 
 export async function committedState(db: pg.Pool | pg.ClientBase, stream: string): Promise<CommittedState> {
-  const { rows } = await db.query<{ seq: string; hw: Json | null; at: Date }>(
-    `SELECT committed_seq AS seq, high_watermark AS hw, committed_at AS at FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`,
+  const { rows } = await db.query<{ seq: string; hw: Json | null; at: Date; owner: string | null }>(
+    `SELECT committed_seq AS seq, high_watermark AS hw, committed_at AS at, redis_prefix AS owner
+     FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`,
     [stream],
   );
   const row = rows[0];
   return row
-    ? { seq: Number(row.seq), highWatermark: row.hw, committedAt: row.at }
-    : { seq: 0, highWatermark: null, committedAt: null };
+    ? { seq: Number(row.seq), highWatermark: row.hw, committedAt: row.at, owner: row.owner }
+    : { seq: 0, highWatermark: null, committedAt: null, owner: null };
 }
 
 /**
@@ -103,18 +109,6 @@ export async function lockStreamAndTables(
   const keys = [...new Set(tables.map((t) => `pg-bulk-ingest table ${tableKey(t)}`))].sort();
   for (const key of keys) await client.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [key]);
   return performance.now() - start;
-}
-
-/**
- * The Redis key prefix of the deployment whose batches the stream's row counts, or null (no
- * commit yet, or a row from before prefixes were recorded: the next commit claims it).
- */
-export async function streamOwner(db: pg.Pool | pg.ClientBase, stream: string): Promise<string | null> {
-  const { rows } = await db.query<{ prefix: string | null }>(
-    `SELECT redis_prefix AS prefix FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`,
-    [stream],
-  );
-  return rows[0]?.prefix ?? null;
 }
 
 /**
@@ -141,17 +135,17 @@ export async function recordCommit(
   batchId: string,
   prefix: string,
 ) {
-  const { rows } = await client.query<{ owner: string | null }>(
+  const { rowCount } = await client.query(
     `INSERT INTO ${STATE_SCHEMA}.stream_state (stream, committed_seq, high_watermark, batch_id, committed_at, redis_prefix)
      VALUES ($1, $2, $3, $4, now(), $5)
      ON CONFLICT (stream) DO UPDATE
        SET committed_seq = EXCLUDED.committed_seq, high_watermark = EXCLUDED.high_watermark,
            batch_id = EXCLUDED.batch_id, committed_at = EXCLUDED.committed_at, redis_prefix = EXCLUDED.redis_prefix
-       WHERE stream_state.redis_prefix IS NULL OR stream_state.redis_prefix = EXCLUDED.redis_prefix
-     RETURNING redis_prefix AS owner`,
+       WHERE stream_state.redis_prefix IS NULL OR stream_state.redis_prefix = EXCLUDED.redis_prefix`,
     [stream, seq, JSON.stringify(highWatermark), batchId, prefix],
   );
-  if (rows.length === 0) throw streamConflict(stream, (await streamOwner(client, stream)) ?? '?', prefix);
+  if (rowCount === 0)
+    throw streamConflict(stream, (await committedState(client, stream)).owner ?? '?', prefix);
 }
 
 export async function recordSkip(
