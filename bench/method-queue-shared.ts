@@ -9,16 +9,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { HighWatermark, Upsert } from '../src/index.ts';
-import { NODE_FLAGS } from '../src/ops/node-flags.ts';
+import { workerCommand } from '../src/ops/demo/worker-processes.ts';
 import { Producer } from '../src/queue/producer.ts';
 import { STATE_SCHEMA } from '../src/queue/stream-state.ts';
 import { createEmptyTable, withClient } from './db.ts';
 import { benchTable } from './generate-rows.ts';
 import { benchBatches } from './ingest-batches.ts';
 import type { MethodContext, NodeMethod, RunReport } from './method.ts';
-import { modulePath, NODE_LOADER, OUT, REPO } from './paths.ts';
+import { OUT, REPO } from './paths.ts';
 
-const MAIN = modulePath('src/ops/cli/main.ts');
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface QueueRig {
@@ -61,15 +60,17 @@ export async function startQueue(
   const stream = name;
   const workers: ChildProcess[] = [];
   for (let i = 0; i < workerCount; i++) {
-    // Started as the Dockerfile starts them (NODE_FLAGS), plus BENCH_WORKER_NODE_FLAGS (default:
-    // BENCH_NODE_FLAGS) and profiling. No --cpu-prof-name: the tsx loader thread writes a profile
-    // too, and would overwrite the main thread's under the same name. The main thread's is the large one.
+    // Started as the demo starts them (workerCommand: the Dockerfile's Node flags, the loader when
+    // running from sources), plus BENCH_WORKER_NODE_FLAGS (default: BENCH_NODE_FLAGS) and profiling.
+    // No --cpu-prof-name: the tsx loader thread writes a profile too, and would overwrite the main
+    // thread's under the same name. The main thread's is the large one.
     const extra = process.env.BENCH_WORKER_NODE_FLAGS ?? process.env.BENCH_NODE_FLAGS ?? '';
-    const flags = [...NODE_FLAGS, ...extra.split(' ').filter(Boolean)];
+    const flags = extra.split(' ').filter(Boolean);
     if (process.env.BENCH_CPU_PROF)
       flags.push('--cpu-prof', `--cpu-prof-dir=${OUT}/profiles/${name}-worker-${i}`);
+    const { command, args } = workerCommand();
     workers.push(
-      spawn(process.execPath, [...NODE_LOADER, ...flags, MAIN, 'worker'], {
+      spawn(command, [...flags, ...args], {
         cwd: REPO,
         env: {
           ...process.env,

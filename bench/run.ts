@@ -435,7 +435,7 @@ async function main(): Promise<void> {
           `* ${r.label}: run on ${fmtInt(r.rows)} rows only; its rows/s is extrapolated to ${fmtInt(config.rows)} rows.`,
       ),
     'Upserts: the table holds every key beforehand (other values), so every row conflicts.',
-    `Peak RSS: the child process running the method, whole run; it holds about ${fmtMb(medianRssAtStart(results))} MB before its first row (Node, pg, zod; compiled JavaScript, no TypeScript loader). Queue methods: the largest worker process (VmHWM), not the producer.`,
+    `Peak RSS: the child process running the method, whole run; it holds about ${fmtMb(medianRssAtStart(results))} MB before its first row (Node, pg, zod; ${NODE_LOADER.length === 0 ? 'compiled JavaScript, no TypeScript loader' : 'run from the TypeScript sources, the tsx loader included'}). Queue methods: the largest worker process (VmHWM), not the producer.`,
     ...(results.some((r) => r.id.startsWith('queue-'))
       ? [
           'Queue methods: timed from the first enqueue until the last batch is committed (workers started beforehand); Node CPU is the producer plus the workers.',

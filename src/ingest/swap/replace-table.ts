@@ -38,8 +38,9 @@ export interface ReplaceTableResult {
  * replacement to its name, creates the views again with their grants, comments, owners and
  * indexes, and adds the foreign keys again. Adding a foreign key checks the referencing table's
  * rows against the new table: a batch that leaves them without the rows they reference fails
- * (and rolls back) instead of losing the constraint. The whole swap runs under `withBlockersRemoved`, so a backend
- * holding a lock on a dependent view is dealt with like one holding the table.
+ * (and rolls back) instead of losing the constraint. The whole swap runs under
+ * `withBlockersRemoved`, so a backend holding a lock on a dependent view is dealt with like one
+ * holding the table.
  */
 export async function replaceTable(
   client: pg.ClientBase,
