@@ -13,6 +13,16 @@ export type ErrorCode =
   | 'INVALID_BATCH_JOB'
   | 'BACKPRESSURE'
   | 'BATCH_TOO_LARGE'
+  /** A batchId was enqueued again with other content (an idempotency key names one batch). */
+  | 'BATCH_ID_CONFLICT'
+  /** A part of a batch's rows expired in Redis before the batch was enqueued: enqueue it again. */
+  | 'PART_EXPIRED'
+  /** A pending batch (its header or a part) is gone from Redis: it cannot be applied. */
+  | 'BATCH_MISSING'
+  /** `skip` found no pending batch (or not the one named). */
+  | 'NOTHING_TO_SKIP'
+  /** `forget` was asked for a stream that still has pending batches. */
+  | 'STREAM_BUSY'
   | 'REDIS_UNAVAILABLE'
   | 'STREAM_CONFLICT'
   | 'INVALID_CONFIG';

@@ -1,6 +1,7 @@
 /**
  * What an operator needs: each stream's state (from PostgreSQL, the truth, and Redis, the
- * queue), and the two ways to move a blocked stream on: `skip` its blocked batch or `retry` it.
+ * queue), the two ways to move a blocked stream on (`skip` its blocked batch or `retry` it), and
+ * `forget` for a finished stream. Reading state needs only read rights (SELECT on bulk_ingest).
  */
 import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
@@ -8,24 +9,24 @@ import pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import type { Json } from '../ingest/options.ts';
 import {
+  bullQueues,
   DEFAULT_DATABASE_URL,
   DEFAULT_PREFIX,
-  DEFAULT_QUEUE_NAME,
   DEFAULT_REDIS_URL,
-  KICK_JOB,
-  KICK_JOB_OPTIONS,
   type KickData,
-  kickJobId,
+  kickStream,
   type QueueNames,
 } from './queue-config.ts';
+import { describeGap, nextBatch } from './stream-position.ts';
 import {
-  committedSeq,
   committedState,
+  committedStates,
   ensureStateTables,
+  forgetCommittedState,
   lockStreamAndTables,
   recordSkip,
 } from './stream-state.ts';
-import { connectRedis, StreamStore } from './stream-store.ts';
+import { connectRedis, type StreamInfo, StreamStore } from './stream-store.ts';
 
 export interface StreamStatus {
   readonly stream: string;
@@ -41,12 +42,21 @@ export interface StreamStatus {
   readonly lastCommitAt: Date | null;
   /** The parked batch the stream is stopped at, and why. */
   readonly blocked: { readonly seq: number; readonly reason: string; readonly since: Date } | null;
+  /** Why the next batch failed, while it is being retried (transient failures: never parked). */
+  readonly retrying: { readonly reason: string; readonly since: Date } | null;
+  /**
+   * Redis lost data of this stream: when it was found and what PostgreSQL and Redis each had
+   * (docs/queue.md, "Redis losing data"). Stays until the next such event.
+   */
+  readonly redisGap: { readonly description: string; readonly at: Date } | null;
+  /** The stream's state could not be read (it is shown, never hides the others). */
+  readonly error: string | null;
 }
 
 export interface AdminOptions extends QueueNames {
-  /** @default process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' */
+  /** @default 'postgres://postgres@127.0.0.1:5432/postgres' */
   readonly databaseUrl?: string;
-  /** @default process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' */
+  /** @default 'redis://127.0.0.1:6379' */
   readonly redis?: string | RedisOptions;
 }
 
@@ -57,36 +67,21 @@ export class StreamAdmin {
   readonly #queue: Queue<KickData>;
 
   constructor(options: AdminOptions = {}) {
-    this.#pool = new pg.Pool({
-      connectionString: options.databaseUrl ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL,
-      max: 2,
-    });
-    this.#redis = connectRedis(options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL);
+    this.#pool = new pg.Pool({ connectionString: options.databaseUrl ?? DEFAULT_DATABASE_URL, max: 2 });
+    this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL);
     this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
-    this.#queue = new Queue<KickData>(options.queueName ?? DEFAULT_QUEUE_NAME, { connection: this.#redis });
+    const queues = bullQueues(options);
+    this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
   }
 
-  /** Every stream's status, or one's. */
+  /** Every stream's status, or one's. Read-only, in PostgreSQL and in Redis. */
   async status(stream?: string): Promise<StreamStatus[]> {
-    await ensureStateTables(this.#pool);
     const streams = stream === undefined ? await this.#store.streams() : [stream];
-    return Promise.all(streams.map((s) => this.#statusOf(s)));
-  }
-
-  async #statusOf(stream: string): Promise<StreamStatus> {
-    const [state, info] = await Promise.all([committedState(this.#pool, stream), this.#store.info(stream)]);
-    return {
-      stream,
-      committedSeq: state.seq,
-      enqueuedSeq: info.enqueuedSeq,
-      pending: Math.max(0, info.enqueuedSeq - state.seq),
-      pendingBytes: info.pendingBytes,
-      highWatermark: state.highWatermark,
-      lastCommitAt: state.committedAt,
-      blocked: info.blocked
-        ? { seq: info.blocked.seq, reason: info.blocked.reason, since: new Date(info.blocked.at) }
-        : null,
-    };
+    const [infos, states] = await Promise.all([
+      this.#store.infos(streams),
+      committedStates(this.#pool, streams),
+    ]);
+    return streams.map((s, i) => statusOf(s, infos[i] as StreamInfo | Error, states.get(s)));
   }
 
   /**
@@ -98,22 +93,23 @@ export class StreamAdmin {
     await ensureStateTables(this.#pool);
     const info = await this.#store.info(stream);
     const client = await this.#pool.connect();
-    let skipped: number;
+    let skipped: { seq: number; epoch: string };
     try {
       await client.query('BEGIN');
       await lockStreamAndTables(client, stream, []);
-      skipped = (await committedSeq(client, stream)) + 1;
-      if (skipped > info.enqueuedSeq)
-        throw adminError(`Stream ${stream} has no pending batch to skip (committed ${skipped - 1})`, stream);
-      if (options.seq !== undefined && options.seq !== skipped) {
-        throw adminError(
-          `Stream ${stream}: the next batch is ${skipped}, not ${options.seq}; only the next batch can be skipped`,
+      const next = nextBatch(await committedState(client, stream), info.epochs);
+      if (next === null || next.seq > info.enqueuedSeq)
+        throw nothingToSkip(`Stream ${stream} has no pending batch to skip`, stream);
+      if (options.seq !== undefined && options.seq !== next.seq) {
+        throw nothingToSkip(
+          `Stream ${stream}: the next batch is ${next.seq}, not ${options.seq}; only the next batch can be skipped`,
           stream,
         );
       }
-      const header = await this.#store.header(stream, skipped);
+      const header = await this.#store.header(stream, next.seq);
       const reason = options.reason ?? info.blocked?.reason ?? 'skipped by an operator';
-      await recordSkip(client, stream, skipped, header?.batchId ?? null, reason);
+      skipped = { seq: next.seq, epoch: next.epoch };
+      await recordSkip(client, { stream, ...skipped }, header?.batchId ?? null, reason);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -122,16 +118,34 @@ export class StreamAdmin {
       client.release();
     }
     const state = await committedState(this.#pool, stream);
-    await this.#store.markCommitted(stream, skipped, state.highWatermark, Date.now());
+    await this.#store.markCommitted(stream, skipped.seq, skipped.epoch, state.highWatermark, Date.now());
     await this.#store.clearBlocked(stream);
-    await this.#kick(stream, `skip-${skipped}`);
-    return skipped;
+    await kickStream(this.#queue, stream);
+    return skipped.seq;
   }
 
   /** Clears a stream's block and kicks it: its parked batch is tried again. */
   async retry(stream: string): Promise<void> {
     await this.#store.clearBlocked(stream);
-    await this.#kick(stream, `retry-${Date.now()}`);
+    await kickStream(this.#queue, stream);
+  }
+
+  /**
+   * Removes a finished stream: its keys in Redis and its committed state in PostgreSQL (the
+   * tables and their high watermark comments stay). Refused while batches are pending. The next
+   * batch enqueued under the name starts a new stream at seq 1.
+   */
+  async forget(stream: string): Promise<void> {
+    const info = await this.#store.info(stream);
+    if (info.pendingBatches > 0) {
+      throw new PgBulkIngestError(
+        'STREAM_BUSY',
+        `Stream ${stream} has ${info.pendingBatches} pending batches: forget it once they are committed (or skipped)`,
+        { stream },
+      );
+    }
+    await forgetCommittedState(this.#pool, stream);
+    await this.#store.forget(stream);
   }
 
   async close(): Promise<void> {
@@ -139,16 +153,49 @@ export class StreamAdmin {
     this.#redis.disconnect();
     await this.#pool.end();
   }
-
-  async #kick(stream: string, discriminator: string) {
-    await this.#queue.add(
-      KICK_JOB,
-      { stream },
-      { ...KICK_JOB_OPTIONS, jobId: kickJobId(stream, discriminator) },
-    );
-  }
 }
 
-function adminError(message: string, stream: string) {
-  return new PgBulkIngestError('INVALID_OPTIONS', message, { stream });
+function statusOf(
+  stream: string,
+  info: StreamInfo | Error,
+  state: Awaited<ReturnType<typeof committedState>> | undefined,
+): StreamStatus {
+  const redisGap = state?.redisGap ?? null;
+  if (info instanceof Error) {
+    return {
+      stream,
+      committedSeq: state?.seq ?? 0,
+      enqueuedSeq: 0,
+      pending: 0,
+      pendingBytes: 0,
+      highWatermark: state?.highWatermark ?? null,
+      lastCommitAt: state?.committedAt ?? null,
+      blocked: null,
+      retrying: null,
+      redisGap,
+      error: info.message,
+    };
+  }
+  const next = state ? nextBatch(state, info.epochs) : null;
+  // A gap found but not yet recorded by a commit (nothing new to apply) still shows.
+  const pendingGap = next?.gap ? { description: describeGap(stream, next.gap), at: new Date() } : null;
+  return {
+    stream,
+    committedSeq: state?.seq ?? 0,
+    enqueuedSeq: info.enqueuedSeq,
+    pending: info.pendingBatches,
+    pendingBytes: info.pendingBytes,
+    highWatermark: state?.highWatermark ?? null,
+    lastCommitAt: state?.committedAt ?? null,
+    blocked: info.blocked
+      ? { seq: info.blocked.seq, reason: info.blocked.reason, since: new Date(info.blocked.at) }
+      : null,
+    retrying: info.lastError ? { reason: info.lastError.reason, since: new Date(info.lastError.at) } : null,
+    redisGap: pendingGap ?? redisGap,
+    error: null,
+  };
+}
+
+function nothingToSkip(message: string, stream: string) {
+  return new PgBulkIngestError('NOTHING_TO_SKIP', message, { stream });
 }

@@ -3,20 +3,22 @@
  * See docs/queue.md for why this is safe whoever runs it, however often, and whenever it dies.
  */
 import type pg from 'pg';
+import { PgBulkIngestError } from '../errors.ts';
 import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
 import { type BlockingBackendsOptions, HighWatermark } from '../ingest/options.ts';
 import { RowBlocks } from '../ingest/row-blocks.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
-import { InvalidBatchError, parseBatchJob } from './batch-contract.ts';
+import { parseBatchJob } from './batch-contract.ts';
+import { describeGap, type NextBatch, nextBatch } from './stream-position.ts';
 import {
-  committedSeq,
+  type CommittedState,
   committedState,
   lockStreamAndTables,
   recordCommit,
   streamConflict,
 } from './stream-state.ts';
-import type { BatchHeader, StreamStore } from './stream-store.ts';
+import type { BatchHeader, StreamInfo, StreamStore } from './stream-store.ts';
 import { WirePartReader } from './wire-part.ts';
 
 /**
@@ -39,6 +41,8 @@ export interface ApplyHooks {
   readonly onCommitted?: (batch: CommittedBatch) => void;
   /** Called when, under the stream lock, the batch turns out to be committed already by another worker. */
   readonly onDuplicate?: (stream: string, seq: number) => void;
+  /** Redis was found to have lost data of the stream (a gap: see stream-position.ts). */
+  readonly onRedisGap?: (stream: string, description: string) => void;
   /** Test-only fault injection point names: 'before-commit', 'after-commit'. */
   readonly fault?: (point: 'before-commit' | 'after-commit', stream: string, seq: number) => void;
 }
@@ -84,8 +88,9 @@ export class StreamApplier {
   }
 
   /**
-   * Applies batches committed + 1, committed + 2, ... until none is pending, the stream is
-   * blocked, or `signal` asks to stop. Throws the first failure of a batch (it rolled back).
+   * Applies the stream's pending batches in order until none is pending, the stream is blocked,
+   * or `signal` asks to stop. Throws the first failure of a batch (it rolled back) as a
+   * BatchApplyFailure.
    */
   async drain(stream: string, signal?: AbortSignal): Promise<DrainResult> {
     let applied = 0;
@@ -94,40 +99,68 @@ export class StreamApplier {
       const info = await this.#store.info(stream);
       if (info.blocked) return { kind: 'blocked', seq: info.blocked.seq, reason: info.blocked.reason };
       const state = await committedState(this.#pool, stream);
+      const next = nextBatch(state, info.epochs);
+      if (next === null) return { kind: 'drained', applied }; // Redis has never seen the stream
       if (state.owner !== null && state.owner !== this.#store.prefix) {
         // Else its committed seq, another deployment's, would pass for ours: batches "applied".
         throw new BatchApplyFailure(
           stream,
-          info.committedSeq + 1,
+          next.seq,
           streamConflict(stream, state.owner, this.#store.prefix),
         );
       }
-      const committed = state.seq;
-      if (committed >= info.enqueuedSeq) {
-        // Redis lags PostgreSQL (a worker died between COMMIT and telling Redis): catch it up.
-        if (info.committedSeq < committed)
-          await this.#store.markCommitted(stream, committed, state.highWatermark, Date.now());
+      if (next.seq > info.enqueuedSeq) {
+        await this.#catchUp(stream, state, next, info);
         return { kind: 'drained', applied };
       }
-      const seq = committed + 1;
-      const header = await this.#store.header(stream, seq);
+      const header = await this.#store.header(stream, next.seq);
       if (header === null) {
-        // Freed by a commit we have not seen yet; if PostgreSQL agrees nothing moved, it is lost.
-        if ((await committedSeq(this.#pool, stream)) === committed) {
-          throw new InvalidBatchError(`Stream ${stream}: batch ${seq} is missing from Redis`, { stream });
+        // Freed by a commit we have not seen yet, or lost: PostgreSQL tells which.
+        if (sameState(await committedState(this.#pool, stream), state)) {
+          const missing = new PgBulkIngestError(
+            'BATCH_MISSING',
+            `Stream ${stream}: batch ${next.seq} is missing from Redis (enqueued up to ${info.enqueuedSeq}, committed ${state.seq}): it cannot be applied. Was Redis or PostgreSQL restored from a backup? Skip it to go on.`,
+            { stream, seq: next.seq },
+          );
+          throw new BatchApplyFailure(stream, next.seq, missing);
         }
         continue;
       }
       try {
-        if (await this.applyOne(stream, seq, header)) applied += 1;
+        if (await this.applyOne(stream, next, state, header)) applied += 1;
       } catch (error) {
-        throw new BatchApplyFailure(stream, seq, error);
+        throw new BatchApplyFailure(stream, next.seq, error);
       }
     }
   }
 
+  /**
+   * Nothing to apply. If Redis lags PostgreSQL (a worker died between COMMIT and telling Redis,
+   * or Redis lost writes), bring its mirror up to date; a Redis that never assigned the seq
+   * PostgreSQL committed lost data: report it.
+   */
+  async #catchUp(stream: string, state: CommittedState, next: NextBatch, info: StreamInfo) {
+    if (next.gap) this.#hooks.onRedisGap?.(stream, describeGap(stream, next.gap));
+    else if (state.epoch === next.epoch && state.seq > info.enqueuedSeq) {
+      this.#hooks.onRedisGap?.(
+        stream,
+        `Stream ${stream}: Redis lost data. PostgreSQL committed batch ${state.seq}, but Redis remembers only ${info.enqueuedSeq} enqueued: batches acknowledged after ${info.enqueuedSeq} and not committed may be lost. New batches are numbered from ${state.seq + 1}.`,
+      );
+    }
+    if (info.committedSeq < next.committedInRedis || state.seq > info.enqueuedSeq) {
+      const seq = state.epoch === next.epoch ? state.seq : next.committedInRedis;
+      await this.#store.markCommitted(stream, seq, next.epoch, state.highWatermark, Date.now());
+    }
+  }
+
   /** One batch in one transaction; false if another worker committed it first (a duplicate). */
-  async applyOne(stream: string, seq: number, header: BatchHeader): Promise<boolean> {
+  async applyOne(
+    stream: string,
+    next: NextBatch,
+    before: CommittedState,
+    header: BatchHeader,
+  ): Promise<boolean> {
+    const { seq, epoch } = next;
     const { tables, options } = this.#parseHeader(stream, seq, header);
     const client = await this.#pool.connect();
     // A connection lost mid-batch (PostgreSQL restarting) is also emitted as an 'error' event on
@@ -139,6 +172,7 @@ export class StreamApplier {
     try {
       let lockWaitMs = 0;
       let report: BatchReport | undefined;
+      const gap = next.gap ? describeGap(stream, next.gap) : null;
       await runIngest(
         client,
         tables,
@@ -147,10 +181,19 @@ export class StreamApplier {
         {
           afterBegin: async (c) => {
             lockWaitMs = await lockStreamAndTables(c, stream, tables);
-            return (await committedSeq(c, stream)) === seq - 1; // else: applied by someone else meanwhile
+            // Under the lock: unchanged, or another worker applied this batch meanwhile.
+            return sameState(await committedState(c, stream), before);
           },
           beforeCommit: async (c) => {
-            await recordCommit(c, stream, seq, header.highWatermark, header.batchId, this.#store.prefix);
+            await recordCommit(c, {
+              stream,
+              seq,
+              epoch,
+              highWatermark: header.highWatermark,
+              batchId: header.batchId,
+              prefix: this.#store.prefix,
+              gap,
+            });
             this.#hooks.fault?.('before-commit', stream, seq);
           },
         },
@@ -164,8 +207,9 @@ export class StreamApplier {
         return false;
       }
       this.#hooks.fault?.('after-commit', stream, seq);
+      if (gap) this.#hooks.onRedisGap?.(stream, gap);
       this.#hooks.onCommitted?.({ stream, seq, header, report, lockWaitMs });
-      await this.#store.markCommitted(stream, seq, header.highWatermark, Date.now());
+      await this.#store.markCommitted(stream, seq, epoch, header.highWatermark, Date.now());
       return true;
     } finally {
       this.#active.delete(client);
@@ -209,16 +253,17 @@ export class StreamApplier {
     return new RowBlocks(
       (async function* () {
         for (let first = 0; first < header.parts; first += PARTS_PER_READ) {
-          const parts = await store.parts(
-            header.batchId,
-            first,
-            Math.min(PARTS_PER_READ, header.parts - first),
-          );
+          const parts = await store.parts(header, first, Math.min(PARTS_PER_READ, header.parts - first));
           for (const [i, part] of parts.entries()) {
             if (part === null)
-              throw new InvalidBatchError(`${label}: part ${first + i} of its rows is missing from Redis`, {
-                stream,
-              });
+              throw new PgBulkIngestError(
+                'BATCH_MISSING',
+                `${label}: part ${first + i} of its rows is missing from Redis`,
+                {
+                  stream,
+                  seq,
+                },
+              );
             yield reader.rows(part.toString());
           }
         }
@@ -228,3 +273,7 @@ export class StreamApplier {
 }
 
 function ignoreClientErrorEvent(): void {}
+
+function sameState(a: CommittedState, b: CommittedState): boolean {
+  return a.seq === b.seq && a.epoch === b.epoch;
+}

@@ -8,7 +8,7 @@
  * names the row and column of the first problem.
  */
 import { z } from 'zod';
-import { PgBulkIngestError } from '../errors.ts';
+import { type ErrorContext, PgBulkIngestError } from '../errors.ts';
 import { Delete, type Json, Upsert, Visibility } from '../ingest/options.ts';
 import {
   defineTable,
@@ -81,10 +81,7 @@ export type BatchOptions = z.output<typeof batchOptionsSchema>;
 export type WireRow = readonly [table: string, values: readonly unknown[]];
 
 export class InvalidBatchError extends PgBulkIngestError {
-  constructor(
-    message: string,
-    context: { row?: number; column?: string; table?: string; path?: string; stream?: string },
-  ) {
+  constructor(message: string, context: ErrorContext) {
     super('INVALID_BATCH_JOB', message, context);
   }
 }

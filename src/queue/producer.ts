@@ -2,7 +2,7 @@
  * The producing side of the queue: validates a batch, stores it in Redis under the next
  * sequence number of its stream (atomically, see redis-scripts.ts), and kicks the workers.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, type Hash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
@@ -19,13 +19,11 @@ import {
   toTableDefinitionInput,
 } from './batch-contract.ts';
 import {
+  bullQueues,
   DEFAULT_PREFIX,
-  DEFAULT_QUEUE_NAME,
   DEFAULT_REDIS_URL,
-  KICK_JOB,
-  KICK_JOB_OPTIONS,
   type KickData,
-  kickJobId,
+  kickStream,
   type QueueNames,
 } from './queue-config.ts';
 import { type BatchHeader, connectRedis, type StreamInfo, StreamStore } from './stream-store.ts';
@@ -49,7 +47,10 @@ export interface ProducerOptions extends QueueNames {
   readonly partBytes?: number;
   /** Largest batch accepted; a larger one is refused with BATCH_TOO_LARGE. @default 536870912 (512 MiB) */
   readonly maxBatchBytes?: number;
-  /** How long a batchId is remembered, so a retried enqueue is not enqueued twice. @default 604800 (7 days) */
+  /**
+   * How long a batchId is remembered (the idempotency window): a retried enqueue within it is not
+   * enqueued twice. One small key per batch for this long. @default 86400 (24 hours)
+   */
   readonly batchIdTtlSeconds?: number;
   /**
    * How long a Redis command may go unanswered before the enqueue fails with REDIS_UNAVAILABLE
@@ -94,7 +95,8 @@ export class Producer {
       options.redisTimeoutMs ?? 0,
     );
     this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
-    this.#queue = new Queue<KickData>(options.queueName ?? DEFAULT_QUEUE_NAME, { connection: this.#redis });
+    const queues = bullQueues(options);
+    this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
     this.#options = {
       maxPendingBatches: options.maxPendingBatches ?? 1000,
       maxPendingBytes: options.maxPendingBytes ?? 256 * 1024 * 1024,
@@ -102,7 +104,7 @@ export class Producer {
       backpressureTimeoutMs: options.backpressureTimeoutMs ?? 60_000,
       partBytes: options.partBytes ?? 48 * 1024,
       maxBatchBytes: options.maxBatchBytes ?? 512 * 1024 * 1024,
-      batchIdTtlSeconds: options.batchIdTtlSeconds ?? 7 * 24 * 3600,
+      batchIdTtlSeconds: options.batchIdTtlSeconds ?? 24 * 3600,
       redisTimeoutMs: options.redisTimeoutMs ?? 0,
     };
   }
@@ -134,11 +136,21 @@ export class Producer {
     const stream = input.stream ?? tableKey(tables[0] as IngestTable);
     const batchId = input.batchId;
     await this.#waitForRoom(stream, 0);
-    const { parts, rows, bytes } = await this.#uploadRows(batchId, tables, input.rows, label);
+    const uploadId = randomUUID();
+    const content = createHash('sha256');
+    const { parts, rows, bytes } = await this.#uploadRows(
+      stream,
+      uploadId,
+      tables,
+      input.rows,
+      label,
+      content,
+    );
     const header: BatchHeader = {
       version: BATCH_FORMAT_VERSION,
       stream,
       batchId,
+      uploadId,
       tables: tables.map(toTableDefinitionInput),
       // Like ingest(), a callable watermark is called after the batch's rows were read.
       highWatermark: typeof input.highWatermark === 'function' ? input.highWatermark() : input.highWatermark,
@@ -149,7 +161,10 @@ export class Producer {
       bytes,
       enqueuedAt: Date.now(),
     };
-    return this.#append(header);
+    // The idempotency key's fingerprint: everything the batch says, rows included.
+    content.update(JSON.stringify([header.tables, header.highWatermark, header.metadata, header.options]));
+    // Parts stay (with their TTL) if this fails: the script may have run before the error.
+    return this.#append(header, content.digest('base64url'));
   }
 
   /** Enqueues a batch already in the wire format (the gateway and the CLI use this). */
@@ -210,7 +225,7 @@ export class Producer {
   /** The last enqueued high watermark still pending, else the last committed one (null if none). */
   async highWatermark(table: IngestTable, stream = tableKey(table)): Promise<Json | null> {
     const info = await this.#store.info(stream);
-    return info.enqueuedSeq > info.committedSeq ? info.lastHighWatermark : info.committedHighWatermark;
+    return info.pendingBatches > 0 ? info.lastHighWatermark : info.committedHighWatermark;
   }
 
   async streamInfo(stream: string): Promise<StreamInfo> {
@@ -222,22 +237,25 @@ export class Producer {
     this.#redis.disconnect();
   }
 
-  async #append(header: BatchHeader): Promise<EnqueueResult> {
+  async #append(header: BatchHeader, contentHash: string): Promise<EnqueueResult> {
     const deadline = Date.now() + this.#options.backpressureTimeoutMs;
     for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
-      const result = await this.#store.append(header, this.#options);
+      const result = await this.#store.append(header, contentHash, randomUUID(), this.#options);
       if (result.kind === 'appended' || result.kind === 'duplicate') {
-        await this.#queue.add(
-          KICK_JOB,
-          { stream: header.stream },
-          { ...KICK_JOB_OPTIONS, jobId: kickJobId(header.stream, result.seq) },
-        );
+        await this.#kick(header.stream);
         return { stream: header.stream, seq: result.seq, duplicate: result.kind === 'duplicate' };
+      }
+      if (result.kind === 'conflict') {
+        throw new PgBulkIngestError(
+          'BATCH_ID_CONFLICT',
+          `Stream ${header.stream}: batchId "${header.batchId}" was enqueued before (as batch ${result.seq}) with other content. A batchId names one batch: use a new batchId for a different batch.`,
+          { stream: header.stream, seq: result.seq },
+        );
       }
       if (result.kind === 'missing-part') {
         throw new PgBulkIngestError(
-          'BATCH_TOO_LARGE',
-          `Stream ${header.stream}: part ${result.part} of the batch expired before it could be enqueued; enqueue it again`,
+          'PART_EXPIRED',
+          `Stream ${header.stream}: part ${result.part} of the batch expired in Redis before the batch could be enqueued (the producer was too slow, or Redis restarted); enqueue it again`,
           { stream: header.stream },
         );
       }
@@ -251,12 +269,27 @@ export class Producer {
     }
   }
 
+  /**
+   * Wakes a worker up for the stream. The batch is enqueued already: a kick that fails (Redis
+   * out of memory, say) must not fail the enqueue, or the caller's retry would enqueue it
+   * twice. Workers' sweep finds every stream with pending batches anyway.
+   */
+  async #kick(stream: string): Promise<void> {
+    try {
+      await kickStream(this.#queue, stream);
+    } catch (error) {
+      process.emitWarning(
+        `pg-bulk-ingest: stream ${stream}: the batch is enqueued, but waking a worker failed (${(error as Error).message}); the workers' sweep will find it`,
+      );
+    }
+  }
+
   /** Waits (or fails) before uploading anything while the stream is over its bound. */
   async #waitForRoom(stream: string, attempt: number): Promise<void> {
     const deadline = Date.now() + this.#options.backpressureTimeoutMs;
     for (let wait = 10 + attempt; ; wait = Math.min(wait * 2, 500)) {
       const info = await this.#store.info(stream);
-      const pending = info.enqueuedSeq - info.committedSeq;
+      const pending = info.pendingBatches;
       const { maxPendingBatches, maxPendingBytes } = this.#options; // 0: no bound
       const full =
         (maxPendingBatches > 0 && pending >= maxPendingBatches) ||
@@ -278,7 +311,14 @@ export class Producer {
   }
 
   /** Validates and encodes rows to wire JSON, uploading a part whenever it reaches partBytes. */
-  async #uploadRows(batchId: string, tables: readonly IngestTable[], rows: Rows, label: string) {
+  async #uploadRows(
+    stream: string,
+    uploadId: string,
+    tables: readonly IngestTable[],
+    rows: Rows,
+    label: string,
+    content: Hash,
+  ) {
     const ttl = Math.max(3600, Math.ceil((this.#options.backpressureTimeoutMs * 2) / 1000));
     const writers = new Map(tables.map((t) => [t, new WireRowWriter(t)]));
     const part = new PartBuffer(this.#options.partBytes);
@@ -291,7 +331,8 @@ export class Producer {
       parts += ready.length;
       const batch = ready;
       ready = [];
-      await this.#store.putParts(batchId, first, batch, ttl);
+      for (const part of batch) content.update(part);
+      await this.#store.putParts(stream, uploadId, first, batch, ttl);
     };
     const finishPart = async () => {
       ready.push(part.take());
@@ -317,15 +358,10 @@ export class Producer {
       if (part.rows > 0 || parts + ready.length === 0) await finishPart();
       if (ready.length > 0) await upload();
     } catch (error) {
-      await this.#deleteParts(batchId, parts);
+      await this.#store.deleteParts(stream, uploadId, parts).catch(() => undefined);
       throw error;
     }
     return { parts, rows: rowNumber, bytes };
-  }
-
-  async #deleteParts(batchId: string, parts: number) {
-    const keys = Array.from({ length: parts }, (_, i) => this.#store.partKey(batchId, i));
-    for (let i = 0; i < keys.length; i += 1000) await this.#redis.del(...keys.slice(i, i + 1000));
   }
 }
 

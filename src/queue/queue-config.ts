@@ -1,20 +1,28 @@
-/** Names both sides of the queue must agree on, and the kick job that wakes workers up. */
+/** Names both sides of the queue must agree on, and the kick that wakes workers up. */
 import { createHash } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import { bullmqPrefix } from './queue-keys.ts';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface QueueNames {
-  /** The BullMQ queue carrying kick jobs (and batch jobs from foreign producers). @default 'pg-bulk-ingest' */
+  /**
+   * The BullMQ queue that producers in other languages add `batch` jobs to (admitted one at a
+   * time, in the order they were added); kicks use `<queueName>.kicks`. @default 'pg-bulk-ingest'
+   */
   readonly queueName?: string;
-  /** Prefix of this package's own Redis keys (streams, batches, parts). @default 'pgbi' */
+  /**
+   * Prefix of this deployment's Redis keys: its own (`<prefix>:...`) and BullMQ's (`{<prefix>}:...`).
+   * No braces. @default 'pgbi'
+   */
   readonly prefix?: string;
 }
 
 export const DEFAULT_QUEUE_NAME = 'pg-bulk-ingest';
 export const DEFAULT_PREFIX = 'pgbi';
 
-/** Job names on the queue. */
+/** Job names. */
 export const KICK_JOB = 'kick';
 /** A whole batch as JSON, added directly by a producer in another language. */
 export const BATCH_JOB = 'batch';
@@ -23,15 +31,39 @@ export interface KickData {
   readonly stream: string;
 }
 
-/** BullMQ job ids may not contain ':' and stream names may: hash the stream. */
-export function kickJobId(stream: string, discriminator: string | number): string {
-  return `kick-${createHash('sha1').update(stream).digest('hex').slice(0, 20)}-${discriminator}`;
+/** The two BullMQ queues of a deployment and the options to open them with. */
+export function bullQueues(names: QueueNames) {
+  const queueName = names.queueName ?? DEFAULT_QUEUE_NAME;
+  return {
+    /** Foreign `batch` jobs: admitted strictly in order (global concurrency 1). */
+    admissions: queueName,
+    /** Kicks: "apply whatever is pending on this stream". */
+    kicks: `${queueName}.kicks`,
+    prefix: bullmqPrefix(names.prefix ?? DEFAULT_PREFIX),
+  };
 }
 
-/** Completed kicks are only a trace; failed ones are kept longer for inspection. */
-export const KICK_JOB_OPTIONS = {
+/**
+ * Completed kicks are only a trace; failed ones are kept longer for inspection. A kick that
+ * fails all its attempts is harmless: the workers' sweep kicks every stream with pending batches.
+ */
+const KICK_JOB_OPTIONS = {
   attempts: 10,
   backoff: { type: 'exponential', delay: 500 },
   removeOnComplete: { count: 1000 },
   removeOnFail: { count: 10000 },
 } as const;
+
+/**
+ * Wakes a worker for `stream`. One kick per stream at a time (BullMQ de-duplication): while one
+ * waits, more are no-ops; while one is active, one more is kept and re-created when it ends, so
+ * batches enqueued during a drain are never missed. The id is a hash: streams are free text.
+ */
+export async function kickStream(queue: Queue<KickData>, stream: string): Promise<void> {
+  const id = `kick-${createHash('sha256').update(stream).digest('base64url')}`;
+  await queue.add(
+    KICK_JOB,
+    { stream },
+    { ...KICK_JOB_OPTIONS, deduplication: { id, keepLastIfActive: true } },
+  );
+}

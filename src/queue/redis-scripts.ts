@@ -1,59 +1,74 @@
 /**
  * The Lua scripts that make enqueueing atomic. Each runs as one Redis command: nothing else
  * happens in Redis while it runs, so a stream's sequence can never get a gap or a duplicate.
+ * Keys are built in queue-keys.ts and passed as KEYS; a script derives the keys of one batch
+ * from the stream's key base (KEYS[3] / KEYS[2]), which shares the stream's hash tag.
  *
- * Key layout (prefix `p`, stream `s`, both configurable/free text):
- *   p:streams                 SET of stream names
- *   p:stream:s                HASH enqueuedSeq, committedSeq (mirror of PostgreSQL), pendingBytes,
- *                             lastHighWatermark, committedHighWatermark, committedAt,
- *                             blockedSeq, blockedReason, blockedAt
- *   p:stream:s:batch:<seq>    STRING the batch header (JSON: batchId, tables, highWatermark, ...)
- *   p:batchid:s:<batchId>     STRING seq, with a TTL: a retried enqueue finds its seq here
- *   p:part:<batchId>:<i>      STRING part i of the rows (JSON array of wire rows)
+ * Both scripts start with `#!lua`: Redis then refuses them up front when it is out of memory
+ * (noeviction), instead of failing at their first write, half-way through.
+ *
+ * Epochs: a stream's numbering is only meaningful to the Redis that assigned it. Each time a
+ * stream is appended to on a Redis it has not seen before (a new stream, a Redis restarted, or
+ * one that lost the stream's hash), a new epoch starts: a random id, with the seq it continues
+ * from (`base`). PostgreSQL records the epoch of each commit beside the seq, so a worker can tell
+ * a Redis that went back in time (lost writes) from one that did not (stream-position.ts).
  */
 
 /**
  * -- append-batch
- * KEYS: 1 stream hash, 2 batchid key, 3 streams set
- * ARGV: 1 stream, 2 batchId, 3 header JSON, 4 part count, 5 bytes, 6 high watermark JSON,
- *       7 max pending batches (0 = no bound), 8 max pending bytes (0 = no bound),
- *       9 batchId TTL seconds, 10 key prefix
- * Returns {seq, 0} when appended, {seq, 1} when this batchId was appended before (a retry),
- *   {-1, pending batches} / {-2, pending bytes} when over the backpressure bound,
+ * KEYS: 1 state hash, 2 batchid key, 3 stream key base (ends with ':')
+ * ARGV: 1 header JSON, 2 upload id, 3 part count, 4 bytes, 5 high watermark JSON,
+ *       6 max pending batches (0 = no bound), 7 max pending bytes (0 = no bound),
+ *       8 batchId TTL seconds, 9 content hash, 10 a new epoch id (used if an epoch starts)
+ * Returns {seq, 0} when appended, {seq, 1} when this batchId was appended before with the same
+ *   content (a retry: this upload's parts are deleted), {-4, seq} when it was appended before
+ *   with other content, {-1, pending batches} / {-2, pending bytes} over the backpressure bound,
  *   {-3, part index} when a part is missing (expired: the producer was too slow).
  */
-export const APPEND_BATCH = `
+export const APPEND_BATCH = `#!lua
+local base = KEYS[3]
+local upload = ARGV[2]
+local parts = tonumber(ARGV[3])
+local partKey = function(i) return base .. 'part:' .. upload .. ':' .. i end
 local existing = redis.call('GET', KEYS[2])
-local prefix = ARGV[10]
-local parts = tonumber(ARGV[4])
-local partKey = function(i) return prefix .. ':part:' .. ARGV[2] .. ':' .. i end
 if existing then
-  -- A retry re-uploaded the parts with a TTL: keep them if the batch is still pending (the
-  -- first upload may have been overwritten), drop them if it was committed and freed already.
-  local pending = tonumber(existing) > tonumber(redis.call('HGET', KEYS[1], 'committedSeq') or '0')
-  for i = 0, parts - 1 do
-    if pending then redis.call('PERSIST', partKey(i)) else redis.call('DEL', partKey(i)) end
-  end
-  return {tonumber(existing), 1}
+  for i = 0, parts - 1 do redis.call('DEL', partKey(i)) end
+  local space = string.find(existing, ' ', 1, true)
+  local seq = tonumber(string.sub(existing, 1, space - 1))
+  if string.sub(existing, space + 1) ~= ARGV[9] then return {-4, seq} end
+  return {seq, 1}
 end
-local enqueued = tonumber(redis.call('HGET', KEYS[1], 'enqueuedSeq') or '0')
-local committed = tonumber(redis.call('HGET', KEYS[1], 'committedSeq') or '0')
-local pendingBytes = tonumber(redis.call('HGET', KEYS[1], 'pendingBytes') or '0')
-local bytes = tonumber(ARGV[5])
-local maxBatches = tonumber(ARGV[7])
-local maxBytes = tonumber(ARGV[8])
-if maxBatches > 0 and enqueued - committed >= maxBatches then return {-1, enqueued - committed} end
+local s = redis.call('HMGET', KEYS[1], 'enqueuedSeq', 'committedSeq', 'pendingBatches', 'pendingBytes',
+  'epoch', 'runId', 'epochs')
+local enqueued = tonumber(s[1] or '0')
+local committed = tonumber(s[2] or '0')
+local pendingBatches = tonumber(s[3] or '0')
+local pendingBytes = tonumber(s[4] or '0')
+local bytes = tonumber(ARGV[4])
+local maxBatches = tonumber(ARGV[6])
+local maxBytes = tonumber(ARGV[7])
+if maxBatches > 0 and pendingBatches >= maxBatches then return {-1, pendingBatches} end
 -- One batch larger than the byte bound still goes in when nothing else is pending.
-if maxBytes > 0 and enqueued > committed and pendingBytes + bytes > maxBytes then return {-2, pendingBytes} end
+if maxBytes > 0 and pendingBatches > 0 and pendingBytes + bytes > maxBytes then return {-2, pendingBytes} end
 for i = 0, parts - 1 do
   if redis.call('EXISTS', partKey(i)) == 0 then return {-3, i} end
 end
+local runId = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+if not s[5] or s[6] ~= runId then
+  -- New to this Redis process: start an epoch. Numbering continues above anything this Redis
+  -- remembers, committed or enqueued (a worker may have raised committedSeq from PostgreSQL).
+  local epochs = s[7] and cjson.decode(s[7]) or {}
+  local from = math.max(enqueued, committed)
+  table.insert(epochs, {ARGV[10], from})
+  enqueued = from
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[10], 'runId', runId, 'epochs', cjson.encode(epochs))
+end
 for i = 0, parts - 1 do redis.call('PERSIST', partKey(i)) end
 local seq = enqueued + 1
-redis.call('HSET', KEYS[1], 'enqueuedSeq', seq, 'pendingBytes', pendingBytes + bytes, 'lastHighWatermark', ARGV[6])
-redis.call('SET', prefix .. ':stream:' .. ARGV[1] .. ':batch:' .. seq, ARGV[3])
-redis.call('SET', KEYS[2], seq, 'EX', tonumber(ARGV[9]))
-redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'enqueuedSeq', seq, 'pendingBatches', pendingBatches + 1,
+  'pendingBytes', pendingBytes + bytes, 'lastHighWatermark', ARGV[5])
+redis.call('SET', base .. 'batch:' .. seq, ARGV[1])
+redis.call('SET', KEYS[2], seq .. ' ' .. ARGV[9], 'EX', tonumber(ARGV[8]))
 return {seq, 0}
 `;
 
@@ -61,27 +76,47 @@ return {seq, 0}
  * -- mark-committed
  * Mirrors a PostgreSQL commit into Redis and frees the batches it covers. Self-healing: if a
  * worker died between COMMIT and this script, the next call also frees the batches it missed.
- * KEYS: 1 stream hash
- * ARGV: 1 stream, 2 committed seq, 3 high watermark JSON, 4 committed at (ms), 5 key prefix
+ * If PostgreSQL committed a seq this Redis never assigned (it lost writes), enqueuedSeq is raised
+ * to it, so that the next batch gets a new number.
+ * KEYS: 1 state hash, 2 stream key base
+ * ARGV: 1 committed seq, 2 its epoch, 3 high watermark JSON, 4 committed at (ms)
  * Returns the number of batches freed.
  */
-export const MARK_COMMITTED = `
-local seq = tonumber(ARGV[2])
-local prefix = ARGV[5]
-local previous = tonumber(redis.call('HGET', KEYS[1], 'committedSeq') or '0')
+export const MARK_COMMITTED = `#!lua
+local seq = tonumber(ARGV[1])
+local s = redis.call('HMGET', KEYS[1], 'committedSeq', 'enqueuedSeq', 'epochs')
+local previous = tonumber(s[1] or '0')
 if seq <= previous then return 0 end
+local freedBatches = 0
 local freedBytes = 0
-for s = previous + 1, seq do
-  local headerKey = prefix .. ':stream:' .. ARGV[1] .. ':batch:' .. s
+for n = previous + 1, seq do
+  local headerKey = KEYS[2] .. 'batch:' .. n
   local header = redis.call('GET', headerKey)
   if header then
     local h = cjson.decode(header)
+    freedBatches = freedBatches + 1
     freedBytes = freedBytes + (h.bytes or 0)
-    for i = 0, (h.parts or 0) - 1 do redis.call('DEL', prefix .. ':part:' .. h.batchId .. ':' .. i) end
+    for i = 0, (h.parts or 0) - 1 do redis.call('DEL', KEYS[2] .. 'part:' .. h.uploadId .. ':' .. i) end
     redis.call('DEL', headerKey)
   end
 end
-redis.call('HSET', KEYS[1], 'committedSeq', seq, 'committedHighWatermark', ARGV[3], 'committedAt', ARGV[4])
+redis.call('HSET', KEYS[1], 'committedSeq', seq, 'committedEpoch', ARGV[2],
+  'committedHighWatermark', ARGV[3], 'committedAt', ARGV[4])
+redis.call('HDEL', KEYS[1], 'lastError', 'lastErrorAt')
+if tonumber(s[2] or '0') < seq then redis.call('HSET', KEYS[1], 'enqueuedSeq', seq) end
+redis.call('HINCRBY', KEYS[1], 'pendingBatches', -freedBatches)
 redis.call('HINCRBY', KEYS[1], 'pendingBytes', -freedBytes)
-return seq - previous
+-- Epochs before the committed one are done with: keep the list short.
+if s[3] then
+  local epochs = cjson.decode(s[3])
+  for i, e in ipairs(epochs) do
+    if e[1] == ARGV[2] and i > 1 then
+      local kept = {}
+      for j = i, #epochs do table.insert(kept, epochs[j]) end
+      redis.call('HSET', KEYS[1], 'epochs', cjson.encode(kept))
+      break
+    end
+  end
+end
+return freedBatches
 `;

@@ -1,23 +1,27 @@
 /**
- * Where batches wait between producer and worker: Redis, in the layout described in
- * redis-scripts.ts. Headers and parts are plain JSON strings, so any language can read them.
+ * Where batches wait between producer and worker: Redis, in the layout of queue-keys.ts, changed
+ * only by the scripts of redis-scripts.ts (and the block/error fields below). Headers and parts
+ * are plain JSON strings, so any language can read them.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Json } from '../ingest/options.ts';
 import type { TableDefinitionInput } from '../ingest/table-definition.ts';
 import type { BatchOptions } from './batch-contract.ts';
+import { QueueKeys } from './queue-keys.ts';
 import { APPEND_BATCH, MARK_COMMITTED } from './redis-scripts.ts';
+import type { Epoch } from './stream-position.ts';
 
 /** Everything about a stored batch but its rows. */
 export interface BatchHeader {
   readonly version: number;
   readonly stream: string;
   readonly batchId: string;
+  /** The upload its parts belong to: `<stream keys>part:<uploadId>:<i>` (queue-keys.ts). */
+  readonly uploadId: string;
   readonly tables: readonly TableDefinitionInput[];
   readonly highWatermark: Json;
   readonly metadata: Json;
   readonly options: BatchOptions;
-  /** Number of row parts stored under `p:part:<batchId>:<i>`. */
   readonly parts: number;
   readonly rows: number;
   readonly bytes: number;
@@ -30,15 +34,21 @@ export interface StreamInfo {
   readonly enqueuedSeq: number;
   /** Redis's mirror of the committed seq; PostgreSQL's `stream_state` is the truth. */
   readonly committedSeq: number;
+  readonly pendingBatches: number;
   readonly pendingBytes: number;
   readonly lastHighWatermark: Json | null;
   readonly committedHighWatermark: Json | null;
   readonly committedAt: number | null;
   readonly blocked: { seq: number; reason: string; at: number } | null;
+  /** The last failure of a batch that is being retried (cleared by its commit). */
+  readonly lastError: { reason: string; at: number } | null;
+  /** Redis's epochs of the stream (stream-position.ts); empty if Redis never saw it. */
+  readonly epochs: readonly Epoch[];
 }
 
 export type AppendResult =
   | { readonly kind: 'appended' | 'duplicate'; readonly seq: number }
+  | { readonly kind: 'conflict'; readonly seq: number }
   | { readonly kind: 'backpressure'; readonly pendingBatches?: number; readonly pendingBytes?: number }
   | { readonly kind: 'missing-part'; readonly part: number };
 
@@ -67,91 +77,119 @@ export function connectRedis(redis: string | RedisOptions, commandTimeoutMs = 0)
   return typeof redis === 'string' ? new Redis(redis, options) : new Redis({ ...options, ...redis });
 }
 
+/** Stream hashes read per round trip when listing many streams. */
+const INFO_BATCH = 500;
+
 export class StreamStore {
   readonly redis: Redis;
-  readonly prefix: string;
+  readonly keys: QueueKeys;
   readonly #redis: RedisWithScripts;
 
   constructor(redis: Redis, prefix: string) {
     this.redis = redis;
-    this.prefix = prefix;
+    this.keys = new QueueKeys(prefix);
     redis.defineCommand('appendBatch', { numberOfKeys: 3, lua: APPEND_BATCH });
-    redis.defineCommand('markCommitted', { numberOfKeys: 1, lua: MARK_COMMITTED });
+    redis.defineCommand('markCommitted', { numberOfKeys: 2, lua: MARK_COMMITTED });
     this.#redis = redis as RedisWithScripts;
   }
 
-  #streamKey(stream: string) {
-    return `${this.prefix}:stream:${stream}`;
-  }
-
-  partKey(batchId: string, part: number) {
-    return `${this.prefix}:part:${batchId}:${part}`;
+  get prefix(): string {
+    return this.keys.prefix;
   }
 
   /**
-   * Uploads parts `first`, `first + 1`, ... of a batch's rows in one round trip, each with a TTL
-   * until `append` makes it permanent.
+   * Uploads parts `first`, `first + 1`, ... of one upload of a batch's rows in one round trip,
+   * each with a TTL until `append` makes it permanent.
    */
   async putParts(
-    batchId: string,
+    stream: string,
+    uploadId: string,
     first: number,
     parts: readonly Buffer[],
     ttlSeconds: number,
   ): Promise<void> {
+    const keys = this.keys.stream(stream);
     const pipeline = this.redis.pipeline();
     for (const [i, part] of parts.entries())
-      pipeline.set(this.partKey(batchId, first + i), part, 'EX', ttlSeconds);
+      pipeline.set(keys.part(uploadId, first + i), part, 'EX', ttlSeconds);
     const results = (await pipeline.exec()) ?? [];
     const failed = results.find(([error]) => error);
     if (failed) throw failed[0];
   }
 
-  /** Appends a batch whose parts are uploaded: one atomic script (see APPEND_BATCH). */
-  async append(header: Omit<BatchHeader, never>, limits: AppendLimits): Promise<AppendResult> {
+  async deleteParts(stream: string, uploadId: string, parts: number): Promise<void> {
+    const keys = this.keys.stream(stream);
+    const all = Array.from({ length: parts }, (_, i) => keys.part(uploadId, i));
+    for (let i = 0; i < all.length; i += 1000) await this.redis.del(...all.slice(i, i + 1000));
+  }
+
+  /**
+   * Appends a batch whose parts are uploaded: one atomic script (see APPEND_BATCH). The stream
+   * is registered first (idempotent; a registered stream with nothing pending is harmless).
+   */
+  async append(
+    header: BatchHeader,
+    contentHash: string,
+    newEpoch: string,
+    limits: AppendLimits,
+  ): Promise<AppendResult> {
+    const keys = this.keys.stream(header.stream);
+    await this.redis.sadd(this.keys.streams, header.stream);
     const [code, value] = await this.#redis.appendBatch(
-      this.#streamKey(header.stream),
-      `${this.prefix}:batchid:${header.stream}:${header.batchId}`,
-      `${this.prefix}:streams`,
-      header.stream,
-      header.batchId,
+      keys.state,
+      keys.batchId(header.batchId),
+      keys.base,
       JSON.stringify(header),
+      header.uploadId,
       header.parts,
       header.bytes,
       JSON.stringify(header.highWatermark),
       limits.maxPendingBatches,
       limits.maxPendingBytes,
       limits.batchIdTtlSeconds,
-      this.prefix,
+      contentHash,
+      newEpoch,
     );
     if (code === -1) return { kind: 'backpressure', pendingBatches: value };
     if (code === -2) return { kind: 'backpressure', pendingBytes: value };
     if (code === -3) return { kind: 'missing-part', part: value };
+    if (code === -4) return { kind: 'conflict', seq: value };
     return { kind: value === 1 ? 'duplicate' : 'appended', seq: code };
   }
 
   async header(stream: string, seq: number): Promise<BatchHeader | null> {
-    const text = await this.redis.get(`${this.#streamKey(stream)}:batch:${seq}`);
+    const text = await this.redis.get(this.keys.stream(stream).batch(seq));
     return text === null ? null : (JSON.parse(text) as BatchHeader);
   }
 
   /**
    * Parts `first` to `first + count - 1` of a batch's rows, UTF-8 JSON (wire-part.ts reads them),
-   * in one round trip; null for a part that is gone (the batch was committed meanwhile). As
-   * Buffers, outside V8's heap: the caller decodes one at a time, when it needs it.
+   * in one round trip; null for a part that is gone. As Buffers, outside V8's heap: the caller
+   * decodes one at a time, when it needs it.
    */
-  async parts(batchId: string, first: number, count: number): Promise<(Buffer | null)[]> {
-    const keys = Array.from({ length: count }, (_, i) => this.partKey(batchId, first + i));
-    return this.redis.mgetBuffer(keys);
+  async parts(header: BatchHeader, first: number, count: number): Promise<(Buffer | null)[]> {
+    const keys = this.keys.stream(header.stream);
+    return this.redis.mgetBuffer(
+      Array.from({ length: count }, (_, i) => keys.part(header.uploadId, first + i)),
+    );
   }
 
-  async markCommitted(stream: string, seq: number, highWatermark: Json, committedAt: number): Promise<void> {
+  /** `seq` (of `epoch`) is committed in PostgreSQL: mirror it and free what it covers. */
+  async markCommitted(
+    stream: string,
+    seq: number,
+    epoch: string,
+    highWatermark: Json | null,
+    committedAt: number,
+  ): Promise<void> {
+    const keys = this.keys.stream(stream);
     await this.#redis.markCommitted(
-      this.#streamKey(stream),
-      stream,
+      keys.state,
+      keys.base,
       seq,
+      epoch,
       JSON.stringify(highWatermark),
       committedAt,
-      this.prefix,
     );
   }
 
@@ -160,35 +198,106 @@ export class StreamStore {
    * batch at once): only the first records its reason, so the batch is parked once.
    */
   async setBlocked(stream: string, seq: number, reason: string): Promise<boolean> {
-    const key = this.#streamKey(stream);
+    const key = this.keys.stream(stream).state;
     if ((await this.redis.hsetnx(key, 'blockedSeq', seq)) === 0) return false;
     await this.redis.hset(key, 'blockedReason', reason, 'blockedAt', Date.now());
     return true;
   }
 
   async clearBlocked(stream: string): Promise<void> {
-    await this.redis.hdel(this.#streamKey(stream), 'blockedSeq', 'blockedReason', 'blockedAt');
+    await this.redis.hdel(this.keys.stream(stream).state, 'blockedSeq', 'blockedReason', 'blockedAt');
+  }
+
+  /** Records why the stream's next batch failed and will be retried (shown by `status`). */
+  async setLastError(stream: string, reason: string): Promise<void> {
+    await this.redis.hset(this.keys.stream(stream).state, 'lastError', reason, 'lastErrorAt', Date.now());
+  }
+
+  async clearLastError(stream: string): Promise<void> {
+    await this.redis.hdel(this.keys.stream(stream).state, 'lastError', 'lastErrorAt');
   }
 
   async streams(): Promise<string[]> {
-    return (await this.redis.smembers(`${this.prefix}:streams`)).sort();
+    const streams: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, found] = await this.redis.sscan(this.keys.streams, cursor, 'COUNT', 1000);
+      cursor = next;
+      streams.push(...found);
+    } while (cursor !== '0');
+    return streams.sort();
   }
 
   async info(stream: string): Promise<StreamInfo> {
-    const h = await this.redis.hgetall(this.#streamKey(stream));
-    const json = (text: string | undefined) => (text === undefined ? null : (JSON.parse(text) as Json));
-    return {
-      stream,
-      enqueuedSeq: Number(h.enqueuedSeq ?? 0),
-      committedSeq: Number(h.committedSeq ?? 0),
-      pendingBytes: Number(h.pendingBytes ?? 0),
-      lastHighWatermark: json(h.lastHighWatermark),
-      committedHighWatermark: json(h.committedHighWatermark),
-      committedAt: h.committedAt === undefined ? null : Number(h.committedAt),
-      blocked:
-        h.blockedSeq === undefined
-          ? null
-          : { seq: Number(h.blockedSeq), reason: h.blockedReason ?? '', at: Number(h.blockedAt ?? 0) },
-    };
+    return parseInfo(stream, await this.redis.hgetall(this.keys.stream(stream).state));
   }
+
+  /**
+   * Many streams' info, INFO_BATCH hashes per round trip. A stream whose state cannot be read is
+   * returned as an Error in its place: one broken stream never hides the others.
+   */
+  async infos(streams: readonly string[]): Promise<(StreamInfo | Error)[]> {
+    const out: (StreamInfo | Error)[] = [];
+    for (let i = 0; i < streams.length; i += INFO_BATCH) {
+      const slice = streams.slice(i, i + INFO_BATCH);
+      const pipeline = this.redis.pipeline();
+      for (const stream of slice) pipeline.hgetall(this.keys.stream(stream).state);
+      const results = (await pipeline.exec()) ?? [];
+      slice.forEach((stream, j) => {
+        const [error, hash] = results[j] ?? [new Error('no reply')];
+        try {
+          if (error) throw error;
+          out.push(parseInfo(stream, hash as Record<string, string>));
+        } catch (e) {
+          out.push(new Error(`Stream ${stream}: its state in Redis cannot be read: ${(e as Error).message}`));
+        }
+      });
+    }
+    return out;
+  }
+
+  /** Deletes every key of the stream (its batches too) and unregisters it. */
+  async forget(stream: string): Promise<number> {
+    let deleted = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(
+        cursor,
+        'MATCH',
+        this.keys.streamPattern(stream),
+        'COUNT',
+        1000,
+      );
+      cursor = next;
+      if (keys.length > 0) deleted += await this.redis.del(...keys);
+    } while (cursor !== '0');
+    await this.redis.srem(this.keys.streams, stream);
+    return deleted;
+  }
+}
+
+function parseInfo(stream: string, h: Record<string, string>): StreamInfo {
+  const json = (text: string | undefined) => (text === undefined ? null : (JSON.parse(text) as Json));
+  return {
+    stream,
+    enqueuedSeq: Number(h.enqueuedSeq ?? 0),
+    committedSeq: Number(h.committedSeq ?? 0),
+    pendingBatches: Math.max(0, Number(h.pendingBatches ?? 0)),
+    pendingBytes: Math.max(0, Number(h.pendingBytes ?? 0)),
+    lastHighWatermark: json(h.lastHighWatermark),
+    committedHighWatermark: json(h.committedHighWatermark),
+    committedAt: h.committedAt === undefined ? null : Number(h.committedAt),
+    blocked:
+      h.blockedSeq === undefined
+        ? null
+        : { seq: Number(h.blockedSeq), reason: h.blockedReason ?? '', at: Number(h.blockedAt ?? 0) },
+    lastError: h.lastError === undefined ? null : { reason: h.lastError, at: Number(h.lastErrorAt ?? 0) },
+    epochs: parseEpochs(h.epochs),
+  };
+}
+
+/** Lua's cjson writes an empty list as `{}`: anything but a list is no epochs. */
+function parseEpochs(text: string | undefined): Epoch[] {
+  const value: unknown = text === undefined ? [] : JSON.parse(text);
+  return Array.isArray(value) ? (value as Epoch[]) : [];
 }

@@ -23,14 +23,13 @@ import { describeError, isMalformed, isPoison } from './failures.ts';
 import { Producer } from './producer.ts';
 import {
   BATCH_JOB,
+  bullQueues,
   DEFAULT_DATABASE_URL,
   DEFAULT_PREFIX,
   DEFAULT_QUEUE_NAME,
   DEFAULT_REDIS_URL,
-  KICK_JOB,
-  KICK_JOB_OPTIONS,
   type KickData,
-  kickJobId,
+  kickStream,
   type QueueNames,
 } from './queue-config.ts';
 import { ensureStateTables } from './stream-state.ts';
@@ -71,6 +70,10 @@ export interface WorkerEvents {
   parked: [event: { stream: string | null; seq: number | null; reason: string }];
   /** A batch another worker committed first (found under the stream lock; rolled back, acknowledged). */
   duplicate: [event: { stream: string; seq: number }];
+  /** Redis was found to have lost data of a stream (see docs/queue.md, "Redis losing data"). */
+  redisGap: [event: { stream: string; description: string }];
+  /** A foreign batch job was admitted: appended to its stream. */
+  admitted: [event: { jobId: string; stream: string; seq: number }];
   /** A kick finished: how many batches it applied, or why it stopped. */
   drained: [event: { stream: string; result: DrainResult }];
 }
@@ -84,10 +87,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #redis: Redis;
   readonly #store: StreamStore;
   readonly #queue: Queue<KickData>;
+  readonly #admissionQueue: Queue;
   readonly #admission: Producer;
   readonly #applier: StreamApplier;
   readonly #stopping = new AbortController();
   #bull: BullWorker | undefined;
+  #bullAdmissions: BullWorker | undefined;
+  #sweeping = false;
   /** BullMQ does not close a connection it was given: we do. */
   #bullConnection: Redis | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -117,7 +123,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#pool.on('error', (error) => this.#log.warn({ err: error }, 'idle PostgreSQL connection failed'));
     this.#redis = connectRedis(this.#options.redis);
     this.#store = new StreamStore(this.#redis, this.#options.prefix);
-    this.#queue = new Queue<KickData>(this.#options.queueName, { connection: this.#redis });
+    const queues = bullQueues(this.#options);
+    this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
+    this.#admissionQueue = new Queue(queues.admissions, { connection: this.#redis, prefix: queues.prefix });
     this.#admission = new Producer({
       redis: this.#options.redis,
       queueName: this.#options.queueName,
@@ -131,6 +139,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
         this.emit('committed', batch);
       },
       onDuplicate: (stream, seq) => this.emit('duplicate', { stream, seq }),
+      onRedisGap: (stream, description) => {
+        this.#log.warn({ stream }, description);
+        this.emit('redisGap', { stream, description });
+      },
       ...(options.fault ? { fault: options.fault } : {}),
     });
   }
@@ -138,25 +150,32 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Creates the state tables if needed and starts taking jobs. */
   async start(): Promise<void> {
     await ensureStateTables(this.#pool);
+    const queues = bullQueues(this.#options);
+    // Foreign batch jobs are admitted one at a time across all workers, in the order they were
+    // added: BullMQ's wait list is FIFO, and only a retry could reorder it, so admission never
+    // fails a job for a transient reason (it retries in place, see #admit).
+    await this.#admissionQueue.setGlobalConcurrency(1);
     this.#bullConnection = connectRedis(this.#options.redis);
-    this.#bull = new RawTolerantBullWorker(
-      this.#options.queueName,
-      (job, token) => this.#process(job, token),
-      {
-        connection: this.#bullConnection,
-        concurrency: this.#options.concurrency,
-        lockDuration: this.#options.lockDurationMs,
-        stalledInterval: this.#options.stalledIntervalMs,
-        // Kicks are idempotent: redelivering one after a crash is always safe.
-        maxStalledCount: 1000,
-        autorun: true,
-      },
-    );
-    this.#bull.on('error', (error) => this.#log.error({ err: error }, 'queue error'));
-    this.#sweepTimer = setInterval(
-      () => void this.sweep().catch((e) => this.#log.warn({ err: e }, 'sweep failed')),
-      this.#options.sweepIntervalMs,
-    );
+    const common = {
+      connection: this.#bullConnection,
+      prefix: queues.prefix,
+      lockDuration: this.#options.lockDurationMs,
+      stalledInterval: this.#options.stalledIntervalMs,
+      // Kicks and admissions are idempotent: redelivering one after a crash is always safe.
+      maxStalledCount: 1000,
+      autorun: true,
+    };
+    this.#bull = new BullWorker(queues.kicks, (job) => this.#process(job), {
+      ...common,
+      concurrency: this.#options.concurrency,
+    });
+    this.#bullAdmissions = new RawTolerantBullWorker(queues.admissions, (job) => this.#admit(job), {
+      ...common,
+      concurrency: 1,
+    });
+    for (const bull of [this.#bull, this.#bullAdmissions])
+      bull.on('error', (error) => this.#log.error({ err: error }, 'queue error'));
+    this.#sweepTimer = setInterval(() => void this.sweep(), this.#options.sweepIntervalMs);
     this.#sweepTimer.unref();
     this.#log.info(
       { queue: this.#options.queueName, concurrency: this.#options.concurrency },
@@ -172,25 +191,44 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /** BullMQ job counts by state (kicks and foreign batch jobs), for the queue depth gauge. */
   async jobCounts(): Promise<Record<string, number>> {
-    return this.#queue.getJobCounts('wait', 'active', 'delayed', 'failed', 'completed', 'prioritized');
+    const states = ['wait', 'active', 'delayed', 'failed', 'completed', 'prioritized'] as const;
+    const [kicks, admissions] = await Promise.all(
+      [this.#queue, this.#admissionQueue].map((q) => q.getJobCounts(...states)),
+    );
+    return Object.fromEntries(
+      states.map((state) => [state, (kicks?.[state] ?? 0) + (admissions?.[state] ?? 0)]),
+    );
   }
 
-  /** Every stream as Redis knows it (committed seq is PostgreSQL's, mirrored after each commit). */
+  /**
+   * Every stream as Redis knows it (committed seq is PostgreSQL's, mirrored after each commit).
+   * A stream whose state cannot be read is left out and logged: it never hides the others.
+   */
   async streams(): Promise<StreamInfo[]> {
-    return Promise.all((await this.#store.streams()).map((stream) => this.#store.info(stream)));
+    const infos = await this.#store.infos(await this.#store.streams());
+    return infos.filter((info): info is StreamInfo => {
+      if (!(info instanceof Error)) return true;
+      this.#log.error({ err: info }, 'stream state unreadable');
+      return false;
+    });
   }
 
-  /** Kicks every stream that has pending batches and is not blocked. */
+  /**
+   * Kicks every stream that has pending batches and is not blocked, whatever happened to its
+   * kicks. Never runs twice at once: a slow sweep (many streams) skips the next tick.
+   */
   async sweep(): Promise<void> {
-    const bucket = Math.floor(Date.now() / this.#options.sweepIntervalMs);
-    for (const stream of await this.#store.streams()) {
-      const info = await this.#store.info(stream);
-      if (info.blocked || info.enqueuedSeq <= info.committedSeq) continue;
-      await this.#queue.add(
-        KICK_JOB,
-        { stream },
-        { ...KICK_JOB_OPTIONS, jobId: kickJobId(stream, `sweep-${bucket}`) },
-      );
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      for (const info of await this.streams()) {
+        if (info.blocked || info.pendingBatches === 0) continue;
+        await kickStream(this.#queue, info.stream);
+      }
+    } catch (error) {
+      this.#log.warn({ err: error }, 'sweep failed');
+    } finally {
+      this.#sweeping = false;
     }
   }
 
@@ -201,6 +239,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async close(): Promise<void> {
     clearInterval(this.#sweepTimer);
     this.#stopping.abort();
+    await this.#bullAdmissions?.close();
     const bull = this.#bull;
     if (bull) {
       const timeout = new AbortController();
@@ -219,40 +258,51 @@ export class Worker extends EventEmitter<WorkerEvents> {
     }
     await this.#admission.close();
     await this.#queue.close();
+    await this.#admissionQueue.close();
     this.#bullConnection?.disconnect();
     this.#redis.disconnect();
     await this.#pool.end();
     this.#log.info('worker stopped');
   }
 
-  async #process(job: Job, _token?: string): Promise<DrainResult> {
-    const stream = job.name === BATCH_JOB ? await this.#admit(job) : (job.data as KickData).stream;
+  async #process(job: Job): Promise<DrainResult> {
+    const { stream } = job.data as KickData;
     const result = await this.#drainWithPoisonRetries(stream);
     this.emit('drained', { stream, result });
-    if (result.kind === 'stopped') {
-      // Shutting down with batches left: make sure another worker picks the stream up now.
-      await this.#queue.add(
-        KICK_JOB,
-        { stream },
-        { ...KICK_JOB_OPTIONS, jobId: kickJobId(stream, `handover-${Date.now()}`) },
-      );
-    }
+    // Shutting down with batches left: make sure another worker picks the stream up now.
+    if (result.kind === 'stopped') await kickStream(this.#queue, stream);
     return result;
   }
 
-  /** A whole batch added by a foreign producer: validated, then enqueued like any other. */
-  async #admit(job: Job): Promise<string> {
-    try {
-      const data = typeof job.data === 'string' ? parseJobText(job.data) : job.data;
-      const batchId = typeof data?.batchId === 'string' ? data.batchId : `bullmq-job-${job.id}`;
-      const { stream } = await this.#admission.enqueueJob({ ...data, batchId }, `Job ${job.id}`);
-      return stream;
-    } catch (error) {
-      if (!isMalformed(error) && !(error instanceof SyntaxError)) throw error;
-      const reason = describeError(error);
-      this.#log.error({ jobId: job.id, reason }, 'malformed batch job parked');
-      this.emit('parked', { stream: null, seq: null, reason });
-      throw new UnrecoverableError(reason);
+  /**
+   * A whole batch added by a foreign producer: validated, then appended to its stream like any
+   * other. A malformed job fails at once (nothing of it is written). Anything else is retried
+   * here, in place, until it passes or the worker stops: failing the job would send it to the
+   * back of the queue, behind later batches of its stream.
+   */
+  async #admit(job: Job): Promise<void> {
+    if (job.name !== BATCH_JOB)
+      throw new UnrecoverableError(`Unknown job name "${job.name}" (expected "${BATCH_JOB}")`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const data = typeof job.data === 'string' ? parseJobText(job.data) : job.data;
+        const batchId = typeof data?.batchId === 'string' ? data.batchId : `bullmq-job-${job.id}`;
+        const { stream, seq } = await this.#admission.enqueueJob({ ...data, batchId }, `Job ${job.id}`);
+        this.emit('admitted', { jobId: String(job.id), stream, seq });
+        return;
+      } catch (error) {
+        const reason = describeError(error);
+        if (isMalformed(error) || isPoison(error)) {
+          this.#log.error({ jobId: job.id, reason }, 'malformed batch job refused');
+          this.emit('parked', { stream: null, seq: null, reason });
+          throw new UnrecoverableError(reason);
+        }
+        if (this.#stopping.signal.aborted) throw error; // stalls back to the head of the queue
+        this.#log.warn({ jobId: job.id, reason, attempt }, 'batch job admission failed; retrying');
+        await sleep(Math.min(30_000, 100 * 2 ** Math.min(attempt, 9)), undefined, {
+          signal: this.#stopping.signal,
+        }).catch(() => undefined);
+      }
     }
   }
 
@@ -265,8 +315,12 @@ export class Worker extends EventEmitter<WorkerEvents> {
         const reason = describeError(error.cause);
         const poison = isPoison(error.cause);
         if (!poison || (!isMalformed(error.cause) && attempt <= this.#options.poisonRetries)) {
-          this.#log.warn({ stream, seq: error.seq, reason, attempt }, 'batch failed; retrying');
+          this.#log.warn({ stream, seq: error.seq, reason, attempt, poison }, 'batch failed; retrying');
           this.emit('retried', { stream, seq: error.seq, reason, poison });
+          // `status` shows why the stream is not moving while it retries (cleared by a commit).
+          await this.#store
+            .setLastError(stream, `batch ${error.seq}, attempt ${attempt}: ${reason}`)
+            .catch(() => undefined);
           if (!poison) throw error; // transient: BullMQ retries the kick with backoff
           await sleep(this.#options.poisonBackoffMs * 2 ** (attempt - 1), undefined, {
             signal: this.#stopping.signal,

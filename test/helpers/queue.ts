@@ -1,5 +1,4 @@
 import { after, before } from 'node:test';
-import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Producer } from '../../src/queue/producer.ts';
@@ -21,15 +20,15 @@ export async function cleanQueue(
 ): Promise<void> {
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   try {
-    const queue = new Queue(names.queueName, { connection: redis });
-    await queue.obliterate({ force: true }).catch(() => undefined);
-    await queue.close();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${names.prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    // BullMQ's keys are under `{prefix}:`, the queue's own under `prefix:` (src/queue/queue-keys.ts).
+    for (const pattern of [`${names.prefix}:*`, `{${names.prefix}}:*`]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== '0');
+    }
   } finally {
     redis.disconnect();
   }

@@ -16,6 +16,7 @@ import { ingest } from '../../src/ingest/ingest.ts';
 import { Upsert } from '../../src/ingest/options.ts';
 import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
 import type { Producer } from '../../src/queue/producer.ts';
+import { bullQueues } from '../../src/queue/queue-config.ts';
 import { DATABASE_URL, uniqueName } from './pg.ts';
 import { cleanQueue, REDIS_URL } from './queue.ts';
 
@@ -376,15 +377,27 @@ export async function eventually(
   );
 }
 
-/** The test's BullMQ queue (to add kicks or foreign jobs by hand, or count jobs); close it after. */
-export function openQueue(c: Connection): { queue: Queue; redis: Redis; close: () => Promise<void> } {
+/**
+ * The test's BullMQ queues: `queue` takes foreign `batch` jobs, `kicks` the kicks (to add them by
+ * hand, or count jobs); close them after.
+ */
+export function openQueue(c: Connection): {
+  queue: Queue;
+  kicks: Queue;
+  redis: Redis;
+  close: () => Promise<void>;
+} {
   const redis = new Redis(c.redisUrl, { maxRetriesPerRequest: null });
-  const queue = new Queue(c.queueName, { connection: redis });
+  const names = bullQueues(c);
+  const queue = new Queue(names.admissions, { connection: redis, prefix: names.prefix });
+  const kicks = new Queue(names.kicks, { connection: redis, prefix: names.prefix });
   return {
     queue,
+    kicks,
     redis,
     close: async () => {
       await queue.close().catch(() => undefined);
+      await kicks.close().catch(() => undefined);
       redis.disconnect();
     },
   };

@@ -17,6 +17,8 @@ import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
 import { StreamAdmin } from '../../src/queue/admin.ts';
 import { StreamApplier } from '../../src/queue/apply-stream.ts';
 import { Producer } from '../../src/queue/producer.ts';
+import { nextBatch } from '../../src/queue/stream-position.ts';
+import { committedState } from '../../src/queue/stream-state.ts';
 import { connectRedis, StreamStore } from '../../src/queue/stream-store.ts';
 import { Worker } from '../../src/queue/worker.ts';
 import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
@@ -292,8 +294,11 @@ describe('metrics: a worker scraped after a known run', () => {
       const applier = new StreamApplier(pool, store, false, {
         onDuplicate: (s, seq) => duplicates.push([s, seq]),
       });
-      assert.equal(await applier.applyOne(stream, 1, header), true);
-      assert.equal(await applier.applyOne(stream, 1, header), false);
+      const before = await committedState(pool, stream);
+      const next = nextBatch(before, (await store.info(stream)).epochs);
+      assert.ok(next);
+      assert.equal(await applier.applyOne(stream, next, before, header), true);
+      assert.equal(await applier.applyOne(stream, next, before, header), false);
       assert.deepEqual(duplicates, [[stream, 1]]);
     } finally {
       await dupProducer.close();

@@ -42,7 +42,7 @@ export function registerAdminCommands(program: Command): void {
         process.stdout.write(
           flags.json ? `${JSON.stringify(statuses, null, 2)}\n` : formatStatuses(statuses),
         );
-        if (statuses.some((s) => s.blocked)) process.exitCode = 3;
+        if (statuses.some((s) => s.blocked || s.error)) process.exitCode = 3;
       }),
     ),
   );
@@ -81,6 +81,21 @@ export function registerAdminCommands(program: Command): void {
       }),
     ),
   );
+  addSettings(
+    program
+      .command('forget <stream>')
+      .description(
+        'Remove a finished stream: its keys in Redis and its committed state in bulk_ingest (the tables and their high watermark stay). Refused while batches are pending; the next batch under the name starts a new stream at seq 1',
+      ),
+    CONNECTION_SETTINGS,
+  ).action((stream: string, flags: Record<string, unknown>) =>
+    runCommand(() =>
+      withAdmin(flags, async (admin) => {
+        await admin.forget(stream);
+        process.stdout.write(`Forgot ${stream}\n`);
+      }),
+    ),
+  );
 }
 
 function formatStatuses(statuses: readonly StreamStatus[]): string {
@@ -88,10 +103,14 @@ function formatStatuses(statuses: readonly StreamStatus[]): string {
   return statuses
     .map((s) => {
       const lines = [
-        `${s.stream}: ${s.blocked ? 'BLOCKED' : s.pending > 0 ? 'catching up' : 'up to date'}`,
+        `${s.stream}: ${s.error ? 'UNREADABLE' : s.blocked ? 'BLOCKED' : s.retrying ? 'RETRYING' : s.pending > 0 ? 'catching up' : 'up to date'}`,
         `  committed seq ${s.committedSeq}, enqueued seq ${s.enqueuedSeq}, pending ${s.pending} (${s.pendingBytes} bytes)`,
         `  high watermark ${JSON.stringify(s.highWatermark)}, last commit ${s.lastCommitAt?.toISOString() ?? 'never'}`,
       ];
+      if (s.error) lines.push(`  ${s.error}`);
+      if (s.retrying) lines.push(`  retrying since ${s.retrying.since.toISOString()}: ${s.retrying.reason}`);
+      if (s.redisGap)
+        lines.push(`  Redis lost data (found ${s.redisGap.at.toISOString()}): ${s.redisGap.description}`);
       if (s.blocked)
         lines.push(
           `  blocked at batch ${s.blocked.seq} since ${s.blocked.since.toISOString()}: ${s.blocked.reason}`,
