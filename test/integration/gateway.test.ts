@@ -97,7 +97,14 @@ describe('gateway', () => {
     );
     assert.equal(response.status, 202);
     assert.deepEqual(await json(response), { stream: `${schema}.events`, seq: 1, duplicate: false });
-    assert.deepEqual(await json(await post(batch([[1, 'a']], { batchId: 'b-1' }))), {
+    const again = batch(
+      [
+        [1, 'a'],
+        ['2', null],
+      ],
+      { batchId: 'b-1' },
+    );
+    assert.deepEqual(await json(await post(again)), {
       stream: `${schema}.events`,
       seq: 1,
       duplicate: true,

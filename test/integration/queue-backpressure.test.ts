@@ -3,6 +3,7 @@
  * wait), and large batches: stored in parts and committed atomically, or refused with a clear
  * error saying how to split, leaving nothing behind.
  */
+
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +12,7 @@ import { PgBulkIngestError } from '../../src/errors.ts';
 import { ingest } from '../../src/ingest/ingest.ts';
 import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
 import { Producer, type ProducerOptions } from '../../src/queue/producer.ts';
+import { QueueKeys } from '../../src/queue/queue-keys.ts';
 import { rejection } from '../helpers/ingest.ts';
 import {
   type Connection,
@@ -86,7 +88,7 @@ describe('queue backpressure (G7)', () => {
         assert.ok(waited >= 100 && waited < 2000, `waited ${waited} ms with backpressureTimeoutMs 300`);
         // Nothing of the refused batches was stored.
         assert.equal((await failing.streamInfo(stream)).enqueuedSeq, 3);
-        assert.equal((await keys(redis, connection, 'part:*')).length, 3);
+        assert.equal((await keys(redis, connection, '*:part:*')).length, 3);
       } finally {
         await Promise.all([failing.close(), patient.close(), close()]);
       }
@@ -160,13 +162,13 @@ describe('queue large batches', () => {
       try {
         const { seq } = await p.enqueue(rowsBatch(t, 1, ROWS, 90));
         const header = JSON.parse(
-          (await redis.get(`${connection.prefix}:stream:${stream}:batch:${seq}`)) as string,
+          (await redis.get(new QueueKeys(connection.prefix).stream(stream).batch(seq))) as string,
         );
         assert.equal(header.rows, ROWS);
         assert.ok(header.bytes > 2_000_000, `batch bytes ${header.bytes}`);
         assert.ok(header.parts >= 150, `stored in ${header.parts} parts`);
         let largest = 0;
-        for (const key of await keys(redis, connection, 'part:*'))
+        for (const key of await keys(redis, connection, '*:part:*'))
           largest = Math.max(largest, await redis.strlen(key));
         assert.ok(largest < 10_000 + 200, `largest part ${largest} bytes`);
 
@@ -189,7 +191,7 @@ describe('queue large batches', () => {
         );
         assert.deepEqual(sum.rows[0], { s: String((ROWS * (ROWS + 1)) / 2), d: ROWS });
         await eventually(
-          async () => (await keys(redis, connection, 'part:*')).length === 0,
+          async () => (await keys(redis, connection, '*:part:*')).length === 0,
           10_000,
           'the parts to be freed',
         );
