@@ -28,3 +28,6 @@ export {
   type IngestTable,
   type TableDefinitionInput,
 } from './ingest/table-definition.ts';
+export { type AdminOptions, StreamAdmin, type StreamStatus } from './queue/admin.ts';
+export { type EnqueueInput, type EnqueueResult, Producer, type ProducerOptions } from './queue/producer.ts';
+export { Worker, type WorkerEvents, type WorkerOptions } from './queue/worker.ts';

@@ -36,7 +36,12 @@ export async function prepareTable(
   deleteMode: Delete,
 ): Promise<PreparedTable> {
   await ensureSchema(client, table.schema);
-  const oid = await relationOid(client, table.schema, table.name);
+  let oid = await relationOid(client, table.schema, table.name);
+  if (oid === null) {
+    // As for the schema: another session may be creating the table right now.
+    await lockName(client, 'new table', table.schema, table.name);
+    oid = await relationOid(client, table.schema, table.name);
+  }
   if (oid === null) {
     await client.query(createTableSql(qualifiedName(table.schema, table.name), table));
     return { table, relationName: table.name, buildIndexes: true, replacesLive: false, migration: [] };
@@ -65,8 +70,21 @@ export async function prepareTable(
 
 async function ensureSchema(client: pg.ClientBase, schema: string): Promise<void> {
   // Check first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema exists.
-  const { rowCount } = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
-  if (rowCount === 0) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+  const exists = async () =>
+    ((await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount ?? 0) > 0;
+  if (await exists()) return;
+  // Two sessions creating the same schema at once: the second's CREATE SCHEMA IF NOT EXISTS
+  // would fail with a unique violation on pg_namespace. This lock (to the end of the batch's
+  // transaction, only when the schema is new) makes it wait, then find the schema.
+  await lockName(client, 'schema', schema);
+  if (!(await exists())) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+}
+
+/** A transaction-scoped advisory lock on a name (JSON-encoded: no two names share a key). */
+async function lockName(client: pg.ClientBase, kind: string, ...name: string[]) {
+  await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+    JSON.stringify([`pg-bulk-ingest ${kind}`, ...name]),
+  ]);
 }
 
 /**

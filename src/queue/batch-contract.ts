@@ -86,9 +86,16 @@ export class InvalidBatchError extends PgBulkIngestError {
   }
 }
 
-/** The name a row uses for its table, and the default stream name: `schema.table`. */
+/**
+ * The name a row uses for its table, and the default stream name: `schema.table`, or, when
+ * either part contains `.` or `"`, both parts double-quoted as in SQL (`"a.b"."c"`), so that no
+ * two tables share a name (`"S.x"."t"` and `"S"."x.t"` would both be `S.x.t`).
+ */
 export function tableKey(table: { schema: string; name: string }): string {
-  return `${table.schema}.${table.name}`;
+  const plain = (part: string) => !/[."]/.test(part);
+  if (plain(table.schema) && plain(table.name)) return `${table.schema}.${table.name}`;
+  const quote = (part: string) => `"${part.replaceAll('"', '""')}"`;
+  return `${quote(table.schema)}.${quote(table.name)}`;
 }
 
 /**
