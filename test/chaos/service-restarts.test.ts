@@ -8,9 +8,8 @@
  * parallel) and anything else on the machine.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,6 +18,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import type { IngestTable } from '../../src/ingest/table-definition.ts';
 import { Producer } from '../../src/queue/producer.ts';
+import { freePort, PrivateRedis } from '../helpers/private-redis.ts';
 import {
   committedSeqs,
   enqueuePlain,
@@ -40,14 +40,6 @@ const canRunPostgres = process.getuid?.() === 0 && PG_BIN !== '' && existsSync(j
 /** Runs a PostgreSQL server program as the postgres user (initdb and postgres refuse root). */
 function asPostgres(program: string, ...args: string[]) {
   return run('runuser', ['-u', 'postgres', '--', join(PG_BIN, program), ...args]);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A PostgreSQL cluster of our own, in a temporary directory, run as the postgres user. */
@@ -74,60 +66,6 @@ class PrivateCluster {
   async destroy() {
     await this.pgCtl('-m', 'immediate', 'stop').catch(() => undefined);
     if (this.dir) rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-/** A redis-server of our own with AOF fsynced on every write; `crash()` is kill -9. */
-class PrivateRedis {
-  readonly dir = mkdtempSync(join(tmpdir(), 'pgbi-redis-'));
-  port = 0;
-  process: ChildProcess | undefined;
-  get url() {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-  async start() {
-    if (this.port === 0) this.port = await freePort();
-    const args = [
-      '--port',
-      String(this.port),
-      '--bind',
-      '127.0.0.1',
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      'always',
-      '--dir',
-      this.dir,
-      '--save',
-      '',
-      '--maxmemory-policy',
-      'noeviction',
-    ];
-    this.process = spawn('redis-server', args, { stdio: 'ignore' });
-    await eventually(() => this.ping(), 10_000, `redis-server on port ${this.port}`);
-  }
-  async crash() {
-    const child = this.process as ChildProcess;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-  }
-  /** True once it answers PONG (not -LOADING while it replays the AOF). */
-  ping(): Promise<boolean> {
-    return new Promise((resolve) => {
-      const socket = createConnection(this.port, '127.0.0.1');
-      socket.once('error', () => resolve(false));
-      socket.once('connect', () => socket.write('PING\r\n'));
-      socket.once('data', (data) => {
-        resolve(data.toString().startsWith('+PONG'));
-        socket.destroy();
-      });
-    });
-  }
-  async destroy() {
-    if (this.process && this.process.exitCode === null && this.process.signalCode === null)
-      await this.crash();
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
