@@ -31,6 +31,7 @@ export const METRIC_NAMES = [
   'pgbi_enqueue_to_commit_seconds',
   'pgbi_table_migrations_total',
   'pgbi_blocking_backends_total',
+  'pgbi_redis_data_loss_total',
   'pgbi_state_collect_errors_total',
   'pgbi_queue_jobs',
   'pgbi_stream_lag_batches',
@@ -121,6 +122,13 @@ export class PgbiMetrics {
     registers: [this.registry],
   });
 
+  readonly redisDataLoss = new Counter({
+    name: 'pgbi_redis_data_loss_total',
+    help: 'Times this worker found that Redis had lost data of a stream (batches acknowledged before the loss may be lost; see status), by stream',
+    labelNames: ['stream'] as const,
+    registers: [this.registry],
+  });
+
   readonly collectErrors: Counter = new Counter({
     name: 'pgbi_state_collect_errors_total',
     help: 'Scrapes whose Redis or PostgreSQL state could not be read in time (the state gauges kept their last values)',
@@ -139,11 +147,10 @@ export class PgbiMetrics {
 
   readonly streamLag = this.#stateGauge(
     'pgbi_stream_lag_batches',
-    'Batches enqueued and not yet committed (enqueued seq - committed seq), by stream',
+    'Batches enqueued and not yet committed, by stream',
     ['stream'],
     (g, s) => {
-      for (const info of s.streams)
-        g.set({ stream: info.stream }, Math.max(0, info.enqueuedSeq - info.committedSeq));
+      for (const info of s.streams) g.set({ stream: info.stream }, info.pendingBatches);
     },
   );
 

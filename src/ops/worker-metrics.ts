@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { CommittedBatch } from '../queue/apply-stream.ts';
 import { tableKey } from '../queue/batch-contract.ts';
 import { STATE_SCHEMA } from '../queue/stream-state.ts';
+import type { StreamInfo } from '../queue/stream-store.ts';
 import type { Worker, WorkerEvents } from '../queue/worker.ts';
 import type { BatchPhase, PgbiMetrics, StateSnapshot } from './metrics.ts';
 
@@ -37,6 +38,7 @@ export function attachWorkerMetrics(
     duplicate: ({ stream }) => metrics.batches.inc({ stream, outcome: 'duplicate' }),
     retried: ({ stream }) => metrics.batches.inc({ stream, outcome: 'retried' }),
     parked: ({ stream }) => metrics.batches.inc({ stream: stream ?? UNKNOWN_STREAM, outcome: 'parked' }),
+    redisGap: ({ stream }) => metrics.redisDataLoss.inc({ stream }),
   };
   for (const [event, listener] of Object.entries(listeners))
     worker.on(event as 'committed', listener as () => void);
@@ -72,8 +74,32 @@ function recordCommitted(metrics: PgbiMetrics, batch: CommittedBatch): void {
     metrics.blockingBackends.inc({ action: 'terminated' }, report.terminatedBackends);
 }
 
+/**
+ * Most streams a scrape reports per-stream gauges for: blocked ones first, then by pending
+ * batches, then by last commit. Bounds /metrics (and Prometheus's series) whatever the number of
+ * streams; `status` lists them all.
+ */
+export const MAX_STREAM_SERIES = 500;
+
+/** The streams worth a series, at most MAX_STREAM_SERIES of them. */
+export function streamsToReport(streams: readonly StreamInfo[]): StreamInfo[] {
+  if (streams.length <= MAX_STREAM_SERIES) return [...streams];
+  const rank = (s: StreamInfo) => [s.blocked ? 1 : 0, s.pendingBatches, s.committedAt ?? 0];
+  return [...streams]
+    .sort((a, b) => {
+      const [x, y] = [rank(a), rank(b)];
+      return (
+        (y[0] as number) - (x[0] as number) ||
+        (y[1] as number) - (x[1] as number) ||
+        (y[2] as number) - (x[2] as number)
+      );
+    })
+    .slice(0, MAX_STREAM_SERIES);
+}
+
 async function loadSnapshot(worker: MetricsWorker, pool: pg.Pool | undefined): Promise<StateSnapshot> {
-  const [jobCounts, streams] = await Promise.all([worker.jobCounts(), worker.streams()]);
+  const [jobCounts, all] = await Promise.all([worker.jobCounts(), worker.streams()]);
+  const streams = streamsToReport(all);
   const skipped = pool
     ? await skippedBatchCounts(
         pool,
