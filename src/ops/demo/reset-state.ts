@@ -4,8 +4,8 @@
  * Redis, and its streams' kick jobs. Other streams on the same Redis, queue and database are left
  * alone, so the demo can share them with real work (as in docker compose).
  *
- * This knows the Redis key layout of src/queue/redis-scripts.ts; a `StreamAdmin.forget(stream)`
- * would be the better home for the Redis and state-table part.
+ * The Redis and state-table part is what `StreamAdmin.forget` does, without its refusal of
+ * streams with pending batches (the demo starts over whatever is pending).
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -13,8 +13,9 @@ import pg from 'pg';
 import { PgBulkIngestError } from '../../errors.ts';
 import { quoteIdent } from '../../ingest/sql.ts';
 import type { IngestTable } from '../../ingest/table-definition.ts';
-import { STATE_SCHEMA } from '../../queue/stream-state.ts';
-import { connectRedis } from '../../queue/stream-store.ts';
+import { bullQueues, type QueueNames } from '../../queue/queue-config.ts';
+import { forgetCommittedState } from '../../queue/stream-state.ts';
+import { connectRedis, StreamStore } from '../../queue/stream-store.ts';
 
 export interface ResetOptions {
   readonly databaseUrl: string;
@@ -30,8 +31,9 @@ export async function resetDemoState(options: ResetOptions): Promise<void> {
   await resetPostgres(options);
   const redis = connectRedis(options.redisUrl);
   try {
-    for (const stream of options.streams) await forgetStream(redis, options.prefix, stream);
-    await removeKicks(redis, options.queueName, options.streams);
+    const store = new StreamStore(redis, options.prefix);
+    for (const stream of options.streams) await store.forget(stream);
+    await removeKicks(redis, options, options.streams);
   } finally {
     redis.disconnect();
   }
@@ -53,52 +55,22 @@ async function resetPostgres({ databaseUrl, schema, tables, streams }: ResetOpti
       );
     }
     await client.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`);
-    const { rows: state } = await client.query<{ exists: boolean }>(
-      `SELECT to_regclass($1) IS NOT NULL AS exists`,
-      [`${STATE_SCHEMA}.stream_state`],
-    );
-    if (state[0]?.exists) {
-      await client.query(`DELETE FROM ${STATE_SCHEMA}.stream_state WHERE stream = ANY($1)`, [streams]);
-      await client.query(`DELETE FROM ${STATE_SCHEMA}.skipped_batches WHERE stream = ANY($1)`, [streams]);
-    }
+    for (const stream of streams) await forgetCommittedState(client, stream);
   } finally {
     await client.end();
   }
 }
 
-/** Deletes a stream's hash, batch headers, their row parts and idempotency keys. */
-async function forgetStream(redis: Redis, prefix: string, stream: string): Promise<void> {
-  const streamKey = `${prefix}:stream:${stream}`;
-  for await (const keys of scan(redis, `${escapeGlob(streamKey)}:batch:*`)) {
-    for (const key of keys) {
-      const header = await redis.get(key);
-      const { batchId, parts } = header ? (JSON.parse(header) as { batchId?: string; parts?: number }) : {};
-      for (let i = 0; i < (parts ?? 0); i++) await redis.del(`${prefix}:part:${batchId}:${i}`);
-      await redis.del(key);
-    }
-  }
-  for await (const keys of scan(redis, `${escapeGlob(`${prefix}:batchid:${stream}`)}:*`)) {
-    if (keys.length > 0) await redis.del(...keys);
-  }
-  await redis.del(streamKey);
-  await redis.srem(`${prefix}:streams`, stream);
-}
-
 /**
- * Kick job ids are `kick-<stream hash>-<seq>`: an old completed kick for seq 1 would make
- * BullMQ ignore the new one (same id), leaving the stream to the workers' periodic sweep.
+ * The demo's streams start from nothing: their stream state goes (as `forget` does), and their
+ * kicks too. BullMQ would otherwise ignore a new kick while a finished one keeps its
+ * de-duplication id, leaving the stream to the workers' periodic sweep.
  */
-async function removeKicks(redis: Redis, queueName: string, streams: readonly string[]): Promise<void> {
-  const queue = new Queue(queueName, { connection: redis });
+async function removeKicks(redis: Redis, names: QueueNames, streams: readonly string[]): Promise<void> {
+  const queues = bullQueues(names);
+  const queue = new Queue(queues.kicks, { connection: redis, prefix: queues.prefix });
   try {
-    const jobs = await queue.getJobs([
-      'completed',
-      'failed',
-      'wait',
-      'delayed',
-      'prioritized',
-      'waiting-children',
-    ]);
+    const jobs = await queue.getJobs(['completed', 'failed', 'wait', 'delayed', 'prioritized']);
     for (const job of jobs) {
       if (job && streams.includes((job.data as { stream?: string } | undefined)?.stream ?? ''))
         await job.remove().catch(() => undefined);
@@ -106,17 +78,4 @@ async function removeKicks(redis: Redis, queueName: string, streams: readonly st
   } finally {
     await queue.close();
   }
-}
-
-async function* scan(redis: Redis, pattern: string): AsyncGenerator<string[]> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    yield keys;
-  } while (cursor !== '0');
-}
-
-function escapeGlob(text: string): string {
-  return text.replace(/[*?[\]\\]/g, '\\$&');
 }
