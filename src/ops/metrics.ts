@@ -28,6 +28,7 @@ export const METRIC_NAMES = [
   'pgbi_committed_rows_total',
   'pgbi_committed_bytes_total',
   'pgbi_batch_phase_duration_seconds',
+  'pgbi_batches_per_transaction',
   'pgbi_enqueue_to_commit_seconds',
   'pgbi_table_migrations_total',
   'pgbi_blocking_backends_total',
@@ -97,6 +98,13 @@ export class PgbiMetrics {
     help: 'Time a committed batch spent in each phase: lock_wait, migrate, copy, merge, commit',
     labelNames: ['phase'] as const,
     buckets: PHASE_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly batchesPerTransaction = new Histogram({
+    name: 'pgbi_batches_per_transaction',
+    help: 'Batches committed per transaction by this worker (consecutive pending batches of a stream are coalesced)',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
     registers: [this.registry],
   });
 

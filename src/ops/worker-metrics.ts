@@ -59,13 +59,18 @@ export function attachWorkerMetrics(
 }
 
 function recordCommitted(metrics: PgbiMetrics, batch: CommittedBatch): void {
-  const { stream, header, report } = batch;
-  metrics.batches.inc({ stream, outcome: 'committed' });
+  const { stream, headers, report } = batch;
+  metrics.batches.inc({ stream, outcome: 'committed' }, headers.length);
+  metrics.batchesPerTransaction.observe(headers.length);
   for (const [table, rows] of report.rows) metrics.rows.inc({ table: tableKey(table) }, rows);
-  metrics.bytes.inc({ stream }, header.bytes);
+  metrics.bytes.inc(
+    { stream },
+    headers.reduce((sum, h) => sum + h.bytes, 0),
+  );
   const phases: Record<BatchPhase, number> = { lock_wait: batch.lockWaitMs, ...report.phaseMs };
   for (const [phase, ms] of Object.entries(phases)) metrics.phaseSeconds.observe({ phase }, ms / 1000);
-  metrics.latencySeconds.observe({ stream }, Math.max(0, Date.now() - header.enqueuedAt) / 1000);
+  const now = Date.now();
+  for (const h of headers) metrics.latencySeconds.observe({ stream }, Math.max(0, now - h.enqueuedAt) / 1000);
   // inc by 0 too: the series exists from the stream's first commit on.
   metrics.migrations.inc({ stream }, report.migratedTables);
   if (report.cancelledBackends > 0)

@@ -6,11 +6,12 @@ import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
-import { type BlockingBackendsOptions, HighWatermark } from '../ingest/options.ts';
+import { type BlockingBackendsOptions, Delete, HighWatermark } from '../ingest/options.ts';
 import { RowBlocks } from '../ingest/row-blocks.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import { parseBatchJob } from './batch-contract.ts';
-import { describeGap, type NextBatch, nextBatch } from './stream-position.ts';
+import { isPoison } from './failures.ts';
+import { describeGap, type Epoch, type NextBatch, nextBatch } from './stream-position.ts';
 import {
   type CommittedState,
   committedState,
@@ -28,13 +29,37 @@ import { WirePartReader } from './wire-part.ts';
  */
 const PARTS_PER_READ = 8;
 
+/** One committed transaction: one batch, or several consecutive ones coalesced. */
 export interface CommittedBatch {
   readonly stream: string;
+  /** The last batch's seq (the stream's committed seq now). */
   readonly seq: number;
+  /** The last batch's header. */
   readonly header: BatchHeader;
+  /** Every batch of the transaction, in order (one unless coalesced). */
+  readonly headers: readonly BatchHeader[];
   readonly report: BatchReport;
   readonly lockWaitMs: number;
 }
+
+/**
+ * Bounds on coalescing: consecutive pending batches of a stream that share tables and options
+ * are applied in one transaction, up to these. Each batch still becomes visible all at once.
+ */
+export interface CoalesceLimits {
+  /** @default 200 */
+  readonly maxBatches: number;
+  /** @default 200000 */
+  readonly maxRows: number;
+  /** Wire bytes. @default 33554432 (32 MiB) */
+  readonly maxBytes: number;
+}
+
+export const DEFAULT_COALESCE_LIMITS: CoalesceLimits = {
+  maxBatches: 200,
+  maxRows: 200_000,
+  maxBytes: 32 * 1024 * 1024,
+};
 
 export interface ApplyHooks {
   /** Called after each COMMIT, before Redis learns of it. */
@@ -72,6 +97,7 @@ export class StreamApplier {
   readonly #store: StreamStore;
   readonly #blockingBackends: BlockingBackendsOptions | false;
   readonly #hooks: ApplyHooks;
+  readonly #limits: CoalesceLimits;
   /** Connections with a batch in flight, so a shutdown can abandon them. */
   readonly #active = new Set<pg.PoolClient>();
 
@@ -80,11 +106,13 @@ export class StreamApplier {
     store: StreamStore,
     blockingBackends: BlockingBackendsOptions | false,
     hooks: ApplyHooks = {},
+    limits: CoalesceLimits = DEFAULT_COALESCE_LIMITS,
   ) {
     this.#pool = pool;
     this.#store = store;
     this.#blockingBackends = blockingBackends;
     this.#hooks = hooks;
+    this.#limits = limits;
   }
 
   /**
@@ -94,6 +122,7 @@ export class StreamApplier {
    */
   async drain(stream: string, signal?: AbortSignal): Promise<DrainResult> {
     let applied = 0;
+    let singleUntil = 0;
     for (;;) {
       if (signal?.aborted) return { kind: 'stopped', applied };
       const info = await this.#store.info(stream);
@@ -113,8 +142,12 @@ export class StreamApplier {
         await this.#catchUp(stream, state, next, info);
         return { kind: 'drained', applied };
       }
-      const header = await this.#store.header(stream, next.seq);
-      if (header === null) {
+      // After a coalesced group failed on its data, its batches go one at a time, so that only
+      // the offending one is parked and the ones before it commit.
+      const most = next.seq <= singleUntil ? 1 : this.#limits.maxBatches;
+      const last = Math.min(info.enqueuedSeq, epochEnd(info.epochs, next.epoch), next.seq + most - 1);
+      const headers = await this.#store.headers(stream, next.seq, last - next.seq + 1);
+      if (headers[0] === null || headers[0] === undefined) {
         // Freed by a commit we have not seen yet, or lost: PostgreSQL tells which.
         if (sameState(await committedState(this.#pool, stream), state)) {
           const missing = new PgBulkIngestError(
@@ -126,9 +159,14 @@ export class StreamApplier {
         }
         continue;
       }
+      const group = coalescible(headers, this.#limits);
       try {
-        if (await this.applyOne(stream, next, state, header)) applied += 1;
+        applied += await this.applyGroup(stream, next, state, group);
       } catch (error) {
+        if (group.length > 1 && isPoison(error)) {
+          singleUntil = next.seq + group.length - 1;
+          continue;
+        }
         throw new BatchApplyFailure(stream, next.seq, error);
       }
     }
@@ -160,8 +198,27 @@ export class StreamApplier {
     before: CommittedState,
     header: BatchHeader,
   ): Promise<boolean> {
-    const { seq, epoch } = next;
-    const { tables, options } = this.#parseHeader(stream, seq, header);
+    return (await this.applyGroup(stream, next, before, [header])) > 0;
+  }
+
+  /**
+   * Consecutive batches `next.seq`, `next.seq + 1`, ... (`headers`, sharing tables and options)
+   * in one transaction: their rows in order, through one COPY per table (for an upsert the last
+   * row of a key wins across the group, as applying them one by one would leave it), the last
+   * one's high watermark, and the committed seq set to the last one's. Returns how many batches
+   * it committed: all, or 0 if another worker committed them first (a duplicate).
+   */
+  async applyGroup(
+    stream: string,
+    next: NextBatch,
+    before: CommittedState,
+    headers: readonly BatchHeader[],
+  ): Promise<number> {
+    const first = headers[0] as BatchHeader;
+    const header = headers[headers.length - 1] as BatchHeader;
+    const seq = next.seq + headers.length - 1;
+    const { epoch } = next;
+    const { tables, options } = this.#parseHeader(stream, next.seq, first);
     const client = await this.#pool.connect();
     // A connection lost mid-batch (PostgreSQL restarting) is also emitted as an 'error' event on
     // the client, which would crash the process if nobody listened. The query in flight rejects
@@ -173,15 +230,16 @@ export class StreamApplier {
       let lockWaitMs = 0;
       let report: BatchReport | undefined;
       const gap = next.gap ? describeGap(stream, next.gap) : null;
+      const rows = new RowBlocks(this.#groupRows(stream, next.seq, headers, tables));
       await runIngest(
         client,
         tables,
-        () => [[header.highWatermark, header.metadata, this.#rows(stream, seq, header, tables)]],
+        () => [[header.highWatermark, header.metadata, rows]],
         { ...options, highWatermark: HighWatermark.EARLIEST, blockingBackends: this.#blockingBackends },
         {
           afterBegin: async (c) => {
             lockWaitMs = await lockStreamAndTables(c, stream, tables);
-            // Under the lock: unchanged, or another worker applied this batch meanwhile.
+            // Under the lock: unchanged, or another worker applied these batches meanwhile.
             return sameState(await committedState(c, stream), before);
           },
           beforeCommit: async (c) => {
@@ -203,20 +261,31 @@ export class StreamApplier {
       );
       healthy = true;
       if (!report?.applied) {
-        this.#hooks.onDuplicate?.(stream, seq);
-        return false;
+        this.#hooks.onDuplicate?.(stream, next.seq);
+        return 0;
       }
       this.#hooks.fault?.('after-commit', stream, seq);
       if (gap) this.#hooks.onRedisGap?.(stream, gap);
-      this.#hooks.onCommitted?.({ stream, seq, header, report, lockWaitMs });
+      this.#hooks.onCommitted?.({ stream, seq, header, headers, report, lockWaitMs });
       await this.#store.markCommitted(stream, seq, epoch, header.highWatermark, Date.now());
-      return true;
+      return headers.length;
     } finally {
       this.#active.delete(client);
       client.off('error', ignoreClientErrorEvent);
       // A client that failed mid-batch may be broken (or mid-COPY): never give it back to the pool.
       client.release(healthy ? undefined : true);
     }
+  }
+
+  /** The rows of each batch of a group, in order, one block per part. */
+  async *#groupRows(
+    stream: string,
+    firstSeq: number,
+    headers: readonly BatchHeader[],
+    tables: readonly IngestTable[],
+  ) {
+    for (const [i, header] of headers.entries())
+      yield* this.#rows(stream, firstSeq + i, header, tables).blocks;
   }
 
   /** Ends the connections of batches in flight: PostgreSQL rolls them back. */
@@ -273,6 +342,36 @@ export class StreamApplier {
 }
 
 function ignoreClientErrorEvent(): void {}
+
+/**
+ * The longest prefix of `headers` that can share one transaction: no gap (a header not read),
+ * the same tables and options as the first (`Delete.BEFORE_FIRST_BATCH` only ever opens a group),
+ * and within the limits. Always at least the first.
+ */
+export function coalescible(headers: readonly (BatchHeader | null)[], limits: CoalesceLimits): BatchHeader[] {
+  const first = headers[0] as BatchHeader;
+  const tables = JSON.stringify(first.tables);
+  const options = JSON.stringify({ ...first.options, delete: Delete.OFF });
+  const group = [first];
+  let rows = first.rows;
+  let bytes = first.bytes;
+  for (const header of headers.slice(1)) {
+    if (header === null || group.length >= limits.maxBatches) break;
+    if (rows + header.rows > limits.maxRows || bytes + header.bytes > limits.maxBytes) break;
+    if (JSON.stringify(header.options) !== options || JSON.stringify(header.tables) !== tables) break;
+    group.push(header);
+    rows += header.rows;
+    bytes += header.bytes;
+  }
+  return group;
+}
+
+/** The last seq of `epoch` in Redis's numbering (a group never spans two epochs). */
+function epochEnd(epochs: readonly Epoch[], epoch: string): number {
+  const index = epochs.findIndex(([id]) => id === epoch);
+  const following = epochs[index + 1];
+  return following === undefined ? Number.POSITIVE_INFINITY : following[1];
+}
 
 function sameState(a: CommittedState, b: CommittedState): boolean {
   return a.seq === b.seq && a.epoch === b.epoch;

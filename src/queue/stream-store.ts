@@ -162,6 +162,13 @@ export class StreamStore {
     return text === null ? null : (JSON.parse(text) as BatchHeader);
   }
 
+  /** Headers of batches `first` to `first + count - 1`, in one round trip; null where one is gone. */
+  async headers(stream: string, first: number, count: number): Promise<(BatchHeader | null)[]> {
+    const keys = this.keys.stream(stream);
+    const texts = await this.redis.mget(Array.from({ length: count }, (_, i) => keys.batch(first + i)));
+    return texts.map((text) => (text === null ? null : (JSON.parse(text) as BatchHeader)));
+  }
+
   /**
    * Parts `first` to `first + count - 1` of a batch's rows, UTF-8 JSON (wire-part.ts reads them),
    * in one round trip; null for a part that is gone. As Buffers, outside V8's heap: the caller

@@ -15,6 +15,7 @@ import {
   type ApplyHooks,
   BatchApplyFailure,
   type CommittedBatch,
+  DEFAULT_COALESCE_LIMITS,
   type DrainResult,
   StreamApplier,
 } from './apply-stream.ts';
@@ -54,6 +55,16 @@ export interface WorkerOptions extends QueueNames {
   readonly sweepIntervalMs?: number;
   /** On close (SIGTERM): how long the current batches may take before they are abandoned (rolled back). @default 30000 */
   readonly shutdownTimeoutMs?: number;
+  /**
+   * Most batches of a stream applied in one transaction when several are pending (1: never
+   * coalesce). Each batch still becomes visible all at once; a group that fails on its data falls
+   * back to one batch at a time. @default 200
+   */
+  readonly coalesceMaxBatches?: number;
+  /** Most rows in one coalesced transaction. @default 200000 */
+  readonly coalesceMaxRows?: number;
+  /** Most wire bytes in one coalesced transaction. @default 33554432 (32 MiB) */
+  readonly coalesceMaxBytes?: number;
   /** Passed to the core for table swaps. @default {} (cancel blockers after 5 minutes) */
   readonly blockingBackends?: BlockingBackendsOptions | false;
   /** @default a pino logger at process.env.LOG_LEVEL ?? 'info' */
@@ -113,6 +124,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
       sweepIntervalMs: options.sweepIntervalMs ?? 5000,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? 30_000,
       blockingBackends: options.blockingBackends ?? {},
+      coalesceMaxBatches: options.coalesceMaxBatches ?? DEFAULT_COALESCE_LIMITS.maxBatches,
+      coalesceMaxRows: options.coalesceMaxRows ?? DEFAULT_COALESCE_LIMITS.maxRows,
+      coalesceMaxBytes: options.coalesceMaxBytes ?? DEFAULT_COALESCE_LIMITS.maxBytes,
     };
     this.#log = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
     this.#pool = new pg.Pool({
@@ -133,18 +147,28 @@ export class Worker extends EventEmitter<WorkerEvents> {
       maxPendingBatches: 0,
       maxPendingBytes: 0,
     });
-    this.#applier = new StreamApplier(this.#pool, this.#store, this.#options.blockingBackends, {
-      onCommitted: (batch) => {
-        this.#log.debug({ stream: batch.stream, seq: batch.seq }, 'batch committed');
-        this.emit('committed', batch);
+    this.#applier = new StreamApplier(
+      this.#pool,
+      this.#store,
+      this.#options.blockingBackends,
+      {
+        onCommitted: (batch) => {
+          this.#log.debug({ stream: batch.stream, seq: batch.seq }, 'batch committed');
+          this.emit('committed', batch);
+        },
+        onDuplicate: (stream, seq) => this.emit('duplicate', { stream, seq }),
+        onRedisGap: (stream, description) => {
+          this.#log.warn({ stream }, description);
+          this.emit('redisGap', { stream, description });
+        },
+        ...(options.fault ? { fault: options.fault } : {}),
       },
-      onDuplicate: (stream, seq) => this.emit('duplicate', { stream, seq }),
-      onRedisGap: (stream, description) => {
-        this.#log.warn({ stream }, description);
-        this.emit('redisGap', { stream, description });
+      {
+        maxBatches: Math.max(1, this.#options.coalesceMaxBatches),
+        maxRows: this.#options.coalesceMaxRows,
+        maxBytes: this.#options.coalesceMaxBytes,
       },
-      ...(options.fault ? { fault: options.fault } : {}),
-    });
+    );
   }
 
   /** Creates the state tables if needed and starts taking jobs. */
