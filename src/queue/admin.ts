@@ -50,6 +50,14 @@ export interface AdminOptions extends QueueNames {
   readonly redis?: string | RedisOptions;
 }
 
+/** Options of `admin.skip()`. */
+export interface SkipOptions {
+  /** The batch to skip; refused unless it is the stream's next one. @default the stream's next batch */
+  readonly seq?: number;
+  /** Why, kept in `bulk_ingest.skipped_batches`. @default the reason the batch was parked, else "skipped by an operator" */
+  readonly reason?: string;
+}
+
 export class StreamAdmin {
   readonly #pool: pg.Pool;
   readonly #redis: Redis;
@@ -94,7 +102,7 @@ export class StreamAdmin {
    * PostgreSQL (recorded in bulk_ingest.skipped_batches with the reason), the batch is deleted
    * from Redis, and the stream is kicked. `seq`, if given, must be that next batch.
    */
-  async skip(stream: string, options: { seq?: number; reason?: string } = {}): Promise<number> {
+  async skip(stream: string, options: SkipOptions = {}): Promise<number> {
     await ensureStateTables(this.#pool);
     const info = await this.#store.info(stream);
     const client = await this.#pool.connect();

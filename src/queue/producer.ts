@@ -62,14 +62,24 @@ export interface EnqueueInput {
   readonly tables: readonly IngestTable[];
   /** JSON-encodable, or a function returning one, called after the rows were read. */
   readonly highWatermark: Json | (() => Json);
+  /** Passed to `onBeforeVisible`; not stored. @default null */
   readonly metadata?: Json;
   /** `[table, values]` pairs exactly as for `ingest()`; rows of tables not in `tables` are skipped. */
   readonly rows: Rows;
+  /** `upsert`, `delete`, `visibility`, as for `ingest()`. @default { upsert: Upsert.IF_PRIMARY_KEY, delete: Delete.OFF, visibility: Visibility.AFTER_EACH_BATCH } */
   readonly options?: Partial<BatchOptions>;
   /** @default "<schema>.<name>" of the first table */
   readonly stream?: string;
   /** Idempotency key: the same batchId enqueued twice on a stream is enqueued once. @default a random UUID */
   readonly batchId?: string;
+}
+
+/** Options of `producer.ingest()`: those of `ingest()` that travel with a batch, and the stream. */
+export interface ProducerIngestOptions extends Partial<BatchOptions> {
+  /** Which high watermark `batches` is called with; `LATEST` is the last enqueued one still pending, else the committed one. @default HighWatermark.LATEST */
+  readonly highWatermark?: Json;
+  /** @default "<schema>.<name>" of the first table */
+  readonly stream?: string;
 }
 
 export interface EnqueueResult {
@@ -176,7 +186,7 @@ export class Producer {
   async ingest(
     tables: readonly IngestTable[],
     batches: Batches,
-    options: Partial<BatchOptions> & { highWatermark?: Json; stream?: string } = {},
+    options: ProducerIngestOptions = {},
   ): Promise<EnqueueResult[]> {
     const { highWatermark = HighWatermark.LATEST, stream, ...batchOptions } = options;
     const start =

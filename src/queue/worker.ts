@@ -59,7 +59,7 @@ export interface WorkerOptions extends QueueNames {
   readonly blockingBackends?: BlockingBackendsOptions | false;
   /** @default a pino logger at process.env.LOG_LEVEL ?? 'info' */
   readonly logger?: Logger;
-  /** Test-only fault injection. */
+  /** Test-only fault injection. @default undefined (none) */
   readonly fault?: ApplyHooks['fault'];
 }
 
