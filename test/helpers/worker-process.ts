@@ -12,10 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { ingest } from '../../src/ingest/ingest.ts';
-import { Upsert } from '../../src/ingest/options.ts';
-import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
-import type { Producer } from '../../src/queue/producer.ts';
+import type { Producer } from '../../src/index.ts';
+import { defineTable, type IngestTable, ingest, Upsert } from '../../src/index.ts';
 import { DATABASE_URL, uniqueName } from './pg.ts';
 import { cleanQueue, REDIS_URL } from './queue.ts';
 
