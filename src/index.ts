@@ -1,7 +1,7 @@
 /**
  * The public API of pg-bulk-ingest: everything a user imports from 'pg-bulk-ingest'. The
- * installed-package test (test/package/installed-package.test.ts) imports every name SPEC.md
- * pins from the packed tarball, so a name missing here fails there.
+ * installed-package test (test/package/installed-package.test.ts) imports every pinned name from
+ * the packed tarball, so a name missing here fails there.
  */
 
 // Errors: one closed set, each with a stable `code`.

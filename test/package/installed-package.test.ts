@@ -25,7 +25,7 @@ import { waitFor } from '../helpers/queue.ts';
 
 const run = promisify(execFile);
 
-/** Every value export SPEC.md pins (SPEC "Pinned entry points", §1 and §2), with the constants' values. */
+/** Every value export the product specification pins (its entry points, library and queue), with the constants' values. */
 const PINNED_VALUES = [
   'ingest',
   'defineTable',
