@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { ChildOutput } from '../helpers/child-output.ts';
 import { docBlocks, documentedFiles, exampleBlock, REPO_ROOT } from '../helpers/doc-blocks.ts';
 import { DATABASE_URL } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
 
 const run = promisify(execFile);
 const MAIN = join(REPO_ROOT, 'src', 'ops', 'cli', 'main.ts');
@@ -85,17 +86,10 @@ describe('documented examples', () => {
           stdio: ['ignore', 'pipe', 'pipe'],
         },
       );
-      let log = '';
-      gateway.stdout.on('data', (chunk) => (log += chunk));
-      gateway.stderr.on('data', (chunk) => (log += chunk));
+      const log = new ChildOutput(gateway);
       const exited = new Promise<number | null>((resolve) => gateway.once('exit', resolve));
       try {
-        await waitFor(
-          async () => /"url":"http:\/\/127\.0\.0\.1:\d+"/.test(log),
-          20_000,
-          'the gateway to listen',
-        );
-        const url = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(log)?.[1] as string;
+        const url = (await log.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] as string;
         writeFileSync(
           join(dir, 'batch.json'),
           exampleBlock('docs/batch-format.md', 'batch-format-json').code,
@@ -107,7 +101,7 @@ describe('documented examples', () => {
         });
         assert.deepEqual(JSON.parse(stdout), { stream: 'shop.orders', seq: 1, duplicate: false });
         gateway.kill('SIGTERM');
-        assert.equal(await exited, 0, log);
+        assert.equal(await exited, 0, log.text);
       } finally {
         gateway.kill('SIGKILL');
       }
