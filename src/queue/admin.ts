@@ -58,6 +58,10 @@ export interface SkipOptions {
   readonly reason?: string;
 }
 
+/**
+ * Status, skip and retry in code (the `status`, `skip` and `retry` commands use it): reads each
+ * stream's state from PostgreSQL and Redis, and moves a blocked stream on. `close()` when done.
+ */
 export class StreamAdmin {
   readonly #pool: pg.Pool;
   readonly #redis: Redis;

@@ -92,6 +92,12 @@ export interface EnqueueResult {
 /** Parts uploaded per round trip to Redis (see PARTS_PER_READ in apply-stream.ts). */
 const PARTS_PER_WRITE = 16;
 
+/**
+ * Enqueues batches into Redis for the workers: `enqueue()` one batch, or `ingest()` with the same
+ * `batches` function as the library's `ingest()`. Each resolves once its batches are safely in
+ * Redis; a malformed batch is refused (InvalidBatchError) before anything is enqueued. `close()`
+ * when done.
+ */
 export class Producer {
   readonly #redis: Redis;
   readonly #store: StreamStore;
