@@ -1,6 +1,5 @@
 /**
- * The benchmark's rows: (bigint pk, timestamp, varchar(64), numeric(12,2), jsonb), the shape of
- * the reference figures in NOTES.md. Every row is a pure function of (seed, index), so rows are
+ * The benchmark's rows: (bigint pk, timestamp, varchar(64), numeric(12,2), jsonb). Every row is a pure function of (seed, index), so rows are
  * generated lazily, batch by batch, never held all at once; the same rows can be written to a
  * COPY text file for `psql \copy`.
  *

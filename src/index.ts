@@ -1,4 +1,10 @@
-/** The public API of pg-bulk-ingest. */
+/**
+ * The public API of pg-bulk-ingest: everything a user imports from 'pg-bulk-ingest'. The
+ * installed-package test (test/package/installed-package.test.ts) imports every pinned name from
+ * the packed tarball, so a name missing here fails there.
+ */
+
+// Errors: one closed set, each with a stable `code`.
 export {
   BatchError,
   type ErrorCode,
@@ -7,6 +13,7 @@ export {
   RowError,
   TableDefinitionError,
 } from './errors.ts';
+// The library: ingest() and its options.
 export { ingest } from './ingest/ingest.ts';
 export {
   type Batch,
@@ -28,6 +35,34 @@ export {
   type IngestTable,
   type TableDefinitionInput,
 } from './ingest/table-definition.ts';
-export { type AdminOptions, StreamAdmin, type StreamStatus } from './queue/admin.ts';
-export { type EnqueueInput, type EnqueueResult, Producer, type ProducerOptions } from './queue/producer.ts';
+// The queue service: producing, working, operating.
+export { type AdminOptions, type SkipOptions, StreamAdmin, type StreamStatus } from './queue/admin.ts';
+export type { CommittedBatch, DrainResult } from './queue/apply-stream.ts';
+// The batch format (docs/batch-format.md): its zod schema, types and the error it throws.
+export {
+  BATCH_FORMAT_VERSION,
+  type BatchJob,
+  type BatchJobInput,
+  type BatchOptions,
+  batchJobSchema,
+  batchOptionsSchema,
+  InvalidBatchError,
+  type WireRow,
+} from './queue/batch-contract.ts';
+export {
+  type EnqueueInput,
+  type EnqueueResult,
+  Producer,
+  type ProducerIngestOptions,
+  type ProducerOptions,
+} from './queue/producer.ts';
+export {
+  BATCH_JOB,
+  DEFAULT_DATABASE_URL,
+  DEFAULT_PREFIX,
+  DEFAULT_QUEUE_NAME,
+  DEFAULT_REDIS_URL,
+  type QueueNames,
+} from './queue/queue-config.ts';
+export type { StreamInfo } from './queue/stream-store.ts';
 export { Worker, type WorkerEvents, type WorkerOptions } from './queue/worker.ts';

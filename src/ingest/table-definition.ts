@@ -47,6 +47,7 @@ export const tableDefinitionSchema = z
     schema: identifier,
     name: identifier,
     columns: z.array(columnDefinitionSchema).min(1, 'must have at least one column'),
+    /** Indexes on one or more columns, besides the columns' own `unique`/`index`; the library names them. @default [] */
     indexes: z.array(indexDefinitionSchema).default([]),
   })
   .superRefine((table, ctx) => {

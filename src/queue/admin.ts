@@ -60,6 +60,18 @@ export interface AdminOptions extends QueueNames {
   readonly redis?: string | RedisOptions;
 }
 
+/** Options of `admin.skip()`. */
+export interface SkipOptions {
+  /** The batch to skip; refused unless it is the stream's next one. @default the stream's next batch */
+  readonly seq?: number;
+  /** Why, kept in `bulk_ingest.skipped_batches`. @default the reason the batch was parked, else "skipped by an operator" */
+  readonly reason?: string;
+}
+
+/**
+ * Status, skip and retry in code (the `status`, `skip` and `retry` commands use it): reads each
+ * stream's state from PostgreSQL and Redis, and moves a blocked stream on. `close()` when done.
+ */
 export class StreamAdmin {
   readonly #pool: pg.Pool;
   readonly #redis: Redis;
@@ -89,7 +101,7 @@ export class StreamAdmin {
    * PostgreSQL (recorded in bulk_ingest.skipped_batches with the reason), the batch is deleted
    * from Redis, and the stream is kicked. `seq`, if given, must be that next batch.
    */
-  async skip(stream: string, options: { seq?: number; reason?: string } = {}): Promise<number> {
+  async skip(stream: string, options: SkipOptions = {}): Promise<number> {
     await ensureStateTables(this.#pool);
     const info = await this.#store.info(stream);
     const client = await this.#pool.connect();

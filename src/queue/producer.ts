@@ -63,14 +63,24 @@ export interface EnqueueInput {
   readonly tables: readonly IngestTable[];
   /** JSON-encodable, or a function returning one, called after the rows were read. */
   readonly highWatermark: Json | (() => Json);
+  /** Passed to `onBeforeVisible`; not stored. @default null */
   readonly metadata?: Json;
   /** `[table, values]` pairs exactly as for `ingest()`; rows of tables not in `tables` are skipped. */
   readonly rows: Rows;
+  /** `upsert`, `delete`, `visibility`, as for `ingest()`. @default { upsert: Upsert.IF_PRIMARY_KEY, delete: Delete.OFF, visibility: Visibility.AFTER_EACH_BATCH } */
   readonly options?: Partial<BatchOptions>;
   /** @default "<schema>.<name>" of the first table */
   readonly stream?: string;
   /** Idempotency key: the same batchId enqueued twice on a stream is enqueued once. @default a random UUID */
   readonly batchId?: string;
+}
+
+/** Options of `producer.ingest()`: those of `ingest()` that travel with a batch, and the stream. */
+export interface ProducerIngestOptions extends Partial<BatchOptions> {
+  /** Which high watermark `batches` is called with; `LATEST` is the last enqueued one still pending, else the committed one. @default HighWatermark.LATEST */
+  readonly highWatermark?: Json;
+  /** @default "<schema>.<name>" of the first table */
+  readonly stream?: string;
 }
 
 export interface EnqueueResult {
@@ -83,6 +93,12 @@ export interface EnqueueResult {
 /** Parts uploaded per round trip to Redis (see PARTS_PER_READ in apply-stream.ts). */
 const PARTS_PER_WRITE = 16;
 
+/**
+ * Enqueues batches into Redis for the workers: `enqueue()` one batch, or `ingest()` with the same
+ * `batches` function as the library's `ingest()`. Each resolves once its batches are safely in
+ * Redis; a malformed batch is refused (InvalidBatchError) before anything is enqueued. `close()`
+ * when done.
+ */
 export class Producer {
   readonly #redis: Redis;
   readonly #store: StreamStore;
@@ -191,7 +207,7 @@ export class Producer {
   async ingest(
     tables: readonly IngestTable[],
     batches: Batches,
-    options: Partial<BatchOptions> & { highWatermark?: Json; stream?: string } = {},
+    options: ProducerIngestOptions = {},
   ): Promise<EnqueueResult[]> {
     const { highWatermark = HighWatermark.LATEST, stream, ...batchOptions } = options;
     const start =

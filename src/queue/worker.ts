@@ -69,7 +69,7 @@ export interface WorkerOptions extends QueueNames {
   readonly blockingBackends?: BlockingBackendsOptions | false;
   /** @default a pino logger at process.env.LOG_LEVEL ?? 'info' */
   readonly logger?: Logger;
-  /** Test-only fault injection. */
+  /** Test-only fault injection. @default undefined (none) */
   readonly fault?: ApplyHooks['fault'];
 }
 
@@ -89,6 +89,11 @@ export interface WorkerEvents {
   drained: [event: { stream: string; result: DrainResult }];
 }
 
+/**
+ * Applies enqueued batches to PostgreSQL, in order per stream and exactly once, as
+ * `pg-bulk-ingest worker` does: `start()` to take jobs, `close()` to stop gracefully. Emits
+ * WorkerEvents (`committed`, `retried`, `parked`, `duplicate`, `drained`).
+ */
 export class Worker extends EventEmitter<WorkerEvents> {
   readonly #options: Required<Omit<WorkerOptions, 'fault' | 'logger' | 'redis'>> & {
     redis: string | RedisOptions;

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { IngestTable } from '../../src/ingest/table-definition.ts';
-import { Producer } from '../../src/queue/producer.ts';
+import type { IngestTable } from '../../src/index.ts';
+import { Producer } from '../../src/index.ts';
 import {
   committedSeqs,
   enqueuePlain,

@@ -16,8 +16,8 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import type { IngestTable } from '../../src/ingest/table-definition.ts';
-import { Producer } from '../../src/queue/producer.ts';
+import type { IngestTable } from '../../src/index.ts';
+import { Producer } from '../../src/index.ts';
 import { freePort, PrivateRedis } from '../helpers/private-redis.ts';
 import {
   committedSeqs,

@@ -4,14 +4,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { ingest } from '../../src/ingest/ingest.ts';
-import type { Batch, Batches, Json, Row } from '../../src/ingest/options.ts';
+import type { Batch, Batches, Json, Row } from '../../src/index.ts';
+import { defineTable, type IngestTable, ingest, type TableDefinitionInput } from '../../src/index.ts';
 import { qualifiedName } from '../../src/ingest/sql.ts';
-import {
-  defineTable,
-  type IngestTable,
-  type TableDefinitionInput,
-} from '../../src/ingest/table-definition.ts';
 import { connect, dropSchema, uniqueName } from './pg.ts';
 
 export interface SchemaFixture {

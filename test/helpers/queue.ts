@@ -1,8 +1,7 @@
 import { after, before } from 'node:test';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Producer } from '../../src/queue/producer.ts';
-import { Worker } from '../../src/queue/worker.ts';
+import { Producer, Worker } from '../../src/index.ts';
 import { DATABASE_URL, uniqueName } from './pg.ts';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -8,9 +8,8 @@ import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { Producer, Worker } from '../../src/index.ts';
 import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/ops/cli/gateway-command.ts';
-import { Producer } from '../../src/queue/producer.ts';
-import { Worker } from '../../src/queue/worker.ts';
 import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
 

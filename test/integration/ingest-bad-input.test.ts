@@ -6,8 +6,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type pg from 'pg';
-import { RowError } from '../../src/errors.ts';
-import { Delete, defineTable, type IngestTable, ingest, type Row, Upsert } from '../../src/index.ts';
+import {
+  Delete,
+  defineTable,
+  type IngestTable,
+  ingest,
+  type Row,
+  RowError,
+  Upsert,
+} from '../../src/index.ts';
 import {
   batchesOf,
   rejection,

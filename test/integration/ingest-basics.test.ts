@@ -6,8 +6,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type pg from 'pg';
-import { PgBulkIngestError } from '../../src/errors.ts';
-import { defineTable, type IngestTable, ingest, type Row, Upsert } from '../../src/index.ts';
+import {
+  defineTable,
+  type IngestTable,
+  ingest,
+  PgBulkIngestError,
+  type Row,
+  Upsert,
+} from '../../src/index.ts';
 import {
   batchesOf,
   keyedTable as keyed,

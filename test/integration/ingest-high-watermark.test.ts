@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PgBulkIngestError } from '../../src/errors.ts';
 import {
   type Batch,
   defineTable,
   HighWatermark,
   ingest,
   type Json,
+  PgBulkIngestError,
   type Row,
   Upsert,
 } from '../../src/index.ts';

@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PgBulkIngestError } from '../../src/errors.ts';
-import { Delete, defineTable, ingest, type Row } from '../../src/index.ts';
+import { Delete, defineTable, ingest, PgBulkIngestError, type Row } from '../../src/index.ts';
 import {
   backendPid,
   batchesOf,

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ingest } from '../../src/ingest/ingest.ts';
-import { Delete } from '../../src/ingest/options.ts';
+import { Delete, defineTable, ingest } from '../../src/index.ts';
 import { qualifiedName } from '../../src/ingest/sql.ts';
-import { defineTable } from '../../src/ingest/table-definition.ts';
 import { batchesOf, rowsOf, tableComment, withSchema } from '../helpers/ingest.ts';
 
 describe('after a table is replaced', () => {

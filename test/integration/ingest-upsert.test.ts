@@ -6,8 +6,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type pg from 'pg';
-import { PgBulkIngestError } from '../../src/errors.ts';
-import { Delete, defineTable, type IngestTable, ingest, type Row, Upsert } from '../../src/index.ts';
+import {
+  Delete,
+  defineTable,
+  type IngestTable,
+  ingest,
+  PgBulkIngestError,
+  type Row,
+  Upsert,
+} from '../../src/index.ts';
 import {
   backendPid,
   batchesOf,

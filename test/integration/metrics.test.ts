@@ -10,17 +10,14 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { pino } from 'pino';
-import { defineTable } from '../../src/ingest/table-definition.ts';
+import { defineTable, Producer, StreamAdmin, Worker } from '../../src/index.ts';
 import { type OpsServer, startOpsServer } from '../../src/ops/http-server.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
-import { StreamAdmin } from '../../src/queue/admin.ts';
 import { StreamApplier } from '../../src/queue/apply-stream.ts';
-import { Producer } from '../../src/queue/producer.ts';
 import { nextBatch } from '../../src/queue/stream-position.ts';
 import { committedState } from '../../src/queue/stream-state.ts';
 import { connectRedis, StreamStore } from '../../src/queue/stream-store.ts';
-import { Worker } from '../../src/queue/worker.ts';
 import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
 

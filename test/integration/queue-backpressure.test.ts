@@ -8,10 +8,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { PgBulkIngestError } from '../../src/errors.ts';
-import { ingest } from '../../src/ingest/ingest.ts';
-import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
-import { Producer, type ProducerOptions } from '../../src/queue/producer.ts';
+import {
+  defineTable,
+  type IngestTable,
+  ingest,
+  PgBulkIngestError,
+  Producer,
+  type ProducerOptions,
+} from '../../src/index.ts';
 import { QueueKeys } from '../../src/queue/queue-keys.ts';
 import { rejection } from '../helpers/ingest.ts';
 import {

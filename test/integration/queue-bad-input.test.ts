@@ -7,9 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Job, Queue } from 'bullmq';
 import { pino } from 'pino';
-import { Producer } from '../../src/queue/producer.ts';
-import { BATCH_JOB } from '../../src/queue/queue-config.ts';
-import { Worker } from '../../src/queue/worker.ts';
+import { BATCH_JOB, Producer, Worker } from '../../src/index.ts';
 import { waitFor } from '../helpers/queue.ts';
 import {
   type Connection,

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { Delete, HighWatermark } from '../../src/ingest/options.ts';
-import { defineTable } from '../../src/ingest/table-definition.ts';
+import { Delete, defineTable, HighWatermark } from '../../src/index.ts';
 import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { inProcessQueue, waitFor } from '../helpers/queue.ts';
 

@@ -8,9 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
-import { Upsert } from '../../src/ingest/options.ts';
-import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
-import { Producer } from '../../src/queue/producer.ts';
+import { defineTable, type IngestTable, Producer, Upsert } from '../../src/index.ts';
 import {
   type Connection,
   committedSeqs,

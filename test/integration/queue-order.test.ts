@@ -7,9 +7,7 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ingest } from '../../src/ingest/ingest.ts';
-import { defineTable } from '../../src/ingest/table-definition.ts';
-import { Producer } from '../../src/queue/producer.ts';
+import { defineTable, ingest, Producer } from '../../src/index.ts';
 import { storedHighWatermark } from '../helpers/ingest.ts';
 import {
   addCommitLog,

@@ -6,9 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type pg from 'pg';
-import { ingest } from '../../src/ingest/ingest.ts';
-import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
-import { Producer } from '../../src/queue/producer.ts';
+import { defineTable, type IngestTable, ingest, Producer } from '../../src/index.ts';
 import { committedSeqs, eventually, withQueueFixture } from '../helpers/worker-process.ts';
 
 function keyed(schema: string, name: string): IngestTable {

@@ -7,9 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
-import { StreamAdmin, type StreamStatus } from '../../src/queue/admin.ts';
-import { Producer } from '../../src/queue/producer.ts';
+import { defineTable, type IngestTable, Producer, StreamAdmin, type StreamStatus } from '../../src/index.ts';
 import {
   type Connection,
   committedSeqs,

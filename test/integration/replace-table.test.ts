@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type { BlockingBackendsOptions } from '../../src/ingest/options.ts';
+import type { BlockingBackendsOptions } from '../../src/index.ts';
 import { quoteIdent as q, qualifiedName } from '../../src/ingest/sql.ts';
 import { type ReplaceTableResult, replaceTable } from '../../src/ingest/swap/replace-table.ts';
 import { connect, DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';

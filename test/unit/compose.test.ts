@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Command } from 'commander';
 import { parse } from 'yaml';
+import { buildProgram } from '../../src/ops/cli/program.ts';
 import { WORKER_SETTINGS } from '../../src/ops/cli/worker-command.ts';
 import { parseConfig, workerConfigSchema } from '../../src/ops/config.ts';
 import { NODE_FLAGS } from '../../src/ops/node-flags.ts';
@@ -30,18 +30,9 @@ const services = compose.services;
 const ourServices = Object.entries(services).filter(([, s]) => s.build !== undefined);
 const defaults = parseConfig(workerConfigSchema, {}, {});
 
-/**
- * The CLI as main.ts assembles it (main.ts itself runs the program on import): each command's
- * long flags and the environment variables its options fall back to.
- */
-async function cliCommands(): Promise<Map<string, { flags: Set<string>; env: Set<string> }>> {
-  const program = new Command();
-  for (const [, name, file] of readFileSync('src/ops/cli/main.ts', 'utf8').matchAll(
-    /import \{ (register\w+) \} from '\.\/([\w-]+\.ts)'/g,
-  )) {
-    const module = (await import(`../../src/ops/cli/${file}`)) as Record<string, (program: Command) => void>;
-    module[name as string]?.(program);
-  }
+/** The CLI as main.ts runs it: each command's long flags and the environment variables its options fall back to. */
+function cliCommands(): Map<string, { flags: Set<string>; env: Set<string> }> {
+  const program = buildProgram();
   return new Map(
     program.commands.map((c) => [
       c.name(),
@@ -52,7 +43,7 @@ async function cliCommands(): Promise<Map<string, { flags: Set<string>; env: Set
     ]),
   );
 }
-const commands = await cliCommands();
+const commands = cliCommands();
 /** Read through process.env by every command. */
 const COMMON_ENV = ['LOG_LEVEL'];
 /** Where each long-running service serves /metrics and /healthz. */
@@ -111,7 +102,7 @@ describe('docker-compose.yml', () => {
     const todo = commands.has(command) ? false : `pg-bulk-ingest ${command} is not built yet`;
     it(`${name}: runs \`${command}\` with flags and environment variables it reads`, { todo }, () => {
       const cli = commands.get(command);
-      assert.ok(cli, `no command ${command} in src/ops/cli/main.ts`);
+      assert.ok(cli, `no command ${command} in src/ops/cli/program.ts`);
       const flags = (service.command ?? [])
         .filter((arg) => arg.startsWith('--'))
         .map((arg) => arg.split('=')[0] as string);

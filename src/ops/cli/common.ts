@@ -24,6 +24,21 @@ export const CONNECTION_SETTINGS = {
   ],
 } as const;
 
+/**
+ * The log level: an environment variable only (no flag), read by the long-running commands
+ * (`readBy`). docs/operations.md's settings tables are generated from this and the flags.
+ */
+export const LOG_LEVEL_SETTING = {
+  env: 'LOG_LEVEL',
+  default: 'info',
+  description: 'pino log level: trace, debug, info, warn, error, fatal or silent',
+  readBy: ['worker', 'gateway'],
+} as const;
+
+export function logLevel(): string {
+  return process.env[LOG_LEVEL_SETTING.env] ?? LOG_LEVEL_SETTING.default;
+}
+
 export type SettingTable = Record<string, readonly [flags: string, env: string, description: string]>;
 
 /** Adds each setting as a flag that falls back to its environment variable. */

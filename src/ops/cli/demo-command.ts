@@ -12,7 +12,7 @@ import { killWorkersNow } from '../demo/worker-processes.ts';
 import { ProgressLine } from '../progress.ts';
 import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
 
-const DEMO_SETTINGS = {
+export const DEMO_SETTINGS = {
   ...CONNECTION_SETTINGS,
   schema: [
     '--schema <name>',
@@ -48,7 +48,7 @@ const DEMO_SETTINGS = {
   ],
 } as const;
 
-const demoConfigSchema = connectionConfigSchema.extend({
+export const demoConfigSchema = connectionConfigSchema.extend({
   schema: z
     .string()
     .min(1)

@@ -25,7 +25,7 @@ import {
 } from './producer-settings.ts';
 import { tableFrom } from './table-flags.ts';
 
-const ENQUEUE_SETTINGS = {
+export const ENQUEUE_SETTINGS = {
   ...PRODUCER_CONNECTION_SETTINGS,
   ...BACKPRESSURE_SETTINGS,
   backpressureTimeoutMs: [
@@ -35,7 +35,7 @@ const ENQUEUE_SETTINGS = {
   ],
 } as const;
 
-const enqueueConfigSchema = producerConfigSchema.extend({
+export const enqueueConfigSchema = producerConfigSchema.extend({
   backpressureTimeoutMs: z.coerce.number().int().min(0).default(60_000),
   batchRows: z.coerce.number().int().min(1).default(10_000),
 });

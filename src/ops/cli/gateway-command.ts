@@ -12,10 +12,10 @@ import { Producer } from '../../queue/producer.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
 import { DEFAULT_MAX_BODY_BYTES, startGateway } from '../gateway.ts';
 import type { OpsServer } from '../http-server.ts';
-import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
+import { addSettings, CONNECTION_SETTINGS, logLevel, readSettings, runCommand, sourcesOf } from './common.ts';
 import { BACKPRESSURE_SETTINGS, backpressureConfigShape, producerOptionsOf } from './producer-settings.ts';
 
-const GATEWAY_SETTINGS = {
+export const GATEWAY_SETTINGS = {
   ...CONNECTION_SETTINGS,
   port: [
     '--port <port>',
@@ -100,7 +100,7 @@ export async function runGateway(
   options: { registry?: Registry; logger?: Logger } = {},
 ): Promise<GatewayProcess> {
   const registry = options.registry ?? defaultRegistry();
-  const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
+  const logger = options.logger ?? pino({ level: logLevel() });
   const names = { queueName: config.queueName, prefix: config.prefix };
   const producer = new Producer({
     ...producerOptionsOf(config, config.backpressureWaitMs),
@@ -163,7 +163,7 @@ export function registerGatewayCommand(program: Command): void {
           localOnly: '--local-only',
         },
       );
-      const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
+      const logger = pino({ level: logLevel() });
       const gateway = await runGateway(config, { logger });
       let stopping = false;
       const stop = (signal: string) => {

@@ -5,7 +5,7 @@ import { parseConfig, workerConfigSchema } from '../config.ts';
 import { startOpsServer } from '../http-server.ts';
 import { createMetrics } from '../metrics.ts';
 import { attachWorkerMetrics } from '../worker-metrics.ts';
-import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
+import { addSettings, CONNECTION_SETTINGS, logLevel, readSettings, runCommand, sourcesOf } from './common.ts';
 import { faultFromEnvironment } from './test-faults.ts';
 
 /** Flag, environment variable and description of each worker setting (the compose test reads the names). */
@@ -75,7 +75,7 @@ export function registerWorkerCommand(program: Command): void {
         readSettings(flags, WORKER_SETTINGS),
         sourcesOf(WORKER_SETTINGS),
       );
-      const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
+      const logger = pino({ level: logLevel() });
       const fault = faultFromEnvironment();
       const worker = new Worker({
         databaseUrl: config.databaseUrl,

@@ -1,0 +1,83 @@
+/**
+ * docs/operations.md lists every setting of every command as the code defines it: the section is
+ * generated (`npm run docs:settings`), and each default the help states is the one zod applies.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Option } from 'commander';
+import type { z } from 'zod';
+import {
+  commandsInOrder,
+  committedSection,
+  settingOf,
+  settingsSection,
+  splitDefault,
+} from '../../scripts/settings-doc.ts';
+import { CONNECTION_SETTINGS, type SettingTable } from '../../src/ops/cli/common.ts';
+import { DEMO_SETTINGS, demoConfigSchema } from '../../src/ops/cli/demo-command.ts';
+import { ENQUEUE_SETTINGS, enqueueConfigSchema } from '../../src/ops/cli/enqueue-command.ts';
+import { GATEWAY_SETTINGS, gatewayConfigSchema } from '../../src/ops/cli/gateway-command.ts';
+import { WORKER_SETTINGS } from '../../src/ops/cli/worker-command.ts';
+import { connectionConfigSchema, workerConfigSchema } from '../../src/ops/config.ts';
+
+/** Each command's settings table and the zod schema that validates (and defaults) them. */
+const CONFIG: Record<string, readonly [SettingTable, { shape: Record<string, z.ZodType> }]> = {
+  worker: [WORKER_SETTINGS, workerConfigSchema],
+  gateway: [GATEWAY_SETTINGS, gatewayConfigSchema],
+  enqueue: [ENQUEUE_SETTINGS, enqueueConfigSchema],
+  status: [CONNECTION_SETTINGS, connectionConfigSchema],
+  skip: [CONNECTION_SETTINGS, connectionConfigSchema],
+  retry: [CONNECTION_SETTINGS, connectionConfigSchema],
+  demo: [DEMO_SETTINGS, demoConfigSchema],
+};
+
+describe('docs/operations.md settings', () => {
+  it('match what `npm run docs:settings` generates from the commands (run it after changing a flag)', () => {
+    assert.equal(committedSection(), settingsSection());
+  });
+
+  it('state each default as zod applies it, for every setting zod validates', () => {
+    const problems: string[] = [];
+    for (const command of commandsInOrder()) {
+      const [settings, schema] = CONFIG[command.name()] ?? assert.fail(`no CONFIG for ${command.name()}`);
+      const keyOf = new Map(
+        Object.entries(settings).map(([key, [flags]]) => [new Option(flags).attributeName(), key]),
+      );
+      for (const option of command.options) {
+        const key = keyOf.get(option.attributeName()) ?? option.attributeName();
+        const field = schema.shape[key];
+        if (!field) continue;
+        const parsed = field.safeParse(undefined);
+        const zodDefault = parsed.success ? parsed.data : undefined;
+        const stated = settingOf(option).default;
+        if (zodDefault === undefined || zodDefault === false) continue;
+        // A stated default may go on to explain itself: "5000; 0: wait for Redis".
+        if (stated === undefined || !new RegExp(`^${escapeRegExp(String(zodDefault))}($|;| )`).test(stated))
+          problems.push(
+            `${command.name()} ${option.flags}: help says ${stated}, zod's default is ${zodDefault}`,
+          );
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  it('split a help text into its meaning and its default, parentheses inside the default included', () => {
+    assert.deepEqual(splitDefault('rows per batch (default 10000)'), {
+      meaning: 'rows per batch',
+      default: '10000',
+    });
+    assert.deepEqual(splitDefault('the stream (default "(a)")'), { meaning: 'the stream', default: '"(a)"' });
+    assert.deepEqual(splitDefault('csv (default: from the extension)'), {
+      meaning: 'csv',
+      default: 'from the extension',
+    });
+    assert.deepEqual(splitDefault('token (prefer the environment)'), {
+      meaning: 'token (prefer the environment)',
+      default: undefined,
+    });
+  });
+});
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
