@@ -27,7 +27,11 @@ export const connectionConfigSchema = z.object({
   databaseUrl: url(['postgres:', 'postgresql:']).default(DEFAULT_DATABASE_URL),
   redisUrl: url(['redis:', 'rediss:']).default(DEFAULT_REDIS_URL),
   queueName: z.string().min(1).default(DEFAULT_QUEUE_NAME),
-  prefix: z.string().min(1).default(DEFAULT_PREFIX),
+  prefix: z
+    .string()
+    .min(1)
+    .regex(/^[^{}]+$/, 'no "{" or "}" (they are Redis Cluster hash tags)')
+    .default(DEFAULT_PREFIX),
 });
 
 const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -45,6 +49,9 @@ export const workerConfigSchema = connectionConfigSchema.extend({
   shutdownTimeoutMs: millis.default(30_000),
   cancelBlockersAfterMs: millis.default(300_000),
   terminateBlockersAfterMs: millis.default(310_000),
+  coalesceMaxBatches: count(1, 100_000).default(200),
+  coalesceMaxRows: count(1, 1_000_000_000).default(200_000),
+  coalesceMaxBytes: count(1, 2 ** 40).default(32 * 1024 * 1024),
 });
 
 export type ConnectionConfig = z.output<typeof connectionConfigSchema>;

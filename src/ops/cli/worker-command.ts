@@ -62,6 +62,21 @@ export const WORKER_SETTINGS = {
     'TERMINATE_BLOCKERS_AFTER_MS',
     'terminate backends blocking a table swap after (default 310000)',
   ],
+  coalesceMaxBatches: [
+    '--coalesce-max-batches <n>',
+    'COALESCE_MAX_BATCHES',
+    'most pending batches of a stream applied in one transaction; 1 never coalesces (default 200)',
+  ],
+  coalesceMaxRows: [
+    '--coalesce-max-rows <n>',
+    'COALESCE_MAX_ROWS',
+    'most rows in one coalesced transaction (default 200000)',
+  ],
+  coalesceMaxBytes: [
+    '--coalesce-max-bytes <n>',
+    'COALESCE_MAX_BYTES',
+    'most wire bytes in one coalesced transaction (default 33554432)',
+  ],
 } as const;
 
 export function registerWorkerCommand(program: Command): void {
@@ -89,6 +104,9 @@ export function registerWorkerCommand(program: Command): void {
         stalledIntervalMs: config.stalledIntervalMs,
         sweepIntervalMs: config.sweepIntervalMs,
         shutdownTimeoutMs: config.shutdownTimeoutMs,
+        coalesceMaxBatches: config.coalesceMaxBatches,
+        coalesceMaxRows: config.coalesceMaxRows,
+        coalesceMaxBytes: config.coalesceMaxBytes,
         blockingBackends: {
           cancelAfterMs: config.cancelBlockersAfterMs,
           terminateAfterMs: config.terminateBlockersAfterMs,
