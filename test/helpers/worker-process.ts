@@ -329,6 +329,42 @@ export async function commitOrder(
   return rows.map((r) => ({ marker: Number(r.marker), txid: r.txid }));
 }
 
+/**
+ * Checks a commit log against sequence order when batches may be coalesced: each transaction
+ * (txid) holds a contiguous range of seqs, the transactions' ranges follow each other in commit
+ * order without overlap, and together they cover 1..total (a batch whose rows were all
+ * overwritten later in its own transaction leaves no marker, but lies inside its range).
+ * Returns the number of transactions.
+ */
+export function assertCommitOrder(
+  order: readonly { marker: number; txid: string }[],
+  seqOfMarker: ReadonlyMap<number, number>,
+  total: number,
+): number {
+  const ranges: { txid: string; min: number; max: number }[] = [];
+  for (const { marker, txid } of order) {
+    const seq = seqOfMarker.get(marker) as number;
+    const last = ranges[ranges.length - 1];
+    if (last?.txid === txid) {
+      last.min = Math.min(last.min, seq);
+      last.max = Math.max(last.max, seq);
+    } else {
+      assert.ok(
+        !ranges.some((r) => r.txid === txid),
+        `transaction ${txid} wrote before and after another one`,
+      );
+      ranges.push({ txid, min: seq, max: seq });
+    }
+  }
+  let covered = 0;
+  for (const r of ranges) {
+    assert.ok(r.min > covered, `batches ${r.min}-${r.max} committed after batch ${covered}: out of order`);
+    covered = r.max;
+  }
+  assert.equal(covered, total, 'not every batch was committed');
+  return ranges.length;
+}
+
 /** Runs the CLI to completion (`status`, `skip`, ...). */
 export async function runCli(
   args: readonly string[],

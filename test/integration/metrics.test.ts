@@ -98,6 +98,7 @@ describe('metrics: a worker scraped after a known run', () => {
       redis: REDIS_URL,
       ...names,
       concurrency: 1,
+      coalesceMaxBatches: 1, // one transaction per batch: the phase counts below are per batch
       poisonRetries: 0,
       sweepIntervalMs: 500,
       shutdownTimeoutMs: 2000,

@@ -120,7 +120,10 @@ describe('queue exactly once (G2)', () => {
       const { kicks: queue, close: closeQueue } = openQueue(connection);
       try {
         for (let i = 1; i <= 5; i++) await producer.enqueue(batch(table, i));
-        const doomed = fleet.start({ PGBI_TEST_FAULT: 'after-commit:1' }, 'dies-after-commit');
+        const doomed = fleet.start(
+          { PGBI_TEST_FAULT: 'after-commit:1', COALESCE_MAX_BATCHES: '1' },
+          'dies-after-commit',
+        );
         assert.deepEqual(await doomed.exited, { code: null, signal: 'SIGKILL' });
         // The kill hit the window: PostgreSQL has batch 1, Redis and BullMQ were never told.
         assert.equal((await committedSeqs(db, [stream])).get(stream), 1);

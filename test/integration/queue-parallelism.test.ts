@@ -65,8 +65,10 @@ describe('queue parallelism (G5)', () => {
       await ingest(db, [b], () => []);
       await addSlowWindowTriggers(db, schema, ['a', 'b'], 0.4);
       const workers = [
-        fleet.start({ WORKER_CONCURRENCY: '1', LOG_LEVEL: 'info' }),
-        fleet.start({ WORKER_CONCURRENCY: '1', LOG_LEVEL: 'info' }),
+        // One batch per transaction, so each batch's write window can be seen (coalescing is
+        // tested in queue-coalescing.test.ts).
+        fleet.start({ WORKER_CONCURRENCY: '1', LOG_LEVEL: 'info', COALESCE_MAX_BATCHES: '1' }),
+        fleet.start({ WORKER_CONCURRENCY: '1', LOG_LEVEL: 'info', COALESCE_MAX_BATCHES: '1' }),
       ];
       await eventually(
         async () => workers.every((w) => w.output.includes('worker started')),

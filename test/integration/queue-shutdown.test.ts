@@ -72,7 +72,12 @@ describe('queue graceful shutdown (G8)', () => {
       const producer = new Producer({ redis: connection.redisUrl, ...connection });
       try {
         for (let i = 1; i <= 3; i++) await enqueueBatch(producer, t, i);
-        const worker = fleet.start({ SHUTDOWN_TIMEOUT_MS: '20000', WORKER_CONCURRENCY: '1' });
+        // One batch per transaction: "the current batch" is one batch.
+        const worker = fleet.start({
+          SHUTDOWN_TIMEOUT_MS: '20000',
+          WORKER_CONCURRENCY: '1',
+          COALESCE_MAX_BATCHES: '1',
+        });
         await waitMidBatch(db, schema);
         const signalled = Date.now();
         const exit = await worker.terminate(25_000);
@@ -105,7 +110,11 @@ describe('queue graceful shutdown (G8)', () => {
       const producer = new Producer({ redis: connection.redisUrl, ...connection });
       try {
         await enqueueBatch(producer, t, 1);
-        const worker = fleet.start({ SHUTDOWN_TIMEOUT_MS: '500', WORKER_CONCURRENCY: '1' });
+        const worker = fleet.start({
+          SHUTDOWN_TIMEOUT_MS: '500',
+          WORKER_CONCURRENCY: '1',
+          COALESCE_MAX_BATCHES: '1',
+        });
         await waitMidBatch(db, schema);
         const signalled = Date.now();
         const exit = await worker.terminate(10_000);
