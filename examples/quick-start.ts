@@ -1,5 +1,5 @@
 /**
- * The SPEC's example: ingest two rows into my_schema.my_table on the local PostgreSQL, then run
+ * The README's library example: ingest two rows into my_schema.my_table on the local PostgreSQL, then run
  * again and see that the high watermark makes the second run a no-op.
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run example
  */

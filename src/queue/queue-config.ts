@@ -44,12 +44,15 @@ export function bullQueues(names: QueueNames) {
 }
 
 /**
- * Completed kicks are only a trace; failed ones are kept longer for inspection. A kick that
- * fails all its attempts is harmless: the workers' sweep kicks every stream with pending batches.
+ * A kick fails only on a transient error (a poison batch parks its stream and the kick ends):
+ * it is retried every second for as long as it takes, with `status` showing the stream as
+ * RETRYING and why. Not exponentially: while a kick waits for its retry, new kicks of the stream
+ * are de-duplicated into it, so a long backoff would hold the stream up after a short outage.
+ * Completed kicks are only a trace; failed ones are kept longer for inspection.
  */
 const KICK_JOB_OPTIONS = {
-  attempts: 10,
-  backoff: { type: 'exponential', delay: 500 },
+  attempts: 1_000_000,
+  backoff: { type: 'fixed', delay: 1000 },
   removeOnComplete: { count: 1000 },
   removeOnFail: { count: 10000 },
 } as const;

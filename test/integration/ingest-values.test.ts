@@ -1,5 +1,5 @@
 /**
- * Every kind of value the SPEC lists, written through COPY and read back from a real
+ * Every kind of value the library supports (README, docs/batch-format.md), written through COPY and read back from a real
  * PostgreSQL, both through a staging table (upsert) and straight into the table (plain insert).
  * Values are compared as PostgreSQL's own text output where pg's parsing would blur them.
  */

@@ -272,6 +272,11 @@ describe('queue integrity', () => {
     const t = keyed('forgotten');
     const { stream } = await producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1, 'a']]] });
     await committed(stream, 1);
+    await waitFor(
+      async () => (await admin.status(stream))[0]?.pending === 0,
+      5000,
+      'Redis to learn of the commit',
+    );
     await admin.forget(stream);
     const { Redis } = await import('ioredis');
     const own = new Redis(REDIS_URL);

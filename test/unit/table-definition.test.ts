@@ -75,7 +75,7 @@ describe('defineTable', () => {
     expectError({ ...base, columns: [{ name: 'x'.repeat(64), type: 'text' }] }, /at most 63 bytes/);
   });
 
-  it('accepts the types the SPEC lists', () => {
+  it('accepts the documented column types', () => {
     for (const type of [
       'integer',
       'bigint',
