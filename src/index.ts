@@ -5,9 +5,11 @@ export {
   type ErrorContext,
   PgBulkIngestError,
   RowError,
+  SchemaChangeError,
   TableDefinitionError,
 } from './errors.ts';
 export { ingest } from './ingest/ingest.ts';
+export type { TableMigration } from './ingest/migrate/migration-plan.ts';
 export {
   type Batch,
   type Batches,
@@ -18,6 +20,7 @@ export {
   type Json,
   type Row,
   type Rows,
+  SchemaChanges,
   Upsert,
   Visibility,
 } from './ingest/options.ts';
