@@ -86,6 +86,6 @@ export interface IngestOptions {
   readonly maxRowsPerTableBuffer?: number;
   /** What a batch may do to a live table that differs from its definition. @default SchemaChanges.APPLY */
   readonly schemaChanges?: SchemaChanges;
-  /** Cancel, then terminate, backends that block a table swap; `false` waits for them forever. @default {} (the delays above) */
+  /** Cancel, then terminate, backends that block a table swap (or an in-place ALTER, after retrying that long); `false` waits for them forever. @default {} (the delays above) */
   readonly blockingBackends?: BlockingBackendsOptions | false;
 }
