@@ -226,11 +226,8 @@ async function finishNewTables(
     );
     cancelledBackends += swap.cancelledBackends;
     terminatedBackends += swap.terminatedBackends;
+    // The swap kept the table's comment; the first table's is rewritten with the high watermark later.
     await renameReplacementIndexes(client, p.table.schema, p.table.name, p.relationName);
-    // The first table's comment is rewritten with the high watermark (other keys kept) later.
-    if (p.liveComment && p.table !== prepared[0]?.table) {
-      await writeTableComment(client, p.table.schema, p.table.name, p.liveComment);
-    }
   }
   return { cancelledBackends, terminatedBackends };
 }

@@ -14,7 +14,6 @@
  * merged into the live shape (ADDITIVE), or nothing at all (FREEZE: a difference fails the batch).
  */
 import type pg from 'pg';
-import { readTableComment } from './high-watermark.ts';
 import { relationOid } from './live-table.ts';
 import { describeDifferences, planMigration, type TableMigration } from './migrate/migration-plan.ts';
 import { type Delete, Delete as DeleteMode, SchemaChanges } from './options.ts';
@@ -35,8 +34,6 @@ export interface PreparedTable {
   readonly replacesLive: boolean;
   /** The rebuild, when the table differs from what it must become. */
   readonly migration?: TableMigration;
-  /** The live table's comment, to carry over to its replacement. */
-  readonly liveComment?: string | null;
 }
 
 export async function prepareTable(
@@ -59,7 +56,6 @@ export async function prepareTable(
   const replacement = temporaryRelationName('new');
   await client.query(createTableSql(qualifiedName(table.schema, replacement), builtFrom));
   if (!deleting) await copyKeptColumns(client, builtFrom, oid, replacement);
-  const liveComment = await readTableComment(client, table.schema, table.name);
   const migration: TableMigration | undefined =
     plan.path === 'none'
       ? undefined
@@ -85,7 +81,6 @@ export async function prepareTable(
     buildIndexes: true,
     replacesLive: true,
     ...(migration ? { migration } : {}),
-    liveComment,
   };
 }
 

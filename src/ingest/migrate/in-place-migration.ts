@@ -191,11 +191,11 @@ async function createIndexesConcurrently(
   }
 }
 
-/** The name PostgreSQL would choose (`t_a_b_idx`, `t_a_key` for unique), numbered if taken. */
+/** The name `CREATE INDEX` would choose (`t_a_b_idx`), numbered if taken. */
 async function freeIndexName(client: pg.ClientBase, table: IngestTable, index: IndexDefinition) {
   const base = [table.name, ...index.columns].join('_');
   for (let n = 0; ; n++) {
-    const tail = `_${index.unique ? 'key' : 'idx'}${n === 0 ? '' : n}`;
+    const tail = `_idx${n === 0 ? '' : n}`;
     const name = `${truncateToBytes(base, MAX_IDENTIFIER_BYTES - Buffer.byteLength(tail))}${tail}`;
     const { rowCount } = await client.query(
       'SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2',
