@@ -17,7 +17,14 @@ import { blockingDelays } from '../swap/force-execute.ts';
 
 /** How long one ALTER may sit in the lock queue, blocking the readers behind it. */
 export const ALTER_LOCK_TIMEOUT_MS = 200;
-const FIRST_PAUSE_MS = 50;
+/**
+ * Pauses between attempts start short and grow by half: a table read in a tight loop by queries
+ * longer than the timeout frees its lock only between them, so the next attempt should come
+ * soon (each costs readers at most one timeout); a table held by one long transaction is not
+ * polled more than every 2 s.
+ */
+const FIRST_PAUSE_MS = 20;
+const PAUSE_GROWTH = 1.5;
 const MAX_PAUSE_MS = 2_000;
 
 export class LockRetry {
@@ -55,7 +62,7 @@ export class LockRetry {
     if (asDatabaseError(error)?.code !== '55P03') return false;
     this.waitedMs += attemptMs;
     const pause = this.#pauseMs * (0.5 + Math.random());
-    this.#pauseMs = Math.min(MAX_PAUSE_MS, this.#pauseMs * 2);
+    this.#pauseMs = Math.min(MAX_PAUSE_MS, this.#pauseMs * PAUSE_GROWTH);
     await sleep(pause);
     this.waitedMs += pause;
     return true;
