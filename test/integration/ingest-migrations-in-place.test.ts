@@ -287,3 +287,49 @@ describe('ingest(): an in-place ALTER never queues readers behind it', () => {
       }
     }));
 });
+
+describe('ingest(): in-place migrations of names made of quotes, capitals and emoji', () => {
+  it('adds and drops columns and indexes (index names truncated to 63 bytes, never mid-character)', () =>
+    withSchema('inplace', async (f) => {
+      const name = 'Tä "x" 🦄';
+      const key = { name: 'Id "K" 🔑', type: 'integer', primaryKey: true } as const;
+      const long = `Lông ${'ü'.repeat(27)} 🐣`; // 63 bytes: with the table name, an index name must be cut
+      const v1 = defineTable({
+        schema: f.schema,
+        name,
+        columns: [key, { name: "Näme 'q' 😀", type: 'varchar(4)', unique: true }],
+      });
+      await ingest(f.client, [v1], batchesOf(['1', null, rowsOf(v1, [1, 'ab'])]));
+      const relation = `"${f.schema}"."${name.replaceAll('"', '""')}"`;
+      const before = (
+        await f.observer.query('SELECT relfilenode FROM pg_class WHERE oid = $1::regclass', [relation])
+      ).rows;
+      const v2 = defineTable({
+        schema: f.schema,
+        name,
+        columns: [
+          key,
+          { name: "Näme 'q' 😀", type: 'varchar(40)' },
+          { name: long, type: 'text', unique: true },
+        ],
+      });
+      await ingest(f.client, [v2], batchesOf(['2', null, rowsOf(v2, [2, 'a longer name', 'x'])]));
+      const after = (
+        await f.observer.query('SELECT relfilenode FROM pg_class WHERE oid = $1::regclass', [relation])
+      ).rows;
+      assert.deepEqual(after, before);
+      assert.deepEqual(await tableShape(f.observer, f.schema, name), {
+        columns: [`${key.name} integer NOT NULL`, "Näme 'q' 😀 character varying(40)", `${long} text`],
+        primaryKey: [key.name],
+        indexes: [`unique btree(${long})`],
+      });
+      const { rows } = await f.observer.query(
+        `SELECT ic.relname AS name FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+          WHERE i.indrelid = $1::regclass AND NOT i.indisprimary`,
+        [relation],
+      );
+      const indexName = rows[0]?.name as string;
+      assert.ok(Buffer.byteLength(indexName) <= 63, indexName);
+      assert.ok(indexName.endsWith('_idx') && !indexName.includes('\uFFFD'), indexName);
+    }));
+});
