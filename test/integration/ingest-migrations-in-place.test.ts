@@ -8,13 +8,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { defineTable, ingest } from '../../src/index.ts';
+import { BatchError, defineTable, ingest } from '../../src/index.ts';
 import { runIngest } from '../../src/ingest/ingest.ts';
 import type { BatchReport } from '../../src/ingest/ingest-batch.ts';
 import {
   batchesOf,
   type Columns,
   type Indexes,
+  rejection,
   rowsOf,
   selectAll,
   tableShape,
@@ -331,5 +332,46 @@ describe('ingest(): in-place migrations of names made of quotes, capitals and em
       const indexName = rows[0]?.name as string;
       assert.ok(Buffer.byteLength(indexName) <= 63, indexName);
       assert.ok(indexName.endsWith('_idx') && !indexName.includes('\uFFFD'), indexName);
+    }));
+});
+
+describe('ingest(): concurrent index builds that fail', () => {
+  const a = { name: 'a', type: 'text' } as const;
+
+  it('a unique index the rows violate fails the batch (23505, not retryable) and leaves no invalid index', () =>
+    withSchema('inplace', async (f) => {
+      const v1 = defineTable({ schema: f.schema, name: 't', columns: [id, a] });
+      await ingest(f.client, [v1], batchesOf(['1', null, rowsOf(v1, [1, 'x'], [2, 'x'])]));
+      const v2 = defineTable({ schema: f.schema, name: 't', columns: [id, { ...a, unique: true }] });
+      const error = await rejection(() =>
+        ingest(f.client, [v2], batchesOf(['2', null, rowsOf(v2, [3, 'y'])])),
+      );
+      assert.ok(error instanceof BatchError, String(error));
+      assert.equal(error.context.sqlState, '23505');
+      assert.equal(error.retryable, false);
+      assert.deepEqual((await tableShape(f.observer, f.schema, 't')).indexes, []);
+      const { rows } = await f.observer.query(
+        `SELECT count(*)::int AS n FROM pg_index WHERE indrelid = '"${f.schema}".t'::regclass AND NOT indisvalid`,
+      );
+      assert.equal(rows[0].n, 0);
+      assert.equal((await selectAll(f.observer, f.schema, 't')).length, 2);
+    }));
+
+  it('an invalid index left by someone else is dropped and the wanted one built, in place', () =>
+    withSchema('inplace', async (f) => {
+      const v1 = defineTable({ schema: f.schema, name: 't', columns: [id, a] });
+      await ingest(f.client, [v1], batchesOf(['1', null, rowsOf(v1, [1, 'x'], [2, 'x'])]));
+      await rejection(() =>
+        f.observer.query(`CREATE UNIQUE INDEX CONCURRENTLY broken ON "${f.schema}".t (a)`),
+      );
+      const v2 = defineTable({ schema: f.schema, name: 't', columns: [id, { ...a, index: true }] });
+      const before = await identity(f.observer, f.schema);
+      await ingest(f.client, [v2], batchesOf(['2', null, rowsOf(v2, [3, 'y'])]));
+      assert.deepEqual(await identity(f.observer, f.schema), before);
+      const { rows } = await f.observer.query(
+        `SELECT ic.relname AS name, i.indisvalid AS valid FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+          WHERE i.indrelid = '"${f.schema}".t'::regclass AND NOT i.indisprimary`,
+      );
+      assert.deepEqual(rows, [{ name: 't_a_idx', valid: true }]);
     }));
 });

@@ -13,7 +13,7 @@
  * stay as they are. Anything else is left to the batch's transaction, which rebuilds the table.
  */
 import type pg from 'pg';
-import { asDatabaseError } from '../../errors.ts';
+import { asDatabaseError, SchemaChangeError } from '../../errors.ts';
 import { indexKey, relationOid } from '../live-table.ts';
 import type { BlockingBackendsOptions, SchemaChanges } from '../options.ts';
 import { columnList, MAX_IDENTIFIER_BYTES, qualifiedName, quoteIdent } from '../sql.ts';
@@ -52,47 +52,62 @@ export async function migrateInPlace(
   options: InPlaceOptions,
 ): Promise<TableMigration | null> {
   const retry = new LockRetry(options.blockingBackends);
+  let altered: { plan: MigrationPlan; steps: Steps; lockWaitMs: number } | null;
   for (;;) {
-    await client.query('BEGIN');
-    let attemptStart: number | undefined;
+    const attempt = { start: undefined as number | undefined };
     try {
-      // Planned twice: cheaply first (most batches find nothing to do, and skip the hook), then
-      // under the hook's locks, in case another session migrated the table meanwhile.
-      if ((await inPlacePlan(client, table, options)) === null) {
-        await client.query('COMMIT');
-        return null;
-      }
-      if ((await options.afterBegin?.(client)) === false) {
-        await client.query('ROLLBACK');
-        return null;
-      }
-      const plan = await inPlacePlan(client, table, options);
-      if (plan === null) {
-        await client.query('COMMIT');
-        return null;
-      }
-      const steps = inPlaceSteps(plan);
-      attemptStart = performance.now();
-      retry.attempts += 1;
-      if (steps.alter.length > 0) await alter(client, table, steps, retry);
-      await client.query('COMMIT');
-      const lockWaitMs = retry.waitedMs + (performance.now() - attemptStart);
-      await dropIndexesConcurrently(client, table, steps.dropIndexes);
-      await createIndexesConcurrently(client, table, steps.createIndexes);
-      return {
-        table: `${table.schema}.${table.name}`,
-        path: 'in-place',
-        differences: describeDifferences(plan),
-        rebuildReasons: [],
-        lockWaitMs,
-        lockAttempts: retry.attempts,
-      };
+      altered = await alterOnce(client, table, options, retry, attempt);
+      break;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
-      const attemptMs = attemptStart === undefined ? 0 : performance.now() - attemptStart;
+      const attemptMs = attempt.start === undefined ? 0 : performance.now() - attempt.start;
       if (!(await retry.shouldRetry(error, attemptMs))) throw error;
     }
   }
+  if (altered === null) return null;
+  // Outside the retries: a failed concurrent index build is reported, not tried again.
+  await dropIndexesConcurrently(client, table, altered.steps.dropIndexes);
+  await createIndexesConcurrently(client, table, altered.steps.createIndexes);
+  return {
+    table: `${table.schema}.${table.name}`,
+    path: 'in-place',
+    differences: describeDifferences(altered.plan),
+    rebuildReasons: [],
+    lockWaitMs: altered.lockWaitMs,
+    lockAttempts: retry.attempts,
+  };
+}
+
+/** Step 1: the short transaction. Null when there is nothing to do in place. */
+async function alterOnce(
+  client: pg.ClientBase,
+  table: IngestTable,
+  options: InPlaceOptions,
+  retry: LockRetry,
+  attempt: { start: number | undefined },
+): Promise<{ plan: MigrationPlan; steps: Steps; lockWaitMs: number } | null> {
+  await client.query('BEGIN');
+  // Planned twice: cheaply first (most batches find nothing to do, and skip the hook), then
+  // under the hook's locks, in case another session migrated the table meanwhile.
+  if ((await inPlacePlan(client, table, options)) === null) {
+    await client.query('COMMIT');
+    return null;
+  }
+  if ((await options.afterBegin?.(client)) === false) {
+    await client.query('ROLLBACK');
+    return null;
+  }
+  const plan = await inPlacePlan(client, table, options);
+  if (plan === null) {
+    await client.query('COMMIT');
+    return null;
+  }
+  const steps = inPlaceSteps(plan);
+  attempt.start = performance.now();
+  retry.attempts += 1;
+  if (steps.alter.length > 0) await alter(client, table, steps, retry);
+  await client.query('COMMIT');
+  return { plan, steps, lockWaitMs: retry.waitedMs + (performance.now() - attempt.start) };
 }
 
 async function inPlacePlan(
@@ -105,9 +120,10 @@ async function inPlacePlan(
   try {
     const plan = await planMigration(client, table, oid, options.schemaChanges);
     return plan.path === 'in-place' ? plan : null;
-  } catch {
+  } catch (error) {
     // A refused schema change (FREEZE, ADDITIVE conflict): the batch's own transaction reports
     // it, after its afterBegin hook has confirmed the batch is due.
+    if (!(error instanceof SchemaChangeError)) throw error;
     return null;
   }
 }

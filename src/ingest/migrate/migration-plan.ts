@@ -51,9 +51,10 @@ export async function planMigration(
   const target =
     schemaChanges === SchemaChanges.ADDITIVE ? additiveTarget(live, wanted, table) : { table, shape: wanted };
   let differences = diffShapes(live, target.shape);
-  // ADDITIVE drops nothing: an index only the table has (even an expression one) stays.
+  // ADDITIVE drops nothing: an index only the table has (even an expression one) stays; only
+  // one left invalid by a failed CREATE INDEX CONCURRENTLY goes (it is no index, just a cost).
   if (schemaChanges === SchemaChanges.ADDITIVE)
-    differences = differences.filter((d) => d.kind !== 'index-dropped');
+    differences = differences.filter((d) => d.kind !== 'index-dropped' || d.index.key.startsWith('invalid|'));
   if (differences.length === 0) return { path: 'none', live, target, differences, rebuildReasons: [] };
   if (schemaChanges === SchemaChanges.FREEZE) throw frozen(table, differences);
   const touchesColumns = differences.some((d) => d.kind === 'column-dropped' || d.kind === 'column-type');
