@@ -25,7 +25,8 @@ export type ErrorCode =
   | 'STREAM_BUSY'
   | 'REDIS_UNAVAILABLE'
   | 'STREAM_CONFLICT'
-  | 'INVALID_CONFIG';
+  | 'INVALID_CONFIG'
+  | 'SCHEMA_CHANGE_REFUSED';
 
 export interface ErrorContext {
   /** `schema.name` of the stream (queue service). */
@@ -75,9 +76,30 @@ export class RowError extends PgBulkIngestError {
 export class BatchError extends PgBulkIngestError {
   readonly retryable: boolean;
 
-  constructor(message: string, context: ErrorContext, options: { cause?: unknown; retryable: boolean }) {
-    super('BATCH_FAILED', message, context, { cause: options.cause });
+  constructor(
+    message: string,
+    context: ErrorContext,
+    options: { cause?: unknown; retryable: boolean },
+    code: ErrorCode = 'BATCH_FAILED',
+  ) {
+    super(code, message, context, { cause: options.cause });
     this.retryable = options.retryable;
+  }
+}
+
+/**
+ * The live table differs from the batch's definition in a way `schemaChanges` forbids: any
+ * difference under `SchemaChanges.FREEZE`, a primary key or an incompatible type under
+ * `ADDITIVE`. The message lists the differences, live vs definition. Never retryable: the same
+ * batch meets the same table, so the queue parks it until someone changes one or the other.
+ */
+export class SchemaChangeError extends BatchError {
+  /** One line per difference, e.g. `column "b": integer in the table, bigint in the definition`. */
+  readonly differences: readonly string[];
+
+  constructor(message: string, context: ErrorContext, differences: readonly string[]) {
+    super(message, context, { retryable: false }, 'SCHEMA_CHANGE_REFUSED');
+    this.differences = differences;
   }
 }
 

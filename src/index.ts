@@ -11,10 +11,12 @@ export {
   type ErrorContext,
   PgBulkIngestError,
   RowError,
+  SchemaChangeError,
   TableDefinitionError,
 } from './errors.ts';
 // The library: ingest() and its options.
 export { ingest } from './ingest/ingest.ts';
+export type { TableMigration } from './ingest/migrate/migration-plan.ts';
 export {
   type Batch,
   type Batches,
@@ -25,6 +27,7 @@ export {
   type Json,
   type Row,
   type Rows,
+  SchemaChanges,
   Upsert,
   Visibility,
 } from './ingest/options.ts';

@@ -1,6 +1,8 @@
 /**
  * One batch, one transaction: everything in it is visible at COMMIT, or nothing is.
  *
+ *   first batch: differences PostgreSQL applies in place, in their own short transaction
+ *     (BEGIN [hooks.afterBegin] ALTER TABLE COMMIT) and CREATE/DROP INDEX CONCURRENTLY (migrate/)
  *   BEGIN
  *   [hooks.afterBegin]                      the queue worker locks tables and checks sequence here
  *   first batch: create / migrate / replace tables            (prepare-table.ts)
@@ -18,7 +20,9 @@ import { copyErrorPosition, copyInto } from './copy-into.ts';
 import type { CopyLinePositions } from './copy-line-positions.ts';
 import { parseComment, readTableComment, withHighWatermark, writeTableComment } from './high-watermark.ts';
 import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableName } from './merge.ts';
-import { type Batch, type IngestOptions, type Json, Upsert } from './options.ts';
+import { migrateInPlace } from './migrate/in-place-migration.ts';
+import type { TableMigration } from './migrate/migration-plan.ts';
+import { type Batch, Delete, type IngestOptions, type Json, SchemaChanges, Upsert } from './options.ts';
 import { type PreparedTable, prepareTable } from './prepare-table.ts';
 import { renameReplacementIndexes } from './rename-indexes.ts';
 import { qualifiedName, quoteIdent } from './sql.ts';
@@ -29,7 +33,12 @@ import { TableWriter } from './table-writer.ts';
 
 /** Extension points for the queue worker; `ingest()` itself uses none. */
 export interface BatchHooks {
-  /** Runs right after BEGIN. Returning `false` rolls the batch back unapplied (e.g. a duplicate). */
+  /**
+   * Runs right after BEGIN of every transaction opened for the batch: the batch's own, and the
+   * short one that alters a table in place before it (so a batch that is not due, e.g. a
+   * duplicate with an older definition, changes nothing). Returning `false` rolls that
+   * transaction back and leaves the batch unapplied.
+   */
   readonly afterBegin?: (client: pg.ClientBase) => Promise<boolean | undefined>;
   /** Runs just before COMMIT, after `onBeforeVisible`. */
   readonly beforeCommit?: (client: pg.ClientBase) => Promise<void>;
@@ -44,7 +53,10 @@ export interface BatchReport {
   readonly rows: ReadonlyMap<IngestTable, number>;
   /** Milliseconds per phase: migrate (DDL, copy of kept rows, indexes, swap), copy, merge, commit. */
   readonly phaseMs: { migrate: number; copy: number; merge: number; commit: number };
+  /** Tables altered in place or rebuilt by this batch (a Delete replacement counts too). */
   readonly migratedTables: number;
+  /** Each table migrated: which path (in place or rebuilt), the differences found, why, the lock wait. */
+  readonly migrations: readonly TableMigration[];
   readonly cancelledBackends: number;
   readonly terminatedBackends: number;
 }
@@ -66,11 +78,12 @@ export async function ingestBatch(
 ): Promise<BatchReport> {
   const [highWatermark, metadata, rows] = batch;
   const clock = new PhaseClock();
+  const inPlace = await clock.time('migrate', () => migrateTablesInPlace(client, context));
   await client.query('BEGIN');
   try {
     if ((await context.hooks?.afterBegin?.(client)) === false) {
       await client.query('ROLLBACK');
-      return { ...emptyReport, phaseMs: clock.ms };
+      return { ...emptyReport, phaseMs: clock.ms, migrations: inPlace };
     }
     const first = context.tables[0] as IngestTable;
     const comment = parseComment(
@@ -93,11 +106,13 @@ export async function ingestBatch(
     for (const table of context.tables) await context.options.onBeforeVisible(client, table, metadata);
     await context.hooks?.beforeCommit?.(client);
     await clock.time('commit', () => client.query('COMMIT'));
+    const rebuilt = prepared.flatMap((p) => p.migration ?? []);
     return {
       applied: true,
       rows: new Map(writers.map((w) => [w.table, w.rowCount])),
       phaseMs: clock.ms,
-      migratedTables: prepared.filter((p) => p.replacesLive).length,
+      migratedTables: prepared.filter((p) => p.replacesLive).length + inPlace.length,
+      migrations: [...inPlace, ...rebuilt],
       ...swaps,
     };
   } catch (error) {
@@ -110,17 +125,44 @@ const emptyReport = {
   applied: false,
   rows: new Map(),
   migratedTables: 0,
+  migrations: [],
   cancelledBackends: 0,
   terminatedBackends: 0,
 };
+
+/**
+ * Before the first batch's transaction: alter in place the tables whose every difference allows
+ * it. Not under FREEZE (nothing changes), nor with Delete.BEFORE_FIRST_BATCH (the table is
+ * replaced anyway). A failure here leaves the batch unapplied, and the tables as far as the
+ * in-place steps got (each step is whole, and brings the table closer to its definition).
+ */
+async function migrateTablesInPlace(client: pg.ClientBase, context: BatchContext): Promise<TableMigration[]> {
+  const { options } = context;
+  if (!context.isFirst || options.schemaChanges === SchemaChanges.FREEZE) return [];
+  if (options.delete === Delete.BEFORE_FIRST_BATCH) return [];
+  const done: TableMigration[] = [];
+  try {
+    for (const table of context.tables) {
+      const migration = await migrateInPlace(client, table, {
+        schemaChanges: options.schemaChanges,
+        blockingBackends: options.blockingBackends,
+        ...(context.hooks?.afterBegin ? { afterBegin: context.hooks.afterBegin } : {}),
+      });
+      if (migration) done.push(migration);
+    }
+  } catch (error) {
+    throw asBatchError(error, context.batchNumber);
+  }
+  return done;
+}
 
 async function prepareTables(client: pg.ClientBase, context: BatchContext): Promise<PreparedTable[]> {
   const prepared: PreparedTable[] = [];
   for (const table of context.tables) {
     prepared.push(
       context.isFirst
-        ? await prepareTable(client, table, context.options.delete)
-        : { table, relationName: table.name, buildIndexes: false, replacesLive: false, migration: [] },
+        ? await prepareTable(client, table, context.options.delete, context.options.schemaChanges)
+        : { table, builtFrom: table, relationName: table.name, buildIndexes: false, replacesLive: false },
     );
   }
   return prepared;
@@ -174,7 +216,7 @@ async function finishNewTables(
   let terminatedBackends = 0;
   for (const p of prepared) {
     if (!p.buildIndexes) continue;
-    for (const sql of createIndexesSql(qualifiedName(p.table.schema, p.relationName), p.table))
+    for (const sql of createIndexesSql(qualifiedName(p.table.schema, p.relationName), p.builtFrom))
       await client.query(sql);
     if (!p.replacesLive) continue;
     const swap = await replaceTable(
@@ -184,11 +226,8 @@ async function finishNewTables(
     );
     cancelledBackends += swap.cancelledBackends;
     terminatedBackends += swap.terminatedBackends;
+    // The swap kept the table's comment; the first table's is rewritten with the high watermark later.
     await renameReplacementIndexes(client, p.table.schema, p.table.name, p.relationName);
-    // The first table's comment is rewritten with the high watermark (other keys kept) later.
-    if (p.liveComment && p.table !== prepared[0]?.table) {
-      await writeTableComment(client, p.table.schema, p.table.name, p.liveComment);
-    }
   }
   return { cancelledBackends, terminatedBackends };
 }

@@ -20,6 +20,7 @@ import {
   HighWatermark,
   type IngestOptions,
   type Json,
+  SchemaChanges,
   Upsert,
   Visibility,
 } from './options.ts';
@@ -113,10 +114,12 @@ function resolveOptions(options: IngestOptions): ResolvedOptions {
     onBeforeVisible: options.onBeforeVisible ?? (() => undefined),
     maxRowsPerTableBuffer: options.maxRowsPerTableBuffer ?? 10_000,
     blockingBackends: options.blockingBackends ?? {},
+    schemaChanges: options.schemaChanges ?? SchemaChanges.APPLY,
   };
   expectOneOf('visibility', resolved.visibility, Object.values(Visibility));
   expectOneOf('upsert', resolved.upsert, Object.values(Upsert));
   expectOneOf('delete', resolved.delete, Object.values(Delete));
+  expectOneOf('schemaChanges', resolved.schemaChanges, Object.values(SchemaChanges));
   if (!Number.isInteger(resolved.maxRowsPerTableBuffer) || resolved.maxRowsPerTableBuffer < 1) {
     throw invalidOption(
       `Expected \`maxRowsPerTableBuffer\` to be an integer >= 1, got \`${resolved.maxRowsPerTableBuffer}\``,

@@ -7,13 +7,29 @@
 import type pg from 'pg';
 import { quoteIdent } from './sql.ts';
 import { createTableSql } from './table-ddl.ts';
-import type { IngestTable } from './table-definition.ts';
+import type { IndexDefinition, IngestTable } from './table-definition.ts';
 
 export interface TableShape {
   readonly columns: readonly { name: string; type: string; notNull: boolean }[];
   readonly primaryKey: readonly string[];
-  /** `unique|method|col1,col2` per non-primary index; `expression|…` for ones we never create. */
+  /**
+   * `unique|method|col1,col2` per non-primary index; `expression|…` for ones we never create;
+   * `invalid|…` for one a failed `CREATE INDEX CONCURRENTLY` left behind (never a match).
+   */
   readonly indexes: readonly string[];
+  /** The live table's non-primary indexes by name (empty for a definition): what dropping one takes. */
+  readonly indexDetails: readonly LiveIndex[];
+}
+
+export interface LiveIndex {
+  readonly key: string;
+  readonly name: string;
+  /** The constraint the index backs (`u` unique, `x` exclusion), which must be dropped instead. */
+  readonly constraint: { readonly name: string; readonly type: string } | null;
+  /** A foreign key of some table references the table through this index: it cannot go. */
+  readonly referenced: boolean;
+  /** As a definition would list it; null for an expression, partial or invalid index. */
+  readonly definition: IndexDefinition | null;
 }
 
 /**
@@ -30,6 +46,10 @@ const COLUMNS_SQL = `
 const INDEXES_SQL = `
   SELECT i.indisprimary AS "primary", i.indisunique AS "unique", am.amname AS method,
          (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AS "expression",
+         NOT (i.indisvalid AND i.indisready) AS invalid, ic.relname::text AS name,
+         (SELECT json_build_object('name', con.conname, 'type', con.contype) FROM pg_constraint con
+           WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('u', 'x', 'p')) AS "constraint",
+         EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid) AS referenced,
          ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                 ORDER BY k.ord) AS columns
@@ -59,17 +79,35 @@ export async function describeRelation(client: pg.ClientBase, oid: number): Prom
       unique: boolean;
       method: string;
       expression: boolean;
+      invalid: boolean;
+      name: string;
+      constraint: { name: string; type: string } | null;
+      referenced: boolean;
       columns: string[];
     }>(INDEXES_SQL, [oid])
   ).rows;
-  const primary = indexRows.find((i) => i.primary);
+  const primary = indexRows.find((i) => i.primary && !i.invalid);
+  const indexDetails = indexRows
+    .filter((i) => i !== primary)
+    .map((i) => {
+      const key = i.expression ? `expression|${i.method}` : indexKey(i.unique, i.method, i.columns);
+      const plain = !i.invalid && !i.expression;
+      return {
+        key: i.invalid ? `invalid|${i.name}` : key,
+        name: i.name,
+        constraint: i.constraint,
+        referenced: i.referenced,
+        definition: plain
+          ? { columns: i.columns, using: i.method as IndexDefinition['using'], unique: i.unique }
+          : null,
+      };
+    })
+    .sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
   return {
     columns,
     primaryKey: primary?.columns ?? [],
-    indexes: indexRows
-      .filter((i) => !i.primary)
-      .map((i) => (i.expression ? `expression|${i.method}` : indexKey(i.unique, i.method, i.columns)))
-      .sort(),
+    indexes: indexDetails.map((i) => i.key),
+    indexDetails,
   };
 }
 
@@ -98,6 +136,7 @@ export async function describeDefinition(client: pg.ClientBase, table: IngestTab
   const result = {
     ...shape,
     indexes: table.indexes.map((i) => indexKey(i.unique, i.using, i.columns)).sort(),
+    indexDetails: [],
   };
   if (definitionShapes.size >= MAX_REMEMBERED_SHAPES)
     definitionShapes.delete(definitionShapes.keys().next().value as string);
@@ -107,20 +146,3 @@ export async function describeDefinition(client: pg.ClientBase, table: IngestTab
 
 const MAX_REMEMBERED_SHAPES = 1000;
 const definitionShapes = new Map<string, TableShape>();
-
-/** The differences between two shapes, in words; empty when the live table needs no migration. */
-export function shapeDifferences(live: TableShape, wanted: TableShape): string[] {
-  const differences: string[] = [];
-  const describeColumns = (s: TableShape) =>
-    s.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.notNull ? ' NOT NULL' : ''}`).join(', ');
-  if (describeColumns(live) !== describeColumns(wanted)) {
-    differences.push(`columns (${describeColumns(live)}) → (${describeColumns(wanted)})`);
-  }
-  if (live.primaryKey.join('\0') !== wanted.primaryKey.join('\0')) {
-    differences.push(`primary key (${live.primaryKey.join(', ')}) → (${wanted.primaryKey.join(', ')})`);
-  }
-  if (live.indexes.join('\0') !== wanted.indexes.join('\0')) {
-    differences.push(`indexes [${live.indexes.join('; ')}] → [${wanted.indexes.join('; ')}]`);
-  }
-  return differences;
-}

@@ -33,6 +33,23 @@ export const Delete = {
 } as const;
 export type Delete = (typeof Delete)[keyof typeof Delete];
 
+/** What a batch may do to a live table that differs from its definition (docs/under-the-hood.md). */
+export const SchemaChanges = {
+  /** The definition is the truth: the table is altered in place where PostgreSQL allows, else rebuilt. */
+  APPLY: '__APPLY__',
+  /**
+   * The table only grows: new columns (always nullable, at the end) and indexes are added, types
+   * widened, NOT NULL dropped where a definition lacks the column or allows NULL. Nothing is
+   * dropped or narrowed: a batch with an older definition is written into the live shape, NULL
+   * in the columns it does not know (kept as they are when an upsert updates a row). For
+   * producers deployed one by one, sending old and new definitions for a while.
+   */
+  ADDITIVE: '__ADDITIVE__',
+  /** Any difference fails the batch (`SchemaChangeError`, not retryable) with a diff of table vs definition. */
+  FREEZE: '__FREEZE__',
+} as const;
+export type SchemaChanges = (typeof SchemaChanges)[keyof typeof SchemaChanges];
+
 /** A row: the table it belongs to and its values in column order. */
 export type Row = readonly [table: IngestTable, values: readonly unknown[]];
 export type Rows = Iterable<Row> | AsyncIterable<Row>;
@@ -67,6 +84,8 @@ export interface IngestOptions {
   ) => Promise<void> | void;
   /** Most rows held in memory per table while another table's rows stream into COPY. @default 10000 */
   readonly maxRowsPerTableBuffer?: number;
-  /** Cancel, then terminate, backends that block a table swap; `false` waits for them forever. @default {} (the delays above) */
+  /** What a batch may do to a live table that differs from its definition. @default SchemaChanges.APPLY */
+  readonly schemaChanges?: SchemaChanges;
+  /** Cancel, then terminate, backends that block a table swap (or an in-place ALTER, after retrying that long); `false` waits for them forever. @default {} (the delays above) */
   readonly blockingBackends?: BlockingBackendsOptions | false;
 }

@@ -5,35 +5,42 @@
  * - missing: the table (and its schema) is created; its indexes are built after the load;
  * - `Delete.BEFORE_FIRST_BATCH`: an empty replacement table is created, swapped in at the end;
  * - differs from the definition: a replacement is created, the rows of the columns it keeps
- *   are copied in (the live table SHARE-locked: readable, not writable), swapped in at the end;
+ *   are copied in (the live table SHARE-locked: readable, not writable), swapped in at the end.
+ *   Differences PostgreSQL applies in place were applied before this transaction
+ *   (migrate/in-place-migration.ts); any still found here are rebuilt, which is always correct;
  * - otherwise the live table takes the rows.
+ *
+ * `schemaChanges` decides what the table must become: the definition (APPLY), the definition
+ * merged into the live shape (ADDITIVE), or nothing at all (FREEZE: a difference fails the batch).
  */
 import type pg from 'pg';
-import { readTableComment } from './high-watermark.ts';
-import { describeDefinition, describeRelation, relationOid, shapeDifferences } from './live-table.ts';
-import { type Delete, Delete as DeleteMode } from './options.ts';
+import { relationOid } from './live-table.ts';
+import { describeDifferences, planMigration, type TableMigration } from './migrate/migration-plan.ts';
+import { type Delete, Delete as DeleteMode, SchemaChanges } from './options.ts';
 import { columnList, qualifiedName, quoteIdent, temporaryRelationName } from './sql.ts';
 import { createTableSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
 
 export interface PreparedTable {
+  /** The batch's definition: its rows are written with these columns. */
   readonly table: IngestTable;
+  /** What `relationName` is built from when this batch creates it (differs from `table` under ADDITIVE). */
+  readonly builtFrom: IngestTable;
   /** The relation (unqualified name, in the table's schema) this batch writes to. */
   readonly relationName: string;
   /** Indexes must be built on `relationName` before commit: it was created in this batch. */
   readonly buildIndexes: boolean;
   /** `relationName` replaces the live table at the end of the batch. */
   readonly replacesLive: boolean;
-  /** Why the table is migrated, in words (empty when it is not). */
-  readonly migration: readonly string[];
-  /** The live table's comment, to carry over to its replacement. */
-  readonly liveComment?: string | null;
+  /** The rebuild, when the table differs from what it must become. */
+  readonly migration?: TableMigration;
 }
 
 export async function prepareTable(
   client: pg.ClientBase,
   table: IngestTable,
   deleteMode: Delete,
+  schemaChanges: SchemaChanges = SchemaChanges.APPLY,
 ): Promise<PreparedTable> {
   await ensureSchema(client, table.schema);
   let oid = await relationOid(client, table.schema, table.name);
@@ -42,29 +49,43 @@ export async function prepareTable(
     await lockName(client, 'new table', table.schema, table.name);
     oid = await relationOid(client, table.schema, table.name);
   }
+  const asIs = { table, builtFrom: table, relationName: table.name, replacesLive: false };
   if (oid === null) {
     await client.query(createTableSql(qualifiedName(table.schema, table.name), table));
-    return { table, relationName: table.name, buildIndexes: true, replacesLive: false, migration: [] };
+    return { ...asIs, buildIndexes: true };
   }
-  const differences = shapeDifferences(
-    await describeRelation(client, oid),
-    await describeDefinition(client, table),
-  );
+  const plan = await planMigration(client, table, oid, schemaChanges);
   const deleting = deleteMode === DeleteMode.BEFORE_FIRST_BATCH;
-  if (differences.length === 0 && !deleting) {
-    return { table, relationName: table.name, buildIndexes: false, replacesLive: false, migration: [] };
-  }
+  if (plan.path === 'none' && !deleting) return { ...asIs, buildIndexes: false };
+  const builtFrom = plan.target.table;
   const replacement = temporaryRelationName('new');
-  await client.query(createTableSql(qualifiedName(table.schema, replacement), table));
-  if (!deleting) await copyKeptColumns(client, table, oid, replacement);
-  const liveComment = await readTableComment(client, table.schema, table.name);
+  await client.query(createTableSql(qualifiedName(table.schema, replacement), builtFrom));
+  if (!deleting) await copyKeptColumns(client, builtFrom, oid, replacement);
+  const migration: TableMigration | undefined =
+    plan.path === 'none'
+      ? undefined
+      : {
+          table: `${table.schema}.${table.name}`,
+          path: 'rebuild',
+          differences: describeDifferences(plan),
+          rebuildReasons:
+            plan.path === 'rebuild'
+              ? plan.rebuildReasons
+              : [
+                  deleting
+                    ? 'Delete.BEFORE_FIRST_BATCH replaces the table'
+                    : 'changed since the in-place step',
+                ],
+          lockWaitMs: 0,
+          lockAttempts: 0,
+        };
   return {
     table,
+    builtFrom,
     relationName: replacement,
     buildIndexes: true,
     replacesLive: true,
-    migration: differences,
-    liveComment,
+    ...(migration ? { migration } : {}),
   };
 }
 

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { type ErrorContext, PgBulkIngestError } from '../errors.ts';
-import { Delete, type Json, Upsert, Visibility } from '../ingest/options.ts';
+import { Delete, type Json, SchemaChanges, Upsert, Visibility } from '../ingest/options.ts';
 import {
   defineTable,
   type IngestTable,
@@ -37,6 +37,10 @@ export const batchOptionsSchema = z.strictObject({
   delete: z.enum([Delete.OFF, Delete.BEFORE_FIRST_BATCH]).default(Delete.OFF),
   /** @default '__AFTER_EACH_BATCH__' */
   visibility: z.enum([Visibility.AFTER_EACH_BATCH]).default(Visibility.AFTER_EACH_BATCH),
+  /** @default '__APPLY__' */
+  schemaChanges: z
+    .enum([SchemaChanges.APPLY, SchemaChanges.ADDITIVE, SchemaChanges.FREEZE])
+    .default(SchemaChanges.APPLY),
 });
 
 /** A row on the wire: `["schema.table", [value, ...]]`, values in column order, encoded per type. */
@@ -72,6 +76,7 @@ export const batchJobSchema = z.strictObject({
     upsert: Upsert.IF_PRIMARY_KEY,
     delete: Delete.OFF,
     visibility: Visibility.AFTER_EACH_BATCH,
+    schemaChanges: SchemaChanges.APPLY,
   }),
 });
 

@@ -158,7 +158,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
       this.#options.blockingBackends,
       {
         onCommitted: (batch) => {
-          this.#log.debug({ stream: batch.stream, seq: batch.seq }, 'batch committed');
+          this.#log.debug(
+            { stream: batch.stream, seq: batch.seq, batches: batch.headers.length },
+            'batches committed',
+          );
+          // Which path each migration took and why (in place or rebuilt), and its lock waits.
+          for (const migration of batch.report.migrations)
+            this.#log.info({ stream: batch.stream, seq: batch.seq, migration }, 'table migrated');
           this.emit('committed', batch);
         },
         onDuplicate: (stream, seq) => this.emit('duplicate', { stream, seq }),

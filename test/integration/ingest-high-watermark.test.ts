@@ -240,12 +240,14 @@ describe('ingest(): high watermark', () => {
       const migrated = defineTable({
         schema,
         name: 'events',
+        // A column before an existing one: rebuilt (not altered in place).
         columns: [
           { name: 'id', type: 'integer', primaryKey: true },
+          { name: 'extra', type: 'text' },
           { name: 'value', type: 'text' },
         ],
       });
-      const seen = recorder([['2', null, rowsOf(migrated, [2, 'b'])]]);
+      const seen = recorder([['2', null, rowsOf(migrated, [2, null, 'b'])]]);
       await ingest(client, [migrated], seen.batches);
       assert.notEqual(await tableOid(observer, schema, 'events'), oid, 'migrated');
       assert.deepEqual(seen.calls, ['1']);

@@ -123,7 +123,7 @@ function track<T>(promise: Promise<T>): { promise: Promise<T>; settled: () => bo
 }
 
 describe('replaceTable', () => {
-  it('copies the SELECT grants (with grant option, to roles and PUBLIC) onto the replacement, and no other privilege', () =>
+  it('copies every grant (with grant option, to roles and PUBLIC) onto the replacement', () =>
     withFixture(async (f, admin) => {
       const reader = await f.role('Reader "R" 📖');
       const granter = await f.role("Granter 'G' 🎁");
@@ -140,7 +140,13 @@ describe('replaceTable', () => {
         recreatedForeignKeys: 0,
       });
       assert.deepEqual(await ids(admin, f.live), [2, 3]);
-      const expected = [`${granter} SELECT true`, 'PUBLIC SELECT false', `${reader} SELECT false`];
+      const expected = [
+        `${granter} SELECT true`,
+        'PUBLIC SELECT false',
+        `${reader} SELECT false`,
+        `${reader} INSERT false`,
+        `${reader} UPDATE false`,
+      ];
       assert.deepEqual(await grantsOf(admin, f.live), expected.sort());
     }));
 

@@ -18,7 +18,7 @@ export interface BlockersRemoved<T> {
   readonly terminatedBackends: number;
 }
 
-interface Delays {
+export interface Delays {
   readonly cancelAfterMs: number;
   readonly terminateAfterMs: number;
   readonly intervalMs: number;
@@ -48,7 +48,11 @@ export async function withBlockersRemoved<T>(
   fn: () => Promise<T>,
 ): Promise<BlockersRemoved<T>> {
   if (options === false) return { result: await fn(), cancelledBackends: 0, terminatedBackends: 0 };
-  const watcher = new BlockerWatcher(sideConnectionConfig(client), await backendPid(client), delays(options));
+  const watcher = new BlockerWatcher(
+    sideConnectionConfig(client),
+    await backendPid(client),
+    blockingDelays(options),
+  );
   const watching = watcher.watch();
   let outcome: { ok: true; value: T } | { ok: false; error: unknown };
   try {
@@ -177,7 +181,7 @@ function sideConnectionConfig(client: pg.ClientBase): pg.ClientConfig {
   return { user, password, host, port, database, ssl, application_name: 'pg-bulk-ingest: blocking backends' };
 }
 
-function delays(options: BlockingBackendsOptions): Delays {
+export function blockingDelays(options: BlockingBackendsOptions): Delays {
   const resolved = {
     cancelAfterMs: options.cancelAfterMs ?? 300_000,
     terminateAfterMs: options.terminateAfterMs ?? 310_000,

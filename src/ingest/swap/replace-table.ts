@@ -9,14 +9,10 @@
 import type pg from 'pg';
 import type { BlockingBackendsOptions } from '../options.ts';
 import { qualifiedName, quoteIdent } from '../sql.ts';
-import {
-  captureDependentViews,
-  GRANTS_OF_C,
-  type Grant,
-  grantSql,
-  recreateViews,
-} from './dependent-views.ts';
+import { captureDependentViews, recreateViews } from './dependent-views.ts';
 import { withBlockersRemoved } from './force-execute.ts';
+import { captureTablePrivileges, restoreTablePrivileges } from './table-privileges.ts';
+import { captureTableProperties, restoreTableProperties } from './table-properties.ts';
 
 export interface ReplaceTableResult {
   /** Backends whose query was cancelled because they blocked the swap. */
@@ -33,10 +29,12 @@ export interface ReplaceTableResult {
  * Called inside an open transaction on `client`, which created `replacementName`.
  *
  * Locks the live table (removing blocking backends as `blockingBackends` says), captures the
- * views that depend on it and the foreign keys of other tables that reference it, copies its
- * SELECT grants onto the replacement, drops it with those views and foreign keys, renames the
- * replacement to its name, creates the views again with their grants, comments, owners and
- * indexes, and adds the foreign keys again. Adding a foreign key checks the referencing table's
+ * views that depend on it, the foreign keys of other tables that reference it, and everything
+ * attached to it (table-properties.ts, table-privileges.ts), drops it with those views and
+ * foreign keys, renames the replacement to its name, gives it the live table's comments, RLS
+ * policies, triggers, storage parameters, statistics targets, replica identity, publications,
+ * owner and privileges (table and column level, every role, grant options), creates the views
+ * again with their grants, comments, owners and indexes, and adds the foreign keys again. Adding a foreign key checks the referencing table's
  * rows against the new table: a batch that leaves them without the rows they reference fails
  * (and rolls back) instead of losing the constraint. The whole swap runs under
  * `withBlockersRemoved`, so a backend holding a lock on a dependent view is dealt with like one
@@ -68,9 +66,14 @@ async function swap(
   const liveOid = await relationOid(client, target.schema, target.name);
   const views = await captureDependentViews(client, liveOid);
   const foreignKeys = await referencingForeignKeys(client, liveOid);
-  for (const grant of await selectGrants(client, liveOid)) await client.query(grantSql(replacement, grant));
+  const properties = await captureTableProperties(client, liveOid);
+  const privileges = await captureTablePrivileges(client, liveOid);
   await client.query(`DROP TABLE ${live} CASCADE`);
   await client.query(`ALTER TABLE ${replacement} RENAME TO ${quoteIdent(target.name)}`);
+  // Policies, triggers and publications name the table: it must have its name first. Then the
+  // owner and privileges last, while we still own it for the statements before.
+  await restoreTableProperties(client, target.schema, target.name, properties);
+  await restoreTablePrivileges(client, target.schema, target.name, privileges);
   const recreatedViews = await recreateViews(client, views);
   // The definitions name the referenced table as this session resolves it, which is now the
   // replacement under the live table's name.
@@ -136,13 +139,4 @@ async function relationOid(client: pg.ClientBase, schema: string, name: string):
   const oid = rows[0]?.oid;
   if (oid === undefined) throw new Error(`Expected table ${qualifiedName(schema, name)} to exist`);
   return oid;
-}
-
-/** The live table's SELECT grants, to every grantee, with their grant option. */
-async function selectGrants(client: pg.ClientBase, tableOid: string): Promise<Grant[]> {
-  const { rows } = await client.query<{ grants: Grant[] }>(
-    `SELECT ${GRANTS_OF_C} AS grants FROM pg_class AS c WHERE c.oid = $1::oid`,
-    [tableOid],
-  );
-  return (rows[0]?.grants ?? []).filter((grant) => grant.privilege === 'SELECT');
 }
