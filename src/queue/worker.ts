@@ -256,10 +256,9 @@ export class Worker extends EventEmitter<WorkerEvents> {
     if (this.#sweeping) return;
     this.#sweeping = true;
     try {
-      for (const info of await this.streams()) {
-        if (info.blocked || info.pendingBatches === 0) continue;
-        await kickStream(this.#queue, info.stream);
-      }
+      const due = await this.#store.streamsToKick();
+      for (let i = 0; i < due.length; i += 50)
+        await Promise.all(due.slice(i, i + 50).map((stream) => kickStream(this.#queue, stream)));
     } catch (error) {
       this.#log.warn({ err: error }, 'sweep failed');
     } finally {
