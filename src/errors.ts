@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'INVALID_BATCH_JOB'
   | 'BACKPRESSURE'
   | 'BATCH_TOO_LARGE'
+  // A batchId enqueued again on its stream with different content (tables, rows, watermark, ...).
+  | 'BATCH_ID_CONFLICT'
   | 'REDIS_UNAVAILABLE'
   | 'STREAM_CONFLICT'
   | 'INVALID_CONFIG';
