@@ -56,18 +56,28 @@ export function splitBatchBody(body: Buffer, label: string): SplitBody {
 
 /**
  * Each row of the `rows` array at `range`, parsed: `[index, row]`, index 0-based. Throws
- * HttpError 400 when the array itself is malformed (a missing comma) or a row is not JSON.
+ * HttpError 400 when the array itself is malformed (a missing comma) or a row is not JSON, 413
+ * when a row's JSON is over `maxRowBytes`: parsed and encoded, a row takes up to twenty times its
+ * size (a 60 MiB jsonb array of small numbers took the gateway from 125 MiB to 1.26 GB RSS).
  */
 export function* bodyRows(
   body: Buffer,
   range: { readonly start: number; readonly end: number },
   label: string,
+  maxRowBytes: number,
 ): Generator<[number, unknown]> {
   const scanner = new Scanner(body, label);
   let i = scanner.skipSpace(range.start + 1);
   if (body[i] === CLOSE_ARRAY) return;
   for (let index = 0; ; index++) {
     const end = scanner.valueEnd(i, 2);
+    if (end - i > maxRowBytes) {
+      throw new HttpError(
+        413,
+        'ROW_TOO_LARGE',
+        `${label}, row ${index + 1}: takes ${end - i} bytes of JSON; the gateway accepts rows of at most ${maxRowBytes} (GATEWAY_MAX_ROW_BYTES)`,
+      );
+    }
     yield [index, parseJson(body.toString('utf8', i, end), label, `row ${index + 1}`)];
     i = scanner.skipSpace(end);
     if (body[i] === CLOSE_ARRAY) return;

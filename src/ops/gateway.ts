@@ -9,7 +9,7 @@
  *
  * Errors are JSON `{error, code, context?}` (STATUS_OF below): 400 a malformed batch (the
  * producer's own message naming the batch, row and column), 401 without the bearer token, 409 a
- * batchId reused with other content, 413 a body over the limit or a batch over maxBatchBytes, 429
+ * batchId reused with other content, 413 a body, a row or a batch over its limit, 429
  * with Retry-After under a stream's backpressure, 503 with Retry-After when the gateway holds its
  * budget of bodies or Redis does not answer, 500 with a request id only (http-server.ts).
  *
@@ -52,6 +52,8 @@ export interface GatewayOptions {
    * At least maxBodyBytes. @default 134217728 (128 MiB: two bodies of the largest size)
    */
   readonly maxInflightBytes?: number;
+  /** Largest row, as JSON; a larger one gets 413 (ROW_TOO_LARGE). @default 1048576 (1 MiB) */
+  readonly maxRowBytes?: number;
   /** Retry-After (seconds) sent with 429 and 503. @default 1 */
   readonly retryAfterSeconds?: number;
 }
@@ -68,6 +70,7 @@ export interface GatewayServerOptions extends GatewayOptions {
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_INFLIGHT_BYTES = 2 * DEFAULT_MAX_BODY_BYTES;
+export const DEFAULT_MAX_ROW_BYTES = 1024 * 1024;
 /** Rows validated between two turns of the event loop, so /healthz answers during a large body. */
 const ROWS_PER_TURN = 10_000;
 
@@ -99,6 +102,7 @@ type Handler = (request: IncomingMessage, context: RequestContext) => Promise<[n
 export function gatewayRoutes(options: GatewayOptions): Route[] {
   const authorize = authorizer(options.token);
   const maxBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxRowBytes = options.maxRowBytes ?? DEFAULT_MAX_ROW_BYTES;
   const retryAfterSeconds = options.retryAfterSeconds ?? 1;
   const budget = new InflightBudget(
     Math.max(options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES, maxBytes),
@@ -121,7 +125,7 @@ export function gatewayRoutes(options: GatewayOptions): Route[] {
       handler: guarded(async (request, context) => {
         const body = await readBody(request, { maxBytes, budget, retryAfterSeconds });
         try {
-          return [202, await enqueueBody(options.producer, body, context)];
+          return [202, await enqueueBody(options.producer, body, maxRowBytes, context)];
         } finally {
           body.release();
         }
@@ -147,11 +151,13 @@ export function gatewayRoutes(options: GatewayOptions): Route[] {
 async function enqueueBody(
   producer: Producer,
   body: HeldBody,
+  maxRowBytes: number,
   context: RequestContext,
 ): Promise<EnqueueResult> {
   const label = 'Batch';
   const { envelope, rows: range } = splitBatchBody(body.bytes, label);
-  const rowsOf = (): Iterable<[number, unknown]> => (range ? bodyRows(body.bytes, range, label) : []);
+  const rowsOf = (): Iterable<[number, unknown]> =>
+    range ? bodyRows(body.bytes, range, label, maxRowBytes) : [];
   const isObject = typeof envelope === 'object' && envelope !== null && !Array.isArray(envelope);
   const { job, tables } = parseBatchJob(isObject && range ? { ...envelope, rows: [] } : envelope, label);
   const stream = job.stream ?? tableKey(tables[0] as IngestTable);

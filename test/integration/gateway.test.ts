@@ -60,6 +60,7 @@ describe('gateway', () => {
       maxBodyBytes: 64 * 1024,
       maxPendingBatches: 2,
       maxBatchBytes: 2000,
+      maxRowBytes: 8000,
     });
     gateway = await runGateway(config, { logger: pino({ level: 'debug' }, logs) });
     base = `http://127.0.0.1:${gateway.server.port}`;
@@ -235,6 +236,34 @@ describe('gateway', () => {
     const accepted = await post(tricky);
     assert.equal(accepted.status, 202, await accepted.clone().text());
     assert.deepEqual(await json(accepted), { stream: `${schema}.tricky`, seq: 1, duplicate: false });
+  });
+
+  it('answers 413 ROW_TOO_LARGE for a row over GATEWAY_MAX_ROW_BYTES (a huge row takes twenty times its size parsed)', async () => {
+    const response = await post(batch([[10, 'x'.repeat(8000)]], { stream: `${schema}.wide` }));
+    assert.equal(response.status, 413);
+    const answer = await json(response);
+    assert.equal(answer.code, 'ROW_TOO_LARGE');
+    assert.match(
+      answer.error,
+      /^Batch, row 1: takes 80\d\d bytes of JSON; the gateway accepts rows of at most 8000/,
+    );
+  });
+
+  it('accepts a pretty-printed body (whitespace anywhere JSON allows it)', async () => {
+    const pretty = JSON.stringify(
+      batch(
+        [
+          [11, 'k'],
+          [12, 'l'],
+        ],
+        { stream: `${schema}.pretty` },
+      ),
+      null,
+      '\t ',
+    );
+    const response = await post(`\r\n ${pretty.replaceAll(',', ' \n, ')}\n`);
+    assert.equal(response.status, 202, await response.clone().text());
+    assert.equal((await json(await get(`/v1/streams/${schema}.pretty`))).enqueuedSeq, 1);
   });
 
   it('logs every request (method, path, status, duration, stream, seq) and never the token', async () => {

@@ -10,7 +10,12 @@ import { z } from 'zod';
 import { StreamAdmin } from '../../queue/admin.ts';
 import { Producer } from '../../queue/producer.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INFLIGHT_BYTES, startGateway } from '../gateway.ts';
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_INFLIGHT_BYTES,
+  DEFAULT_MAX_ROW_BYTES,
+  startGateway,
+} from '../gateway.ts';
 import type { OpsServer } from '../http-server.ts';
 import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
 import { BACKPRESSURE_SETTINGS, backpressureConfigShape, producerOptionsOf } from './producer-settings.ts';
@@ -42,6 +47,11 @@ const GATEWAY_SETTINGS = {
     'GATEWAY_MAX_INFLIGHT_BYTES',
     `bytes of request bodies held at once; a body that does not fit gets 503 with Retry-After; at least --max-body-bytes (default ${DEFAULT_MAX_INFLIGHT_BYTES})`,
   ],
+  maxRowBytes: [
+    '--max-row-bytes <n>',
+    'GATEWAY_MAX_ROW_BYTES',
+    `largest row (its JSON); larger ones get 413 (default ${DEFAULT_MAX_ROW_BYTES})`,
+  ],
   ...BACKPRESSURE_SETTINGS,
   backpressureWaitMs: [
     '--backpressure-wait-ms <ms>',
@@ -70,6 +80,7 @@ export const gatewayConfigSchema = connectionConfigSchema
     token: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
     maxBodyBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_BODY_BYTES),
     maxInflightBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_INFLIGHT_BYTES),
+    maxRowBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_ROW_BYTES),
     backpressureWaitMs: z.coerce.number().int().min(0).default(0),
     retryAfter: z.coerce.number().int().min(0).default(1),
     redisTimeoutMs: z.coerce.number().int().min(0).default(5000),
@@ -133,6 +144,7 @@ export async function runGateway(
     token: config.token ?? null,
     maxBodyBytes: config.maxBodyBytes,
     maxInflightBytes: config.maxInflightBytes,
+    maxRowBytes: config.maxRowBytes,
     retryAfterSeconds: config.retryAfter,
     logger,
   });
