@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/ops/cli/gateway-command.ts';
 import { Producer } from '../../src/queue/producer.ts';
 import { Worker } from '../../src/queue/worker.ts';
-import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
+import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
 
 const MAIN = new URL('../../src/ops/cli/main.ts', import.meta.url).pathname;
@@ -338,6 +338,72 @@ describe('gateway', () => {
       assert.equal(accepted.status, 202);
     } finally {
       await small.close();
+    }
+  });
+
+  it('stores exactly what Producer.enqueueJob stores, for every value encoding', async () => {
+    const other = uniqueName('gateway_twin');
+    const columns = [
+      { name: 'id', type: 'bigint', primaryKey: true },
+      { name: 't', type: 'text' },
+      { name: 'b', type: 'bytea' },
+      { name: 'j', type: 'jsonb' },
+      { name: 'a', type: 'integer[]' },
+      { name: 'ts', type: 'timestamptz' },
+      { name: 'n', type: 'numeric(12,2)' },
+      { name: 'f', type: 'double precision' },
+      { name: 'bo', type: 'boolean' },
+      { name: 'u', type: 'uuid' },
+    ];
+    const values = [
+      [
+        1,
+        'tab\there "q" back\\slash ü 😀 ]}[{',
+        'AAEC',
+        { k: ['v', 1, null, { ']': '[' }], ü: 'é' },
+        [1, null, 3],
+      ],
+      [2, null, '\\x000102', [1, 'two', [3]], []],
+      [3, '', '', 'a jsonb string', null],
+    ].map((row, i) => [...row, '2024-05-01T09:59:59.123Z', `${i}.50`, i + 0.25, i % 2 === 0, null]);
+    const job = (tableSchema: string) => ({
+      version: 1,
+      tables: [{ schema: tableSchema, name: 'twin', columns }],
+      highWatermark: { at: 'ü' },
+      rows: values.map((row) => [`${tableSchema}.twin`, row]),
+    });
+    // Escapes the gateway's scanner must step over, which JSON.stringify would not write.
+    const body = JSON.stringify(job(schema)).replaceAll('ü', '\\u00fc').replaceAll('/', '\\/');
+    assert.equal((await post(body)).status, 202);
+    const producer = new Producer({ redis: REDIS_URL, ...names });
+    try {
+      await producer.enqueueJob(job(other));
+    } finally {
+      await producer.close();
+    }
+    const worker = new Worker({
+      databaseUrl: DATABASE_URL,
+      redis: REDIS_URL,
+      ...names,
+      logger: pino({ level: 'silent' }),
+    });
+    await worker.start();
+    try {
+      for (const s of [schema, other]) {
+        await waitFor(
+          async () => (await json(await get(`/v1/streams/${s}.twin`))).committedSeq === 1,
+          20_000,
+          `${s}.twin committed`,
+        );
+      }
+      const rows = (s: string) =>
+        withClient(async (c) => (await c.query(`SELECT t::text AS row FROM "${s}".twin t ORDER BY id`)).rows);
+      const [viaGateway, viaProducer] = [await rows(schema), await rows(other)];
+      assert.equal(viaGateway.length, 3);
+      assert.deepEqual(viaGateway, viaProducer);
+    } finally {
+      await worker.close();
+      await dropSchema(other);
     }
   });
 
