@@ -13,7 +13,7 @@
  * by JSON.parse (the envelope, each row) or by the loop itself (the commas between rows), so it
  * accepts exactly the valid JSON that JSON.parse accepts.
  */
-import { HttpError } from './gateway-body.ts';
+import { HttpError } from './http-error.ts';
 
 /** Deepest nesting of arrays and objects in a body (the body's own object is level 1). */
 export const MAX_BODY_DEPTH = 512;

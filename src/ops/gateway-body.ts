@@ -6,20 +6,7 @@
  * in-flight budget, however many clients send at once (issue 9, item 14).
  */
 import type { IncomingMessage } from 'node:http';
-
-/** A refusal with its HTTP status; `code` names it for clients, as PgBulkIngestError's codes do. */
-export class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly headers: Readonly<Record<string, string>>;
-
-  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.headers = headers;
-  }
-}
+import { HttpError } from './http-error.ts';
 
 /** Bytes of request bodies held at once, across all requests. */
 export class InflightBudget {
@@ -133,9 +120,12 @@ function consume(request: IncomingMessage, onChunk: (chunk: Buffer) => void): Pr
       stop();
       resolve();
     };
-    const onError = (error: Error) => fail(error);
-    // The client went away mid-body: no 'end' will come.
-    const onClose = () => fail(new Error('the client closed the connection before the body ended'));
+    // The client went away mid-body: no 'end' will come. Its fault, not the gateway's: a 400, not
+    // a logged internal error (and nobody is left to read the answer).
+    const gone = () =>
+      new HttpError(400, 'INCOMPLETE_BODY', 'The client closed the connection before the body ended');
+    const onError = () => fail(gone());
+    const onClose = () => fail(gone());
     request.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   });
 }

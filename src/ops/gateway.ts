@@ -17,6 +17,8 @@
  * parsed one at a time (batch-body.ts), twice: once to validate them all, so that a 400 means
  * nothing was stored and a bad batch never waits for room; once to hand them to the Producer,
  * which uploads them in parts as they come.
+ *
+ * The HTTP layer is node:http with a small router (http-server.ts, whose header says why not fastify).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -37,7 +39,8 @@ import {
 } from '../queue/batch-contract.ts';
 import type { EnqueueResult, Producer } from '../queue/producer.ts';
 import { bodyRows, splitBatchBody } from './batch-body.ts';
-import { type HeldBody, HttpError, InflightBudget, readBody } from './gateway-body.ts';
+import { type HeldBody, InflightBudget, readBody } from './gateway-body.ts';
+import { HttpError } from './http-error.ts';
 import { type OpsServer, type RequestContext, type Route, sendJson, startOpsServer } from './http-server.ts';
 
 export interface GatewayOptions {

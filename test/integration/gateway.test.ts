@@ -326,10 +326,21 @@ describe('gateway', () => {
       // Without a Content-Length, the chunks are counted as they come.
       const chunked = await rawPost({ 'transfer-encoding': 'chunked' }, 1024 * 1024, smallBase);
       assert.equal(chunked.status, 503);
-      // Once the slow body is answered, its bytes are free again.
+      // Once the slow body is answered, its bytes are free again; so are those of a client that
+      // goes away in the middle of its body.
       held.end(' '.repeat(39_999));
       assert.equal(await heldAnswer, 400);
-      const body = JSON.stringify(batch([[9, 'i']], { stream: `${schema}.budget` }));
+      const gone = request(`${smallBase}/v1/batches`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-length': '40000' },
+      });
+      gone.on('error', () => undefined);
+      gone.write('{');
+      await sleep(300);
+      gone.destroy();
+      await sleep(300);
+      const body = JSON.stringify(batch([[9, 'i'.repeat(15_000)]], { stream: `${schema}.budget` }));
+      assert.ok(body.length > 10_000, 'fits only if the 40,000 bytes were given back');
       const accepted = await fetch(`${smallBase}/v1/batches`, {
         method: 'POST',
         headers: { authorization: `Bearer ${TOKEN}` },
