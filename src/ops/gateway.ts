@@ -165,12 +165,7 @@ async function enqueueBody(
   const { job, tables } = parseBatchJob(isObject && range ? { ...envelope, rows: [] } : envelope, label);
   const stream = job.stream ?? tableKey(tables[0] as IngestTable);
   context.log.stream = stream;
-  let count = 0;
-  for (const [index, row] of rowsOf()) {
-    validateWireRows(tables, [wireRow(row, index, label)], label, index + 1);
-    if (++count % ROWS_PER_TURN === 0) await yieldToEventLoop();
-  }
-  context.log.rows = count;
+  context.log.rows = await validateRows(rowsOf(), tables, label);
   const byKey = new Map(tables.map((t) => [tableKey(t), t]));
   function* rows(): Generator<Row> {
     // Validated above: the same bytes parse to the same rows.
@@ -190,6 +185,20 @@ async function enqueueBody(
   });
   context.log.seq = result.seq;
   return result;
+}
+
+/** Validates each row as parseBatchJob does in a whole job (the same errors); returns the count. */
+async function validateRows(
+  rows: Iterable<[number, unknown]>,
+  tables: readonly IngestTable[],
+  label: string,
+): Promise<number> {
+  let count = 0;
+  for (const [index, row] of rows) {
+    validateWireRows(tables, [wireRow(row, index, label)], label, index + 1);
+    if (++count % ROWS_PER_TURN === 0) await yieldToEventLoop();
+  }
+  return count;
 }
 
 /** The row as `[table, values]`, or the error parseBatchJob gives for it in a whole job. */
