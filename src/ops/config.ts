@@ -60,10 +60,15 @@ export type WorkerConfig = z.output<typeof workerConfigSchema>;
 /** Where each setting comes from, for error messages: `--concurrency / WORKER_CONCURRENCY`. */
 export type SettingSources = Readonly<Record<string, string>>;
 
+/**
+ * Validates settings; an error names each bad setting, where it comes from, and the value given,
+ * except for the `secrets` (a token must not reach a terminal or a log, even a wrong one).
+ */
 export function parseConfig<S extends z.ZodType>(
   schema: S,
   input: Record<string, unknown>,
   sources: SettingSources,
+  secrets: ReadonlySet<string> = new Set(),
 ): z.output<S> {
   // Unset values must not shadow defaults: drop undefined and empty strings.
   const present = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined && v !== ''));
@@ -72,7 +77,8 @@ export function parseConfig<S extends z.ZodType>(
   const problems = result.error.issues.map((issue) => {
     const key = String(issue.path[0] ?? '');
     const value = present[key];
-    return `  ${sources[key] ?? key}: ${issue.message}${value === undefined ? '' : `, got ${JSON.stringify(value)}`}`;
+    const got = value === undefined || secrets.has(key) ? '' : `, got ${JSON.stringify(value)}`;
+    return `  ${sources[key] ?? key}: ${issue.message}${got}`;
   });
   throw new PgBulkIngestError('INVALID_CONFIG', `Invalid configuration:\n${problems.join('\n')}`);
 }

@@ -7,17 +7,41 @@
  *   GET  /v1/streams          every stream's status
  *   GET  /v1/streams/:stream  one stream's status, 404 if it was never seen
  *
- * Errors are JSON `{error, code, context}`: 400 for a malformed batch (the producer's own message
- * naming the batch, row and column), 401 without the bearer token, 413 for a body over the
- * limit or a batch over maxBatchBytes, 429 with Retry-After under backpressure.
+ * Errors are JSON `{error, code, context?}` (STATUS_OF below): 400 a malformed batch (the
+ * producer's own message naming the batch, row and column), 401 without the bearer token, 409 a
+ * batchId reused with other content, 413 a body, a row or a batch over its limit, 429
+ * with Retry-After under a stream's backpressure, 503 with Retry-After when the gateway holds its
+ * budget of bodies or Redis does not answer, 500 with a request id only (http-server.ts).
+ *
+ * Memory: a body is held as bytes within the in-flight budget (gateway-body.ts) and its rows are
+ * parsed one at a time (batch-body.ts), twice: once to validate them all, so that a 400 means
+ * nothing was stored and a bad batch never waits for room; once to hand them to the Producer,
+ * which uploads them in parts as they come.
+ *
+ * The HTTP layer is node:http with a small router (http-server.ts, whose header says why not fastify).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { type ErrorCode, PgBulkIngestError } from '../errors.ts';
+import type { Row } from '../ingest/options.ts';
+import type { IngestTable } from '../ingest/table-definition.ts';
 import type { StreamAdmin } from '../queue/admin.ts';
-import type { Producer } from '../queue/producer.ts';
-import { type OpsServer, type Route, sendJson, startOpsServer } from './http-server.ts';
+import {
+  InvalidBatchError,
+  parseBatchJob,
+  tableKey,
+  validateWireRows,
+  type WireRow,
+  wireRowSchema,
+} from '../queue/batch-contract.ts';
+import type { EnqueueResult, Producer } from '../queue/producer.ts';
+import { bodyRows, splitBatchBody } from './batch-body.ts';
+import { type HeldBody, InflightBudget, readBody } from './gateway-body.ts';
+import { HttpError } from './http-error.ts';
+import { type OpsServer, type RequestContext, type Route, sendJson, startOpsServer } from './http-server.ts';
 
 export interface GatewayOptions {
   readonly producer: Producer;
@@ -26,7 +50,14 @@ export interface GatewayOptions {
   readonly token: string | null;
   /** Largest request body accepted; larger ones get 413 without being read. @default 67108864 (64 MiB) */
   readonly maxBodyBytes?: number;
-  /** Retry-After (seconds) sent with 429 under backpressure. @default 1 */
+  /**
+   * Bytes of request bodies held at once; a body that does not fit gets 503 with Retry-After.
+   * At least maxBodyBytes. @default 134217728 (128 MiB: two bodies of the largest size)
+   */
+  readonly maxInflightBytes?: number;
+  /** Largest row, as JSON; a larger one gets 413 (ROW_TOO_LARGE). @default 1048576 (1 MiB) */
+  readonly maxRowBytes?: number;
+  /** Retry-After (seconds) sent with 429 and 503. @default 1 */
   readonly retryAfterSeconds?: number;
 }
 
@@ -36,29 +67,23 @@ export interface GatewayServerOptions extends GatewayOptions {
   readonly host?: string;
   readonly registry: Registry;
   readonly readinessChecks: Readonly<Record<string, () => Promise<unknown>>>;
+  /** Request log. @default pino() at level info */
+  readonly logger?: Logger;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_INFLIGHT_BYTES = 2 * DEFAULT_MAX_BODY_BYTES;
+export const DEFAULT_MAX_ROW_BYTES = 1024 * 1024;
+/** Rows validated between two turns of the event loop, so /healthz answers during a large body. */
+const ROWS_PER_TURN = 10_000;
 
-/** A refusal with its HTTP status. */
-class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly headers: Readonly<Record<string, string>>;
-
-  constructor(status: number, code: string, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.headers = headers;
-  }
-}
-
+/** HTTP status of each error code a request can meet; any other error is a 500. */
 const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   INVALID_BATCH_JOB: 400,
   INVALID_ROW: 400,
   INVALID_TABLE_DEFINITION: 400,
   INVALID_OPTIONS: 400,
+  BATCH_ID_CONFLICT: 409,
   BATCH_TOO_LARGE: 413,
   BACKPRESSURE: 429,
   REDIS_UNAVAILABLE: 503,
@@ -68,53 +93,53 @@ export function startGateway(options: GatewayServerOptions): Promise<OpsServer> 
   return startOpsServer({
     port: options.port,
     ...(options.host ? { host: options.host } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
     registry: options.registry,
     readinessChecks: options.readinessChecks,
     routes: gatewayRoutes(options),
   });
 }
 
+type Handler = (request: IncomingMessage, context: RequestContext) => Promise<[number, unknown]>;
+
 export function gatewayRoutes(options: GatewayOptions): Route[] {
   const authorize = authorizer(options.token);
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const retryAfter = String(options.retryAfterSeconds ?? 1);
+  const maxBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxRowBytes = options.maxRowBytes ?? DEFAULT_MAX_ROW_BYTES;
+  const retryAfterSeconds = options.retryAfterSeconds ?? 1;
+  const budget = new InflightBudget(
+    Math.max(options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES, maxBytes),
+  );
   const guarded =
-    (
-      handler: (request: IncomingMessage, params: Record<string, string>) => Promise<[number, unknown]>,
-    ): Route['handler'] =>
-    async (request, response, params) => {
+    (handler: Handler): Route['handler'] =>
+    async (request, response, context) => {
       try {
         authorize(request);
-        const [status, body] = await handler(request, params);
+        const [status, body] = await handler(request, context);
         sendJson(response, status, body);
       } catch (error) {
-        sendError(response, error, retryAfter);
+        sendError(response, error, String(retryAfterSeconds));
       }
     };
   return [
     {
       method: 'POST',
       path: '/v1/batches',
-      handler: guarded(async (request) => {
-        const body = await readBody(request, maxBodyBytes);
-        let batch: unknown;
+      handler: guarded(async (request, context) => {
+        const body = await readBody(request, { maxBytes, budget, retryAfterSeconds });
         try {
-          batch = JSON.parse(body.toString('utf8'));
-        } catch (error) {
-          throw new HttpError(
-            400,
-            'INVALID_BATCH_JOB',
-            `Batch: the body is not valid JSON: ${(error as Error).message}`,
-          );
+          return [202, await enqueueBody(options.producer, body, maxRowBytes, context)];
+        } finally {
+          body.release();
         }
-        return [202, await options.producer.enqueueJob(batch, 'Batch')];
       }),
     },
     { method: 'GET', path: '/v1/streams', handler: guarded(async () => [200, await options.admin.status()]) },
     {
       method: 'GET',
       path: '/v1/streams/:stream',
-      handler: guarded(async (_request, { stream = '' }) => {
+      handler: guarded(async (_request, { params: { stream = '' }, log }) => {
+        log.stream = stream;
         const [status] = await options.admin.status(stream);
         if (!status || (status.enqueuedSeq === 0 && status.committedSeq === 0)) {
           throw new HttpError(404, 'NOT_FOUND', `No stream "${stream}": nothing was ever enqueued to it`);
@@ -123,6 +148,66 @@ export function gatewayRoutes(options: GatewayOptions): Route[] {
       }),
     },
   ];
+}
+
+/** Validates every row of the body, then enqueues them as they are parsed again. */
+async function enqueueBody(
+  producer: Producer,
+  body: HeldBody,
+  maxRowBytes: number,
+  context: RequestContext,
+): Promise<EnqueueResult> {
+  const label = 'Batch';
+  const { envelope, rows: range } = splitBatchBody(body.bytes, label);
+  const rowsOf = (): Iterable<[number, unknown]> =>
+    range ? bodyRows(body.bytes, range, label, maxRowBytes) : [];
+  const isObject = typeof envelope === 'object' && envelope !== null && !Array.isArray(envelope);
+  const { job, tables } = parseBatchJob(isObject && range ? { ...envelope, rows: [] } : envelope, label);
+  const stream = job.stream ?? tableKey(tables[0] as IngestTable);
+  context.log.stream = stream;
+  context.log.rows = await validateRows(rowsOf(), tables, label);
+  const byKey = new Map(tables.map((t) => [tableKey(t), t]));
+  function* rows(): Generator<Row> {
+    // Validated above: the same bytes parse to the same rows.
+    for (const [, row] of rowsOf()) {
+      const [key, values] = row as WireRow;
+      yield [byKey.get(key) as IngestTable, values];
+    }
+  }
+  const result = await producer.enqueue({
+    tables,
+    highWatermark: job.highWatermark,
+    metadata: job.metadata,
+    rows: rows(),
+    options: job.options,
+    stream,
+    ...(job.batchId ? { batchId: job.batchId } : {}),
+  });
+  context.log.seq = result.seq;
+  return result;
+}
+
+/** Validates each row as parseBatchJob does in a whole job (the same errors); returns the count. */
+async function validateRows(
+  rows: Iterable<[number, unknown]>,
+  tables: readonly IngestTable[],
+  label: string,
+): Promise<number> {
+  let count = 0;
+  for (const [index, row] of rows) {
+    validateWireRows(tables, [wireRow(row, index, label)], label, index + 1);
+    if (++count % ROWS_PER_TURN === 0) await yieldToEventLoop();
+  }
+  return count;
+}
+
+/** The row as `[table, values]`, or the error parseBatchJob gives for it in a whole job. */
+function wireRow(row: unknown, index: number, label: string): WireRow {
+  if (Array.isArray(row) && row.length === 2 && typeof row[0] === 'string' && Array.isArray(row[1]))
+    return row as unknown as WireRow;
+  const issue = wireRowSchema.safeParse(row).error?.issues[0];
+  const path = ['rows', index, ...(issue?.path ?? [])].map(String).join('.');
+  throw new InvalidBatchError(`${label}: ${path}: ${issue?.message ?? 'invalid'}`, { path });
 }
 
 /** Checks `Authorization: Bearer <token>` in constant time (both sides hashed to equal length). */
@@ -143,51 +228,12 @@ function authorizer(token: string | null): (request: IncomingMessage) => void {
   };
 }
 
-/**
- * The request body, up to `limit` bytes. Beyond it (by Content-Length or while streaming) this
- * stops reading and rejects with 413; the response closes the connection, so the excess is
- * never buffered.
- */
-function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
-  const tooLarge = () =>
-    new HttpError(
-      413,
-      'BODY_TOO_LARGE',
-      `The body is larger than the gateway's limit of ${limit} bytes (GATEWAY_MAX_BODY_BYTES): split the batch into smaller ones`,
-    );
-  const declared = Number(request.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    const stop = () => {
-      request.off('data', onData).off('end', onEnd).off('error', onError);
-    };
-    const onData = (chunk: Buffer) => {
-      length += chunk.length;
-      if (length > limit) {
-        stop();
-        request.pause();
-        reject(tooLarge());
-      } else chunks.push(chunk);
-    };
-    const onEnd = () => {
-      stop();
-      resolve(Buffer.concat(chunks, length));
-    };
-    const onError = (error: Error) => {
-      stop();
-      reject(error);
-    };
-    request.on('data', onData).on('end', onEnd).on('error', onError);
-  });
-}
-
 function sendError(response: ServerResponse, error: unknown, retryAfter: string): void {
   if (error instanceof HttpError) {
     for (const [name, value] of Object.entries(error.headers)) response.setHeader(name, value);
-    // An unread body (401, 413) is not worth receiving: close the connection after answering.
-    if (error.status === 401 || error.status === 413) response.setHeader('connection', 'close');
+    // An unread body (401, 413, 503 over budget) is not worth receiving: close the connection.
+    if (error.status === 401 || error.status === 413 || error.status === 503)
+      response.setHeader('connection', 'close');
     sendJson(response, error.status, { error: error.message, code: error.code });
     return;
   }
@@ -197,5 +243,5 @@ function sendError(response: ServerResponse, error: unknown, retryAfter: string)
     sendJson(response, status, { error: error.message, code: error.code, context: error.context });
     return;
   }
-  throw error; // the ops server answers 500
+  throw error; // the ops server logs it and answers 500 with the request id
 }

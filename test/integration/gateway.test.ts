@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { Producer, Worker } from '../../src/index.ts';
 import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/ops/cli/gateway-command.ts';
-import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
+import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
 
 const MAIN = new URL('../../src/ops/cli/main.ts', import.meta.url).pathname;
@@ -20,6 +21,7 @@ const json = (response: Response): Promise<any> => response.json();
 
 describe('gateway', () => {
   const schema = uniqueName('gateway');
+  const logs = logCollector();
   const names = uniqueQueue();
   let gateway: GatewayProcess;
   let base: string;
@@ -57,8 +59,9 @@ describe('gateway', () => {
       maxBodyBytes: 64 * 1024,
       maxPendingBatches: 2,
       maxBatchBytes: 2000,
+      maxRowBytes: 8000,
     });
-    gateway = await runGateway(config, { logger: pino({ level: 'silent' }) });
+    gateway = await runGateway(config, { logger: pino({ level: 'debug' }, logs) });
     base = `http://127.0.0.1:${gateway.server.port}`;
   });
 
@@ -108,6 +111,13 @@ describe('gateway', () => {
       seq: 1,
       duplicate: true,
     });
+    // The same batchId with other rows: refused, not taken for a duplicate (its rows dropped).
+    const conflict = await post(batch([[1, 'changed']], { batchId: 'b-1' }));
+    assert.equal(conflict.status, 409);
+    assert.match(
+      (await json(conflict)).error,
+      /batchId "b-1" was enqueued before \(as batch 1\) with other content/,
+    );
     const status = await json(await get(`/v1/streams/${schema}.events`));
     assert.deepEqual(
       [status.stream, status.enqueuedSeq, status.committedSeq, status.pending],
@@ -182,6 +192,245 @@ describe('gateway', () => {
     assert.ok(streamed.sent < 16 * 1024 * 1024, `stopped reading after ${streamed.sent} bytes`);
   });
 
+  it('answers 400, not 500, to a value, metadata or watermark nested 2,500 deep, and scans nesting of 30,000 without overflowing', async () => {
+    const nested = (depth: number) => `${'['.repeat(depth)}1${']'.repeat(depth)}`;
+    const { rows: _, ...head } = batch([], { stream: `${schema}.deep` });
+    const envelope = `${JSON.stringify(head).slice(0, -1)},`; // '{"version":1,...,'
+    const jsonbTable = {
+      schema,
+      name: 'docs',
+      columns: [
+        { name: 'id', type: 'bigint', primaryKey: true },
+        { name: 'doc', type: 'jsonb' },
+      ],
+    };
+    const bodies = {
+      metadata: `${envelope}"metadata":${nested(2500)},"rows":[]}`,
+      highWatermark: `${JSON.stringify({ ...batch([]), highWatermark: 0 }).slice(0, -1)},"highWatermark":${nested(2500)}}`,
+      jsonb: `{"version":1,"tables":[${JSON.stringify(jsonbTable)}],"highWatermark":null,"rows":[["${schema}.docs",[1,${nested(2500)}]]]}`,
+      deepest: `${envelope}"metadata":${nested(30_000)},"rows":[]}`,
+    };
+    for (const [what, body] of Object.entries(bodies)) {
+      const response = await post(body);
+      const answer = await json(response);
+      assert.equal(response.status, 400, `${what}: ${JSON.stringify(answer)}`);
+      assert.equal(answer.code, 'INVALID_BATCH_JOB');
+      assert.match(answer.error, /^Batch: the body nests arrays and objects deeper than 512 levels/);
+    }
+    // Just under the bound is accepted: the bound is the gateway's, not a stack overflow's.
+    const deepest = `${envelope}"metadata":${nested(510)},"rows":[]}`;
+    assert.equal((await post(deepest)).status, 202);
+  });
+
+  it('answers 400 naming the row for a malformed rows array, row or row shape', async () => {
+    const prefix = JSON.stringify(batch([])).slice(0, -'[]}'.length);
+    const cases: [string, RegExp][] = [
+      [
+        `${prefix}[["${schema}.events",[1,"a"]] ["${schema}.events",[2,"b"]]]}`,
+        /expected ',' or '\]' after a row/,
+      ],
+      [`${prefix}[["${schema}.events",[1,"a"]],["${schema}.events",[2,tru]]]}`, /not valid JSON \(row 2\)/],
+      [`${prefix}[["${schema}.events",[1,"a"]],{"t":1}]}`, /^Batch: rows\.1: /],
+      [`${prefix}[],"rows":[]}`, /"rows" twice/],
+      [`${prefix}["${schema}.events",[1,"a"]]}`, /^Batch: rows\.0: /],
+      [`${prefix}[["${schema}.events",[1,"a"]]]} x`, /goes on after its object/],
+      [`${prefix}[["${schema}.events",[1,"a\\"]]`, /ends inside a string/],
+      [`${prefix}[["${schema}.events",[1,"a"]]`, /ends inside an array or object/],
+    ];
+    for (const [body, error] of cases) {
+      const response = await post(body);
+      const answer = await json(response);
+      assert.equal(response.status, 400, body);
+      assert.equal(answer.code, 'INVALID_BATCH_JOB');
+      assert.match(answer.error, error, body);
+    }
+    // Rows before the tables, strings holding brackets, quotes and escapes: the scanner's business.
+    const tricky = `{"rows":[["${schema}.events",[7,"]}[{\\"\\\\"]] ],"version":1,"stream":"${schema}.tricky","tables":[${JSON.stringify(table)}],"highWatermark":"]"}`;
+    const accepted = await post(tricky);
+    assert.equal(accepted.status, 202, await accepted.clone().text());
+    assert.deepEqual(await json(accepted), { stream: `${schema}.tricky`, seq: 1, duplicate: false });
+  });
+
+  it('answers 413 ROW_TOO_LARGE for a row over GATEWAY_MAX_ROW_BYTES (a huge row takes twenty times its size parsed)', async () => {
+    const response = await post(batch([[10, 'x'.repeat(8000)]], { stream: `${schema}.wide` }));
+    assert.equal(response.status, 413);
+    const answer = await json(response);
+    assert.equal(answer.code, 'ROW_TOO_LARGE');
+    assert.match(
+      answer.error,
+      /^Batch, row 1: takes 80\d\d bytes of JSON; the gateway accepts rows of at most 8000/,
+    );
+  });
+
+  it('accepts a pretty-printed body (whitespace anywhere JSON allows it)', async () => {
+    const pretty = JSON.stringify(
+      batch(
+        [
+          [11, 'k'],
+          [12, 'l'],
+        ],
+        { stream: `${schema}.pretty` },
+      ),
+      null,
+      '\t ',
+    );
+    const response = await post(`\r\n ${pretty.replaceAll(',', ' \n, ')}\n`);
+    assert.equal(response.status, 202, await response.clone().text());
+    assert.equal((await json(await get(`/v1/streams/${schema}.pretty`))).enqueuedSeq, 1);
+  });
+
+  it('logs every request (method, path, status, duration, stream, seq) and never the token', async () => {
+    logs.lines.length = 0;
+    const accepted = await post(batch([[8, 'h']], { stream: `${schema}.logged` }));
+    assert.equal(accepted.status, 202);
+    assert.equal((await post(batch([[8, 'h']]), `${TOKEN}-wrong`)).status, 401);
+    await fetch(`${base}/healthz`);
+    await get(`/v1/streams/${schema}.logged`);
+    const requests = logs.lines.filter((line) => line.msg === 'request');
+    assert.deepEqual(
+      requests.map((r) => [r.method, r.path, r.status, r.level]),
+      [
+        ['POST', '/v1/batches', 202, 30],
+        ['POST', '/v1/batches', 401, 30],
+        ['GET', '/healthz', 200, 20],
+        ['GET', `/v1/streams/${schema}.logged`, 200, 30],
+      ],
+    );
+    const [posted] = requests;
+    assert.equal(posted.stream, `${schema}.logged`);
+    assert.equal(posted.seq, 1);
+    assert.equal(posted.rows, 1);
+    assert.equal(typeof posted.durationMs, 'number');
+    assert.equal(posted.requestId, accepted.headers.get('x-request-id'));
+    assert.equal(requests[3].stream, `${schema}.logged`);
+    assert.doesNotMatch(logs.text(), new RegExp(TOKEN));
+  });
+
+  it('answers 503 with Retry-After when the bodies in flight would pass GATEWAY_MAX_INFLIGHT_BYTES, without reading the body', async () => {
+    const config = gatewayConfigSchema.parse({
+      databaseUrl: DATABASE_URL,
+      redisUrl: REDIS_URL,
+      ...names,
+      port: 0,
+      host: '127.0.0.1',
+      token: TOKEN,
+      maxBodyBytes: 40_000,
+      maxInflightBytes: 50_000,
+      retryAfter: 2,
+    });
+    const small = await runGateway(config, { logger: pino({ level: 'silent' }) });
+    const smallBase = `http://127.0.0.1:${small.server.port}`;
+    try {
+      // A slow client holds 40,000 bytes of the budget; the next body of 20,000 does not fit.
+      const held = request(`${smallBase}/v1/batches`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-length': '40000' },
+      });
+      const heldAnswer = new Promise<number>((resolve) =>
+        held.on('response', (res) => resolve(res.statusCode ?? 0)),
+      );
+      held.write('{');
+      await sleep(300); // for the gateway to read the headers and take the 40,000 bytes
+      const refused = await rawPost({ 'content-length': '20000' }, 0, smallBase);
+      assert.equal(refused.status, 503);
+      assert.equal(refused.headers['retry-after'], '2');
+      assert.equal(JSON.parse(refused.body).code, 'GATEWAY_BUSY');
+      assert.match(JSON.parse(refused.body).error, /GATEWAY_MAX_INFLIGHT_BYTES 50000/);
+      // Without a Content-Length, the chunks are counted as they come.
+      const chunked = await rawPost({ 'transfer-encoding': 'chunked' }, 1024 * 1024, smallBase);
+      assert.equal(chunked.status, 503);
+      // Once the slow body is answered, its bytes are free again; so are those of a client that
+      // goes away in the middle of its body.
+      held.end(' '.repeat(39_999));
+      assert.equal(await heldAnswer, 400);
+      const gone = request(`${smallBase}/v1/batches`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-length': '40000' },
+      });
+      gone.on('error', () => undefined);
+      gone.write('{');
+      await sleep(300);
+      gone.destroy();
+      await sleep(300);
+      const body = JSON.stringify(batch([[9, 'i'.repeat(15_000)]], { stream: `${schema}.budget` }));
+      assert.ok(body.length > 10_000, 'fits only if the 40,000 bytes were given back');
+      const accepted = await fetch(`${smallBase}/v1/batches`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}` },
+        body,
+      });
+      assert.equal(accepted.status, 202);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('stores exactly what Producer.enqueueJob stores, for every value encoding', async () => {
+    const other = uniqueName('gateway_twin');
+    const columns = [
+      { name: 'id', type: 'bigint', primaryKey: true },
+      { name: 't', type: 'text' },
+      { name: 'b', type: 'bytea' },
+      { name: 'j', type: 'jsonb' },
+      { name: 'a', type: 'integer[]' },
+      { name: 'ts', type: 'timestamptz' },
+      { name: 'n', type: 'numeric(12,2)' },
+      { name: 'f', type: 'double precision' },
+      { name: 'bo', type: 'boolean' },
+      { name: 'u', type: 'uuid' },
+    ];
+    const values = [
+      [
+        1,
+        'tab\there "q" back\\slash ü 😀 ]}[{',
+        'AAEC',
+        { k: ['v', 1, null, { ']': '[' }], ü: 'é' },
+        [1, null, 3],
+      ],
+      [2, null, '\\x000102', [1, 'two', [3]], []],
+      [3, '', '', 'a jsonb string', null],
+    ].map((row, i) => [...row, '2024-05-01T09:59:59.123Z', `${i}.50`, i + 0.25, i % 2 === 0, null]);
+    const job = (tableSchema: string) => ({
+      version: 1,
+      tables: [{ schema: tableSchema, name: 'twin', columns }],
+      highWatermark: { at: 'ü' },
+      rows: values.map((row) => [`${tableSchema}.twin`, row]),
+    });
+    // Escapes the gateway's scanner must step over, which JSON.stringify would not write.
+    const body = JSON.stringify(job(schema)).replaceAll('ü', '\\u00fc').replaceAll('/', '\\/');
+    assert.equal((await post(body)).status, 202);
+    const producer = new Producer({ redis: REDIS_URL, ...names });
+    try {
+      await producer.enqueueJob(job(other));
+    } finally {
+      await producer.close();
+    }
+    const worker = new Worker({
+      databaseUrl: DATABASE_URL,
+      redis: REDIS_URL,
+      ...names,
+      logger: pino({ level: 'silent' }),
+    });
+    await worker.start();
+    try {
+      for (const s of [schema, other]) {
+        await waitFor(
+          async () => (await json(await get(`/v1/streams/${s}.twin`))).committedSeq === 1,
+          20_000,
+          `${s}.twin committed`,
+        );
+      }
+      const rows = (s: string) =>
+        withClient(async (c) => (await c.query(`SELECT t::text AS row FROM "${s}".twin t ORDER BY id`)).rows);
+      const [viaGateway, viaProducer] = [await rows(schema), await rows(other)];
+      assert.equal(viaGateway.length, 3);
+      assert.deepEqual(viaGateway, viaProducer);
+    } finally {
+      await worker.close();
+      await dropSchema(other);
+    }
+  });
+
   it('commits what it enqueued once a worker runs', async () => {
     const worker = new Worker({
       databaseUrl: DATABASE_URL,
@@ -208,18 +457,19 @@ describe('gateway', () => {
   function rawPost(
     headers: Record<string, string>,
     size: number,
-  ): Promise<{ status: number; body: string; sent: number }> {
+    to = base,
+  ): Promise<{ status: number; body: string; sent: number; headers: Record<string, unknown> }> {
     return new Promise((resolve, reject) => {
       let sent = 0;
       let done = false;
       const req = request(
-        `${base}/v1/batches`,
+        `${to}/v1/batches`,
         { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, ...headers } },
         (res) => {
           done = true;
           let body = '';
           res.on('data', (d) => (body += d));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, sent }));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, sent, headers: res.headers }));
         },
       );
       req.on('error', (error) => (done ? undefined : reject(error)));
@@ -279,6 +529,40 @@ describe('gateway while Redis is down', () => {
   });
 });
 
+describe('gateway on an unexpected error', () => {
+  it('answers 500 with a request id only, and logs the error under that id', async () => {
+    const logs = logCollector();
+    const config = gatewayConfigSchema.parse({
+      databaseUrl: DATABASE_URL.replace(/\/[^/]*$/, '/pgbi_no_such_database'),
+      redisUrl: REDIS_URL,
+      ...uniqueQueue(),
+      port: 0,
+      host: '127.0.0.1',
+      localOnly: true,
+    });
+    const broken = await runGateway(config, { logger: pino({ level: 'info' }, logs) });
+    try {
+      // One named stream: its committed state is read from PostgreSQL (a database that does not exist).
+      const response = await fetch(`http://127.0.0.1:${broken.server.port}/v1/streams/some.stream`);
+      assert.equal(response.status, 500);
+      const requestId = response.headers.get('x-request-id');
+      const body = await json(response);
+      assert.deepEqual(body, {
+        error: `Internal error: the server's log has the details under requestId ${requestId}`,
+        code: 'INTERNAL_ERROR',
+        requestId,
+      });
+      const failure = logs.lines.find((line) => line.msg === 'request failed');
+      assert.equal(failure?.requestId, requestId);
+      assert.match(failure?.err?.message, /pgbi_no_such_database/);
+      const logged = logs.lines.find((line) => line.msg === 'request');
+      assert.deepEqual([logged?.status, logged?.requestId, logged?.level], [500, requestId, 40]);
+    } finally {
+      await broken.close();
+    }
+  });
+});
+
 describe('gateway command', () => {
   function start(args: string[], env: Record<string, string> = {}) {
     const { GATEWAY_TOKEN: _, ...rest } = process.env;
@@ -296,7 +580,7 @@ describe('gateway command', () => {
   it('refuses to start without a token, or with a short one, unless --local-only', async () => {
     const [none, short, exposed] = await Promise.all([
       output(start(['--port', '0'])),
-      output(start(['--port', '0'], { GATEWAY_TOKEN: 'short' })),
+      output(start(['--port', '0'], { GATEWAY_TOKEN: 'tiny-secret' })),
       output(start(['--local-only', '--host', '0.0.0.0'])),
     ]);
     assert.equal(none.code, 2);
@@ -305,6 +589,7 @@ describe('gateway command', () => {
       /--token \/ GATEWAY_TOKEN: is required: set GATEWAY_TOKEN, or pass --local-only/,
     );
     assert.match(short.stderr, /--token \/ GATEWAY_TOKEN: must be at least 16 characters/);
+    assert.doesNotMatch(short.stderr, /tiny-secret/, 'the token, even a wrong one, is never echoed');
     assert.match(exposed.stderr, /--host \/ GATEWAY_HOST: --local-only listens on 127.0.0.1 only/);
   });
 
@@ -340,3 +625,18 @@ describe('gateway command', () => {
     }
   });
 });
+
+/** A pino destination keeping every line, parsed. */
+function logCollector() {
+  // biome-ignore lint/suspicious/noExplicitAny: log lines, checked by the assertions
+  const lines: any[] = [];
+  const raw: string[] = [];
+  return {
+    lines,
+    text: () => raw.join(''),
+    write(line: string) {
+      raw.push(line);
+      lines.push(JSON.parse(line));
+    },
+  };
+}

@@ -10,7 +10,12 @@ import { z } from 'zod';
 import { StreamAdmin } from '../../queue/admin.ts';
 import { Producer } from '../../queue/producer.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
-import { DEFAULT_MAX_BODY_BYTES, startGateway } from '../gateway.ts';
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_INFLIGHT_BYTES,
+  DEFAULT_MAX_ROW_BYTES,
+  startGateway,
+} from '../gateway.ts';
 import type { OpsServer } from '../http-server.ts';
 import { addSettings, CONNECTION_SETTINGS, logLevel, readSettings, runCommand, sourcesOf } from './common.ts';
 import { BACKPRESSURE_SETTINGS, backpressureConfigShape, producerOptionsOf } from './producer-settings.ts';
@@ -36,6 +41,16 @@ export const GATEWAY_SETTINGS = {
     '--max-body-bytes <n>',
     'GATEWAY_MAX_BODY_BYTES',
     `largest request body; larger ones get 413 (default ${DEFAULT_MAX_BODY_BYTES})`,
+  ],
+  maxInflightBytes: [
+    '--max-inflight-bytes <n>',
+    'GATEWAY_MAX_INFLIGHT_BYTES',
+    `bytes of request bodies held at once; a body that does not fit gets 503 with Retry-After; at least --max-body-bytes (default ${DEFAULT_MAX_INFLIGHT_BYTES})`,
+  ],
+  maxRowBytes: [
+    '--max-row-bytes <n>',
+    'GATEWAY_MAX_ROW_BYTES',
+    `largest row (its JSON); larger ones get 413 (default ${DEFAULT_MAX_ROW_BYTES})`,
   ],
   ...BACKPRESSURE_SETTINGS,
   backpressureWaitMs: [
@@ -64,6 +79,8 @@ export const gatewayConfigSchema = connectionConfigSchema
     host: z.string().min(1).optional(),
     token: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
     maxBodyBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_BODY_BYTES),
+    maxInflightBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_INFLIGHT_BYTES),
+    maxRowBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_ROW_BYTES),
     backpressureWaitMs: z.coerce.number().int().min(0).default(0),
     retryAfter: z.coerce.number().int().min(0).default(1),
     redisTimeoutMs: z.coerce.number().int().min(0).default(5000),
@@ -76,6 +93,13 @@ export const gatewayConfigSchema = connectionConfigSchema
         path: ['token'],
         message:
           'is required: set GATEWAY_TOKEN, or pass --local-only to accept unauthenticated requests on 127.0.0.1 only',
+      });
+    }
+    if (config.maxInflightBytes < config.maxBodyBytes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxInflightBytes'],
+        message: `must be at least --max-body-bytes (${config.maxBodyBytes}), or a body of the largest size could never be accepted`,
       });
     }
     if (config.localOnly && config.host !== undefined && !LOOPBACK.has(config.host)) {
@@ -119,13 +143,10 @@ export async function runGateway(
     admin,
     token: config.token ?? null,
     maxBodyBytes: config.maxBodyBytes,
+    maxInflightBytes: config.maxInflightBytes,
+    maxRowBytes: config.maxRowBytes,
     retryAfterSeconds: config.retryAfter,
-  });
-  server.server.on('request', (request, response) => {
-    response.on('finish', () => {
-      const level = response.statusCode >= 500 ? 'error' : 'debug';
-      logger[level]({ method: request.method, url: request.url, status: response.statusCode }, 'request');
-    });
+    logger,
   });
   logger.info(
     { url: `http://${host}:${server.port}`, auth: config.token ? 'bearer token' : 'none (local only)' },
@@ -162,6 +183,7 @@ export function registerGatewayCommand(program: Command): void {
           ...sourcesOf(GATEWAY_SETTINGS),
           localOnly: '--local-only',
         },
+        new Set(['token']),
       );
       const logger = pino({ level: logLevel() });
       const gateway = await runGateway(config, { logger });
