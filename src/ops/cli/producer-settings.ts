@@ -27,6 +27,11 @@ export const BACKPRESSURE_SETTINGS = {
     'MAX_BATCH_BYTES',
     'largest batch accepted, as wire JSON (default 536870912)',
   ],
+  batchIdTtlSeconds: [
+    '--batch-id-ttl-seconds <s>',
+    'BATCH_ID_TTL_SECONDS',
+    'the idempotency window: how long a batchId is remembered, so a retry within it is not enqueued twice (default 86400)',
+  ],
 } as const;
 
 const count = z.coerce.number().int().min(0);
@@ -35,6 +40,7 @@ export const backpressureConfigShape = {
   maxPendingBatches: count.default(1000),
   maxPendingBytes: count.default(256 * 1024 * 1024),
   maxBatchBytes: count.min(1).default(512 * 1024 * 1024),
+  batchIdTtlSeconds: count.min(1).default(24 * 3600),
 };
 
 export const producerConfigSchema = connectionConfigSchema
@@ -52,6 +58,7 @@ export function producerOptionsOf(config: ProducerConfig, waitMs: number): Produ
     maxPendingBatches: config.maxPendingBatches,
     maxPendingBytes: config.maxPendingBytes,
     maxBatchBytes: config.maxBatchBytes,
+    batchIdTtlSeconds: config.batchIdTtlSeconds,
     onBackpressure: waitMs > 0 ? 'wait' : 'fail',
     backpressureTimeoutMs: waitMs,
   };
