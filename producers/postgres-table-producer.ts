@@ -116,7 +116,12 @@ async function main(argv: string[]) {
       process.env.SOURCE_URL ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
   });
   await source.connect();
-  const producer = new Producer();
+  // The example reads REDIS_URL (and PGBI_QUEUE, PGBI_PREFIX) as the CLI does; the library itself reads no environment.
+  const producer = new Producer({
+    redis: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ...(process.env.PGBI_QUEUE ? { queueName: process.env.PGBI_QUEUE } : {}),
+    ...(process.env.PGBI_PREFIX ? { prefix: process.env.PGBI_PREFIX } : {}),
+  });
   try {
     const target = await describeTable(source, { schema, name }, targetSchema);
     const results = await copyNewRows(producer, { source, sourceTable: { schema, name }, target });

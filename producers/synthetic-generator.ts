@@ -34,7 +34,12 @@ export async function produceSynthetic(
 
 async function main(argv: string[]) {
   const [schema = 'demo', batches = '10', ordersPerBatch = '100'] = argv;
-  const producer = new Producer();
+  // The example reads REDIS_URL (and PGBI_QUEUE, PGBI_PREFIX) as the CLI does; the library itself reads no environment.
+  const producer = new Producer({
+    redis: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ...(process.env.PGBI_QUEUE ? { queueName: process.env.PGBI_QUEUE } : {}),
+    ...(process.env.PGBI_PREFIX ? { prefix: process.env.PGBI_PREFIX } : {}),
+  });
   try {
     const results = await produceSynthetic(producer, {
       schema,

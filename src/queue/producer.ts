@@ -30,7 +30,7 @@ import { type BatchHeader, connectRedis, type StreamInfo, StreamStore } from './
 import { WireRowWriter } from './wire-row-writer.ts';
 
 export interface ProducerOptions extends QueueNames {
-  /** Redis URL or ioredis options. @default process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' */
+  /** Redis URL or ioredis options. @default 'redis://127.0.0.1:6379' (the CLI and gateway read REDIS_URL) */
   readonly redis?: string | RedisOptions;
   /** Most batches waiting per stream before producers wait (or fail); 0 for no bound. @default 1000 */
   readonly maxPendingBatches?: number;
@@ -106,10 +106,7 @@ export class Producer {
   readonly #options: Required<Omit<ProducerOptions, 'redis' | 'queueName' | 'prefix'>>;
 
   constructor(options: ProducerOptions = {}) {
-    this.#redis = connectRedis(
-      options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
-      options.redisTimeoutMs ?? 0,
-    );
+    this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL, options.redisTimeoutMs ?? 0);
     this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
     const queues = bullQueues(options);
     this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });

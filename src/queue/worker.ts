@@ -37,9 +37,9 @@ import { ensureStateTables } from './stream-state.ts';
 import { connectRedis, type StreamInfo, StreamStore } from './stream-store.ts';
 
 export interface WorkerOptions extends QueueNames {
-  /** @default process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' */
+  /** @default 'postgres://postgres@127.0.0.1:5432/postgres' (the `worker` command reads DATABASE_URL) */
   readonly databaseUrl?: string;
-  /** @default process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' */
+  /** @default 'redis://127.0.0.1:6379' (the `worker` command reads REDIS_URL) */
   readonly redis?: string | RedisOptions;
   /** Kicks (streams) worked on at once by this process. @default 2 */
   readonly concurrency?: number;
@@ -67,7 +67,7 @@ export interface WorkerOptions extends QueueNames {
   readonly coalesceMaxBytes?: number;
   /** Passed to the core for table swaps. @default {} (cancel blockers after 5 minutes) */
   readonly blockingBackends?: BlockingBackendsOptions | false;
-  /** @default a pino logger at process.env.LOG_LEVEL ?? 'info' */
+  /** @default a pino logger at level 'info' (the `worker` command reads LOG_LEVEL) */
   readonly logger?: Logger;
   /** Test-only fault injection. @default undefined (none) */
   readonly fault?: ApplyHooks['fault'];
@@ -117,8 +117,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   constructor(options: WorkerOptions = {}) {
     super();
     this.#options = {
-      databaseUrl: options.databaseUrl ?? process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL,
-      redis: options.redis ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL,
+      databaseUrl: options.databaseUrl ?? DEFAULT_DATABASE_URL,
+      redis: options.redis ?? DEFAULT_REDIS_URL,
       queueName: options.queueName ?? DEFAULT_QUEUE_NAME,
       prefix: options.prefix ?? DEFAULT_PREFIX,
       concurrency: options.concurrency ?? 2,
@@ -133,7 +133,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       coalesceMaxRows: options.coalesceMaxRows ?? DEFAULT_COALESCE_LIMITS.maxRows,
       coalesceMaxBytes: options.coalesceMaxBytes ?? DEFAULT_COALESCE_LIMITS.maxBytes,
     };
-    this.#log = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
+    this.#log = options.logger ?? pino({ level: 'info' });
     this.#pool = new pg.Pool({
       connectionString: this.#options.databaseUrl,
       max: this.#options.concurrency + 2,
