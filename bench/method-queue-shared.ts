@@ -5,12 +5,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { HighWatermark, Upsert } from '../src/index.ts';
 import { workerCommand } from '../src/ops/demo/worker-processes.ts';
 import { Producer } from '../src/queue/producer.ts';
+import { bullQueues } from '../src/queue/queue-config.ts';
 import { STATE_SCHEMA } from '../src/queue/stream-state.ts';
 import { createEmptyTable, withClient } from './db.ts';
 import { benchTable } from './generate-rows.ts';
@@ -23,8 +25,15 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export interface QueueRig {
   readonly producer: Producer;
   readonly stream: string;
-  /** Throws if a worker exited, or the stream is blocked (parked batch). */
-  check(): Promise<void>;
+  /**
+   * Stream `i` of a run with several streams: `<stream>/<i>`. The clean-up removes the state of
+   * every stream so named.
+   */
+  streamNo(i: number): string;
+  /** The workers' /metrics texts (only when started with `metrics: true`). */
+  scrapeMetrics(): Promise<string[]>;
+  /** Throws if a worker exited, or the stream (default: `stream`) is blocked (parked batch). */
+  check(stream?: string): Promise<void>;
   /** Sum of the workers' user + system CPU so far, ms. */
   workersCpuMs(): number;
   /** Reads the workers' VmHWM, stops them, removes the run's Redis keys and stream state. */
@@ -48,18 +57,40 @@ function cpuMsOf(pid: number): number {
   }
 }
 
+/** A port free right now (the worker binds it a moment later; on a bench machine that is safe enough). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject()));
+    });
+  });
+}
+
+export interface QueueRigOptions {
+  /** Give each worker a known metrics port on 127.0.0.1, for `scrapeMetrics`. @default false */
+  readonly metrics?: boolean;
+}
+
 export async function startQueue(
   ctx: MethodContext,
   id: string,
   workerCount: number,
   concurrency: number,
+  options: QueueRigOptions = {},
 ): Promise<QueueRig> {
   const name = `bench-${id}-${process.pid}-${Date.now()}`;
   const queueName = name;
   const prefix = name;
   const stream = name;
   const workers: ChildProcess[] = [];
+  const metricsPorts: number[] = [];
   for (let i = 0; i < workerCount; i++) {
+    // Without `metrics`, 0: each worker picks a free port nobody reads.
+    const metricsPort = options.metrics ? await freePort() : 0;
+    if (options.metrics) metricsPorts.push(metricsPort);
     // Started as the demo starts them (workerCommand: the Dockerfile's Node flags, the loader when
     // running from sources), plus BENCH_WORKER_NODE_FLAGS (default: BENCH_NODE_FLAGS) and profiling.
     // No --cpu-prof-name: the tsx loader thread writes a profile too, and would overwrite the main
@@ -79,7 +110,8 @@ export async function startQueue(
           PGBI_QUEUE: queueName,
           PGBI_PREFIX: prefix,
           WORKER_CONCURRENCY: String(concurrency),
-          METRICS_PORT: '0',
+          METRICS_PORT: String(metricsPort),
+          METRICS_HOST: '127.0.0.1',
           LOG_LEVEL: 'warn',
         },
         // Worker logs go to stderr: the child's stdout carries BENCH_RESULT.
@@ -88,14 +120,26 @@ export async function startQueue(
     );
   }
   const exited = () => workers.find((w) => w.exitCode !== null || w.signalCode !== null);
-  // Started before timing: wait until every worker's BullMQ worker is listening on the queue.
+  const killAll = () => {
+    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+  };
+  // Started before timing: wait until every worker's BullMQ worker is listening on the kicks queue.
+  const bull = bullQueues({ queueName, prefix });
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const queue = new Queue(queueName, { connection: redis });
-  const deadline = Date.now() + 60_000;
-  while ((await queue.getWorkersCount()) < workerCount) {
-    if (exited()) throw new Error(`${id}: a worker exited before it started`);
-    if (Date.now() > deadline) throw new Error(`${id}: workers not listening after 60 s`);
-    await sleep(50);
+  const queue = new Queue(bull.kicks, { connection: redis, prefix: bull.prefix });
+  try {
+    const deadline = Date.now() + 60_000;
+    while ((await queue.getWorkersCount()) < workerCount) {
+      if (exited()) throw new Error(`${id}: a worker exited before it started`);
+      if (Date.now() > deadline) throw new Error(`${id}: workers not listening after 60 s`);
+      await sleep(50);
+    }
+  } catch (error) {
+    // Nothing else would stop them: they would outlive the bench.
+    killAll();
+    await queue.close().catch(() => undefined);
+    redis.disconnect();
+    throw error;
   }
   await queue.close();
   const producer = new Producer({
@@ -108,11 +152,20 @@ export async function startQueue(
   return {
     producer,
     stream,
-    async check() {
+    streamNo: (i) => `${stream}/${i}`,
+    scrapeMetrics: () =>
+      Promise.all(
+        metricsPorts.map(async (port) => {
+          const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+          if (!response.ok) throw new Error(`${id}: /metrics on port ${port} answered ${response.status}`);
+          return response.text();
+        }),
+      ),
+    async check(which = stream) {
       if (exited()) throw new Error(`${id}: a worker exited during the run`);
-      const info = await producer.streamInfo(stream);
+      const info = await producer.streamInfo(which);
       if (info.blocked)
-        throw new Error(`${id}: stream blocked at seq ${info.blocked.seq}: ${info.blocked.reason}`);
+        throw new Error(`${id}: stream ${which} blocked at seq ${info.blocked.seq}: ${info.blocked.reason}`);
     },
     workersCpuMs: () => workers.reduce((sum, w) => sum + (w.pid ? cpuMsOf(w.pid) : 0), 0),
     async stop() {
@@ -132,7 +185,8 @@ export async function startQueue(
         ),
       );
       await producer.close();
-      for (const pattern of [`${prefix}:*`, `bull:${queueName}:*`]) {
+      // The stream keys (`<prefix>:...`) and BullMQ's (`{<prefix>}:<queue>...`), see queue-keys.ts.
+      for (const pattern of [`${prefix}:*`, `${bull.prefix}:*`]) {
         let cursor = '0';
         do {
           const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
@@ -143,7 +197,10 @@ export async function startQueue(
       redis.disconnect();
       await withClient(ctx.databaseUrl, (c) =>
         c
-          .query(`DELETE FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`, [stream])
+          .query(
+            `DELETE FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1 OR starts_with(stream, $1 || '/')`,
+            [stream],
+          )
           .catch(() => undefined),
       );
       return { peakRssKb };
@@ -151,12 +208,17 @@ export async function startQueue(
   };
 }
 
-/** Waits until the stream's committed seq reaches `seq`, polling Redis every `everyMs`. */
-export async function waitCommitted(rig: QueueRig, seq: number, everyMs: number): Promise<void> {
+/** Waits until the stream's (default: the rig's) committed seq reaches `seq`, polling Redis every `everyMs`. */
+export async function waitCommitted(
+  rig: QueueRig,
+  seq: number,
+  everyMs: number,
+  stream = rig.stream,
+): Promise<void> {
   for (let polls = 0; ; polls++) {
-    const info = await rig.producer.streamInfo(rig.stream);
+    const info = await rig.producer.streamInfo(stream);
     if (info.committedSeq >= seq) return;
-    if (polls % 200 === 0) await rig.check();
+    if (polls % 200 === 0) await rig.check(stream);
     await sleep(everyMs);
   }
 }

@@ -20,11 +20,15 @@ export interface MethodContext {
   readonly prefillFile: string;
 }
 
-/** At least `atLeast` × the rows/s of method `of`, a peak RSS below `maxRssMb`, or a reported metric below `below`. */
+/**
+ * At least `atLeast` × the rows/s of method `of`, a peak RSS below `maxRssMb`, or a reported
+ * metric below `below` or at least `atLeast`.
+ */
 export type Target =
   | { readonly of: string; readonly atLeast: number }
   | { readonly maxRssMb: number }
-  | { readonly metric: string; readonly below: number; readonly label: string; readonly unit: string };
+  | { readonly metric: string; readonly below: number; readonly label: string; readonly unit: string }
+  | { readonly metric: string; readonly atLeast: number; readonly label: string; readonly unit: string };
 
 /**
  * What `run` may return instead of a row count: a method that times itself (from its first
@@ -48,6 +52,11 @@ interface MethodBase {
   readonly reference?: string;
   /** Its table ends up holding exactly the copy file's rows: the others are checked against it. */
   readonly loadsCopyFile?: boolean;
+  /**
+   * It writes rows of its own, not the copy file's, and checks its table itself (throwing when
+   * wrong): run.ts neither compares the table with the copy file nor writes the copy files for it.
+   */
+  readonly ownRows?: boolean;
   /** Run on at most this many rows; rows/s is then extrapolated (and the table says so). */
   readonly maxRows?: number;
   /** Goals checked and printed after the results table. */

@@ -13,4 +13,5 @@ export const METHOD_MODULES: readonly string[] = [
   'method-queue-1-worker.ts',
   'method-queue-2-workers.ts',
   'method-queue-latency.ts',
+  'method-queue-small-batches.ts',
 ];

@@ -9,7 +9,9 @@
  *   BENCH_RUNS      runs per method (default 3)
  *   BENCH_BATCH     rows per batch (default 100,000)
  *   BENCH_SEED      data set seed (default 1)
- *   BENCH_METHODS   comma-separated method ids to run (default all)
+ *   BENCH_METHODS   comma-separated method ids to run (default all); `--only <ids>` on the
+ *                   command line (`npm run bench -- --only queue-small-batches`) does the same
+ *   BENCH_SMALL_BATCHES batches per shape of queue-small-batches (default 2,000)
  *   BENCH_CPU_PROF  set: Node methods run with --cpu-prof, profiles in bench/out/profiles
  *   BENCH_NODE_FLAGS extra flags for the Node methods' processes, e.g. --max-semi-space-size=4
  *   BENCH_WORKER_NODE_FLAGS extra flags for the queue methods' workers (default BENCH_NODE_FLAGS)
@@ -35,7 +37,7 @@ const config = {
   runs: intEnv('BENCH_RUNS', 3),
   batchSize: intEnv('BENCH_BATCH', 100_000),
   seed: intEnv('BENCH_SEED', 1),
-  methods: process.env.BENCH_METHODS?.split(',').map((m) => m.trim()),
+  methods: (onlyArgument() ?? process.env.BENCH_METHODS)?.split(',').map((m) => m.trim()),
   cpuProf: Boolean(process.env.BENCH_CPU_PROF),
   nodeFlags: (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   verify: process.env.BENCH_VERIFY !== '0',
@@ -73,6 +75,21 @@ interface MethodResult {
   verified?: boolean;
   /** Medians of the runs' metrics. */
   metrics?: Record<string, number>;
+}
+
+/** `--only a,b` or `--only=a,b`: the methods to run, as BENCH_METHODS. */
+function onlyArgument(): string | undefined {
+  const args = process.argv.slice(2);
+  for (const [i, arg] of args.entries()) {
+    if (arg.startsWith('--only=')) return arg.slice('--only='.length);
+    if (arg === '--only') {
+      const value = args[i + 1];
+      if (!value) throw new Error('--only needs comma-separated method ids');
+      return value;
+    }
+    throw new Error(`Unknown argument ${arg} (the only one is --only <method ids>)`);
+  }
+  return undefined;
 }
 
 function intEnv(name: string, fallback: number): number {
@@ -255,7 +272,9 @@ async function main(): Promise<void> {
     const method = (await import(module)).default as BenchMethod;
     if (!config.methods || config.methods.includes(method.id)) loaded.push({ module, method });
   }
-  if (loaded.length === 0) throw new Error(`No method matches BENCH_METHODS=${process.env.BENCH_METHODS}`);
+  if (loaded.length === 0) throw new Error(`No method matches ${config.methods?.join(',')}`);
+  // Methods with rows of their own need neither the copy files nor the expected rows.
+  const usesCopyFiles = loaded.filter(({ method }) => !method.ownRows);
 
   const info = await machine();
   const machineLine = `Machine: ${info.cpu}, ${info.cores} cores, ${info.ramGiB} GiB RAM, PostgreSQL ${info.postgres}, Node ${info.node} (${info.platform})`;
@@ -264,25 +283,27 @@ async function main(): Promise<void> {
   const copyFile = `${OUT}rows.copy`;
   const prefillFile = `${OUT}rows-prefill.copy`;
   let t = performance.now();
-  const { bytes, reused } = await generatedCopyFile(copyFile, config.seed);
-  await generatedCopyFile(prefillFile, config.seed + 1);
-  log(
-    reused
-      ? `Reusing ${fmtInt(config.rows)} rows as COPY text (${(bytes / 2 ** 20).toFixed(0)} MiB), same seed and generator`
-      : `Generated ${fmtInt(config.rows)} rows as COPY text (${(bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - t) / 1000).toFixed(1)} s (2 files)`,
-  );
+  if (usesCopyFiles.length > 0) {
+    const { bytes, reused } = await generatedCopyFile(copyFile, config.seed);
+    await generatedCopyFile(prefillFile, config.seed + 1);
+    log(
+      reused
+        ? `Reusing ${fmtInt(config.rows)} rows as COPY text (${(bytes / 2 ** 20).toFixed(0)} MiB), same seed and generator`
+        : `Generated ${fmtInt(config.rows)} rows as COPY text (${(bytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - t) / 1000).toFixed(1)} s (2 files)`,
+    );
+  }
 
   const rowsOf = (m: BenchMethod) => Math.min(config.rows, m.maxRows ?? Number.POSITIVE_INFINITY);
   // The expected rows: the table of the method that loads the copy file itself (psql \copy), if
   // it runs first; otherwise a load of the file made for the purpose.
   const expected = new Map<number, string>();
   const expectedFrom = async (schema: string) => {
-    for (const { method } of loaded) {
+    for (const { method } of usesCopyFiles) {
       const n = rowsOf(method);
       if (!expected.has(n)) expected.set(n, await checksum(schema, n));
     }
   };
-  if (config.verify && !loaded[0]?.method.loadsCopyFile) {
+  if (config.verify && usesCopyFiles.length > 0 && !loaded[0]?.method.loadsCopyFile) {
     t = performance.now();
     const schema = 'bench_expected';
     await dropSchema(schema);
@@ -334,7 +355,7 @@ async function main(): Promise<void> {
       if (config.verify && run === 1 && expected.size === 0 && method.loadsCopyFile) {
         await expectedFrom(schema);
         check = ', its rows are the expected ones';
-      } else if (config.verify && run === 1) {
+      } else if (config.verify && run === 1 && !method.ownRows) {
         const ok = (await checksum(schema)) === expected.get(ctx.rows);
         verified.set(method.id, ok);
         check = ok ? ', rows verified' : ', ROWS DIFFER FROM THE EXPECTED ONES';
@@ -405,8 +426,12 @@ async function main(): Promise<void> {
       } else if ('metric' in target) {
         const value = r.metrics?.[target.metric];
         if (value === undefined) continue;
+        const [met, goal] =
+          'below' in target
+            ? [value < target.below, `< ${target.below}`]
+            : [value >= target.atLeast, `≥ ${fmtInt(target.atLeast)}`];
         targetLines.push(
-          `${value < target.below ? 'met   ' : 'MISSED'} ${method.id}: ${target.label} ${value.toFixed(1)} ${target.unit} (target < ${target.below} ${target.unit})`,
+          `${met ? 'met   ' : 'MISSED'} ${method.id}: ${target.label} ${value.toFixed(1)} ${target.unit} (target ${goal} ${target.unit})`,
         );
       } else if (r.peakRssMb !== undefined) {
         const ok = r.peakRssMb < target.maxRssMb;

@@ -1,16 +1,48 @@
 /**
  * Upsert through a staging table. Rows are COPYed into a temporary table with their position
- * in the batch; then one statement moves them into the target:
+ * in the batch; then they are moved into the target, for each key the last row of the batch
+ * winning. De-duplication (a sort of the whole batch) is paid only by batches that need it:
  *
- * -- merge-staged-rows
+ * -- merge-staged-rows (optimistic)
  * Inputs: the staging table (ordinal column + the table's columns), the target, its primary key.
+ * Must run inside a transaction (the caller's: it uses a SAVEPOINT).
+ * Effect: SAVEPOINT; INSERT ... SELECT straight from staging ... ON CONFLICT (pk) DO UPDATE;
+ * RELEASE: sent as one query, one round trip. When no key repeats in the batch, that is the
+ * whole merge, and it does exactly what the de-duplicating one would.
+ * Fails with SQLSTATE 21000 ("ON CONFLICT DO UPDATE command cannot affect row a second time")
+ * when a key repeats: PostgreSQL then refuses the whole statement, so nothing of it remains
+ * after ROLLBACK TO SAVEPOINT, and the batch falls back to:
+ *
+ * -- merge-staged-rows (de-duplicating)
  * Effect: for each key, the last row of the batch wins (DISTINCT ON ... ORDER BY ordinal DESC),
- * then INSERT ... ON CONFLICT (pk) DO UPDATE. Takes ROW EXCLUSIVE only: readers are never blocked.
- * Fails with SQLSTATE 23xxx on other constraint violations (the batch rolls back).
+ * then INSERT ... ON CONFLICT (pk) DO UPDATE.
+ *
+ * Both take ROW EXCLUSIVE only: readers are never blocked. Both fail with SQLSTATE 23xxx on
+ * other constraint violations (the batch rolls back). A table whose every column is in the key
+ * gets DO NOTHING, which never reports a repeated key: its duplicates are equal rows, so
+ * keeping any of them is keeping the last.
+ *
+ * Why not detect duplicates while encoding: hashing every key in Node costs every batch CPU
+ * time; the optimistic statement costs nothing extra when no key repeats, and a batch with
+ * repeated keys pays the part of the statement done before the first repeat, plus the sort it
+ * paid before (issue 10).
  */
 import type pg from 'pg';
+import { asDatabaseError } from '../errors.ts';
 import { columnList, qualifiedName, quoteIdent } from './sql.ts';
 import type { IngestTable } from './table-definition.ts';
+
+/** "ON CONFLICT DO UPDATE command cannot affect row a second time": a key repeated in the batch. */
+const CARDINALITY_VIOLATION = '21000';
+
+const SAVEPOINT = 'pgbi_merge';
+
+export interface MergeResult {
+  /** Rows inserted or updated. */
+  readonly rows: number;
+  /** True when a key repeated in the batch, so the rows went through the de-duplicating merge. */
+  readonly deduplicated: boolean;
+}
 
 export function stagingTableName(index: number): string {
   return `_pgbi_stage_${index}`;
@@ -42,18 +74,31 @@ export async function mergeStagedRows(
   staging: string,
   ordinal: string,
   targetName: string,
-): Promise<number> {
-  const names = table.columns.map((c) => c.name);
+): Promise<MergeResult> {
+  const names = columnList(table.columns.map((c) => c.name));
   const key = columnList(table.primaryKey);
-  const updates = names
+  const updates = table.columns
+    .map((c) => c.name)
     .filter((n) => !table.primaryKey.includes(n))
     .map((n) => `${quoteIdent(n)} = EXCLUDED.${quoteIdent(n)}`);
-  const onConflict = updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING';
-  const result = await client.query(
-    `INSERT INTO ${qualifiedName(table.schema, targetName)} (${columnList(names)})
-     SELECT DISTINCT ON (${key}) ${columnList(names)} FROM pg_temp.${quoteIdent(staging)}
+  const onConflict = `ON CONFLICT (${key}) ${updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING'}`;
+  const target = qualifiedName(table.schema, targetName);
+  const source = `pg_temp.${quoteIdent(staging)}`;
+  try {
+    // One simple-protocol query of three statements: the savepoint costs no extra round trip.
+    const results = (await client.query(
+      `SAVEPOINT ${SAVEPOINT}; INSERT INTO ${target} (${names}) SELECT ${names} FROM ${source} ${onConflict}; RELEASE SAVEPOINT ${SAVEPOINT}`,
+    )) as unknown as pg.QueryResult[];
+    return { rows: results[1]?.rowCount ?? 0, deduplicated: false };
+  } catch (error) {
+    if (asDatabaseError(error)?.code !== CARDINALITY_VIOLATION) throw error;
+  }
+  const results = (await client.query(
+    `ROLLBACK TO SAVEPOINT ${SAVEPOINT}; RELEASE SAVEPOINT ${SAVEPOINT};
+     INSERT INTO ${target} (${names})
+     SELECT DISTINCT ON (${key}) ${names} FROM ${source}
       ORDER BY ${key}, ${quoteIdent(ordinal)} DESC
-     ON CONFLICT (${key}) ${onConflict}`,
-  );
-  return result.rowCount ?? 0;
+     ${onConflict}`,
+  )) as unknown as pg.QueryResult[];
+  return { rows: results[2]?.rowCount ?? 0, deduplicated: true };
 }
