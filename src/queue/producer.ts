@@ -148,10 +148,9 @@ export class Producer {
     const options = batchOptionsSchema.parse(input.options ?? {});
     const stream = input.stream ?? tableKey(tables[0] as IngestTable);
     const batchId = input.batchId;
-    await this.#waitForRoom(stream, 0);
     const uploadId = randomUUID();
     const content = createHash('sha256');
-    const { parts, rows, bytes } = await this.#uploadRows(
+    const { parts, rows, bytes, inlinePart } = await this.#uploadRows(
       stream,
       uploadId,
       tables,
@@ -177,7 +176,7 @@ export class Producer {
     // The idempotency key's fingerprint: everything the batch says, rows included.
     content.update(JSON.stringify([header.tables, header.highWatermark, header.metadata, header.options]));
     // Parts stay (with their TTL) if this fails: the script may have run before the error.
-    return this.#append(header, content.digest('base64url'));
+    return this.#append(header, content.digest('base64url'), inlinePart);
   }
 
   /** Enqueues a batch already in the wire format (the gateway and the CLI use this). */
@@ -250,10 +249,10 @@ export class Producer {
     this.#redis.disconnect();
   }
 
-  async #append(header: BatchHeader, contentHash: string): Promise<EnqueueResult> {
+  async #append(header: BatchHeader, contentHash: string, inlinePart?: Buffer): Promise<EnqueueResult> {
     const deadline = Date.now() + this.#options.backpressureTimeoutMs;
     for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
-      const result = await this.#store.append(header, contentHash, randomUUID(), this.#options);
+      const result = await this.#store.append(header, contentHash, randomUUID(), this.#options, inlinePart);
       if (result.kind === 'appended' || result.kind === 'duplicate') {
         await this.#kick(header.stream);
         return { stream: header.stream, seq: result.seq, duplicate: result.kind === 'duplicate' };
@@ -323,7 +322,12 @@ export class Producer {
     );
   }
 
-  /** Validates and encodes rows to wire JSON, uploading a part whenever it reaches partBytes. */
+  /**
+   * Validates and encodes rows to wire JSON, uploading a part whenever it reaches partBytes. A
+   * batch of one part (most small batches) is not uploaded: it travels inside the append script
+   * (`inlinePart`), one round trip instead of two. A larger one waits for room under the
+   * stream's backpressure bound before its first part is uploaded.
+   */
   async #uploadRows(
     stream: string,
     uploadId: string,
@@ -340,6 +344,7 @@ export class Producer {
     let bytes = 0;
     let rowNumber = 0;
     const upload = async () => {
+      if (parts === 0) await this.#waitForRoom(stream, 0);
       const first = parts;
       parts += ready.length;
       const batch = ready;
@@ -369,12 +374,17 @@ export class Producer {
         if (part.bytes >= this.#options.partBytes) await finishPart();
       }
       if (part.rows > 0 || parts + ready.length === 0) await finishPart();
+      if (parts === 0 && ready.length === 1) {
+        const inlinePart = ready[0] as Buffer;
+        content.update(inlinePart);
+        return { parts: 1, rows: rowNumber, bytes, inlinePart };
+      }
       if (ready.length > 0) await upload();
     } catch (error) {
       await this.#store.deleteParts(stream, uploadId, parts).catch(() => undefined);
       throw error;
     }
-    return { parts, rows: rowNumber, bytes };
+    return { parts, rows: rowNumber, bytes, inlinePart: undefined };
   }
 }
 

@@ -19,7 +19,8 @@
  * KEYS: 1 state hash, 2 batchid key, 3 stream key base (ends with ':')
  * ARGV: 1 header JSON, 2 upload id, 3 part count, 4 bytes, 5 high watermark JSON,
  *       6 max pending batches (0 = no bound), 7 max pending bytes (0 = no bound),
- *       8 batchId TTL seconds, 9 content hash, 10 a new epoch id (used if an epoch starts)
+ *       8 batchId TTL seconds, 9 content hash, 10 a new epoch id (used if an epoch starts),
+ *       11 part 0 itself for a batch of one part ('' when its parts were uploaded)
  * Returns {seq, 0} when appended, {seq, 1} when this batchId was appended before with the same
  *   content (a retry: this upload's parts are deleted), {-4, seq} when it was appended before
  *   with other content, {-1, pending batches} / {-2, pending bytes} over the backpressure bound,
@@ -50,6 +51,7 @@ local maxBytes = tonumber(ARGV[7])
 if maxBatches > 0 and pendingBatches >= maxBatches then return {-1, pendingBatches} end
 -- One batch larger than the byte bound still goes in when nothing else is pending.
 if maxBytes > 0 and pendingBatches > 0 and pendingBytes + bytes > maxBytes then return {-2, pendingBytes} end
+if ARGV[11] ~= '' then redis.call('SET', partKey(0), ARGV[11]) end
 for i = 0, parts - 1 do
   if redis.call('EXISTS', partKey(i)) == 0 then return {-3, i} end
 end

@@ -59,7 +59,6 @@ export interface AppendLimits {
 }
 
 type RedisWithScripts = Redis & {
-  appendBatch(...args: (string | number)[]): Promise<[number, number]>;
   markCommitted(...args: (string | number)[]): Promise<number>;
 };
 
@@ -132,10 +131,15 @@ export class StreamStore {
     contentHash: string,
     newEpoch: string,
     limits: AppendLimits,
+    inlinePart?: Buffer,
   ): Promise<AppendResult> {
     const keys = this.keys.stream(header.stream);
-    await this.redis.sadd(this.keys.streams, header.stream);
-    const [code, value] = await this.#redis.appendBatch(
+    // One round trip: the registry (idempotent, its own slot) and the script.
+    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & {
+      appendBatch(...args: (string | number | Buffer)[]): unknown;
+    };
+    pipeline.sadd(this.keys.streams, header.stream);
+    pipeline.appendBatch(
       keys.state,
       keys.batchId(header.batchId),
       keys.base,
@@ -149,7 +153,11 @@ export class StreamStore {
       limits.batchIdTtlSeconds,
       contentHash,
       newEpoch,
+      inlinePart ?? '',
     );
+    const results = await pipeline.exec();
+    for (const [error] of results ?? []) if (error) throw error;
+    const [code, value] = (results?.[1]?.[1] ?? []) as [number, number];
     if (code === -1) return { kind: 'backpressure', pendingBatches: value };
     if (code === -2) return { kind: 'backpressure', pendingBytes: value };
     if (code === -3) return { kind: 'missing-part', part: value };
