@@ -8,6 +8,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import type { Json } from '../ingest/options.ts';
+import { ledgerBatchOf } from './ledger.ts';
 import {
   bullQueues,
   DEFAULT_DATABASE_URL,
@@ -121,7 +122,8 @@ export class StreamAdmin {
       const header = await this.#store.header(stream, next.seq);
       const reason = options.reason ?? info.blocked?.reason ?? 'skipped by an operator';
       skipped = { seq: next.seq, epoch: next.epoch };
-      await recordSkip(client, { stream, ...skipped }, header?.batchId ?? null, reason);
+      // Its ledger row says what the batch carried; nothing of it was written (rows: {}).
+      await recordSkip(client, { stream, ...skipped }, ledgerBatchOf(next.seq, header, {}), reason);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
