@@ -177,4 +177,34 @@ describe('ledger bulk_ingest.batches', () => {
     );
     assert.ok(Number(row.bytes) > 0);
   });
+
+  it('is pruned by the workers past its retention, old rows deleted and recent ones kept', async () => {
+    const stream = `${schema}.retention`;
+    const ages = [400, 45, 31, 29, 1]; // days; the default retention is 30
+    await withClient((c) =>
+      c.query(
+        `INSERT INTO bulk_ingest.batches (stream, seq, committed_at, outcome)
+         SELECT $1, n, now() - make_interval(days => (($2::int[])[n])), 'committed'
+         FROM generate_series(1, cardinality($2::int[])) AS n`,
+        [stream, ages],
+      ),
+    );
+    const worker = new Worker({
+      databaseUrl: DATABASE_URL,
+      redis: REDIS_URL,
+      ...names,
+      logger: pino({ level: 'silent' }),
+    });
+    try {
+      await worker.start(); // prunes once as it starts, then every 10 minutes
+      await waitFor(async () => (await ledger(stream)).length < ages.length, 10_000, 'pruning');
+      assert.deepEqual(
+        (await ledger(stream)).map((r) => Number(r.seq)),
+        [4, 5],
+      );
+      assert.equal(await worker.pruneLedger(), 0, 'nothing left to prune');
+    } finally {
+      await worker.close();
+    }
+  });
 });
