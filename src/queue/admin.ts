@@ -8,7 +8,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import type { Json } from '../ingest/options.ts';
-import { ledgerBatchOf } from './ledger.ts';
+import { DEFAULT_HISTORY_LIMIT, type LedgerEntry, ledgerBatchOf } from './ledger.ts';
 import {
   bullQueues,
   DEFAULT_DATABASE_URL,
@@ -24,6 +24,7 @@ import {
   committedStates,
   ensureStateTables,
   forgetCommittedState,
+  ledgerHistory,
   lockStreamAndTables,
   recordSkip,
 } from './stream-state.ts';
@@ -69,6 +70,12 @@ export interface SkipOptions {
   readonly reason?: string;
 }
 
+/** Options of `admin.history()`. */
+export interface HistoryOptions {
+  /** Most ledger rows returned, newest first. @default 20 */
+  readonly limit?: number;
+}
+
 /**
  * Status, skip and retry in code (the `status`, `skip` and `retry` commands use it): reads each
  * stream's state from PostgreSQL and Redis, and moves a blocked stream on. `close()` when done.
@@ -95,6 +102,23 @@ export class StreamAdmin {
       committedStates(this.#pool, streams),
     ]);
     return streams.map((s, i) => statusOf(s, infos[i] as StreamInfo | Error, states.get(s)));
+  }
+
+  /**
+   * The stream's last batches as the ledger (bulk_ingest.batches) records them, newest first.
+   * Read-only: works for a role that may only SELECT on bulk_ingest.
+   */
+  async history(stream: string, options: HistoryOptions = {}): Promise<LedgerEntry[]> {
+    const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new PgBulkIngestError(
+        'INVALID_OPTIONS',
+        `Expected \`limit\` to be an integer >= 1, got ${limit}`,
+        {
+          stream,
+        },
+      );
+    return ledgerHistory(this.#pool, stream, limit);
   }
 
   /**

@@ -6,6 +6,9 @@
 import type { Json } from '../ingest/options.ts';
 import type { BatchHeader } from './stream-store.ts';
 
+/** Rows `history` shows unless told otherwise. */
+export const DEFAULT_HISTORY_LIMIT = 20;
+
 /** One batch as the ledger records it (`StreamAdmin.history()`, `pg-bulk-ingest history`). */
 export interface LedgerEntry {
   readonly stream: string;

@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import {
   type CommittedBatch,
   defineTable,
+  type LedgerEntry,
   Producer,
   StreamAdmin,
   Worker,
@@ -16,6 +17,7 @@ import {
 } from '../../src/index.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { runCli } from '../helpers/worker-process.ts';
 
 interface Row {
   stream: string;
@@ -205,6 +207,71 @@ describe('ledger bulk_ingest.batches', () => {
       assert.equal(await worker.pruneLedger(), 0, 'nothing left to prune');
     } finally {
       await worker.close();
+    }
+  });
+
+  it('history: the CLI prints the ledger newest first, --limit bounds it, --json gives the entries', async () => {
+    const t = table('history');
+    const stream = `${schema}.history`;
+    for (let n = 1; n <= 3; n++)
+      await producer.enqueue({
+        tables: [t],
+        highWatermark: `hw-${n}`,
+        rows: [[t, [n, 'x']]],
+        batchId: `h-${n}`,
+      });
+    await drain(stream, 3);
+    const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...names };
+    const text = await runCli(['history', stream, '--limit', '2'], connection);
+    assert.equal(text.code, 0, text.stderr);
+    const lines = text.stdout.trim().split('\n');
+    assert.match(
+      lines[0] ?? '',
+      /^seq +outcome +committed at +batch id +rows +rejected +bytes +high watermark$/,
+    );
+    assert.equal(lines.length, 3, text.stdout);
+    assert.match(
+      lines[1] ?? '',
+      new RegExp(`^3 +committed +\\S+ +h-3 +${schema}\\.history=1 +0 +\\d+ +"hw-3"$`),
+    );
+    assert.match(lines[2] ?? '', /^2 +committed .* h-2 .*"hw-2"$/);
+    const json = await runCli(['history', stream, '--json'], connection);
+    assert.deepEqual(
+      (JSON.parse(json.stdout) as LedgerEntry[]).map((e) => [e.seq, e.batchId, e.outcome, e.rows]),
+      [3, 2, 1].map((n) => [n, `h-${n}`, 'committed', { [stream]: 1 }]),
+    );
+    const bad = await runCli(['history', stream, '--limit', '0'], connection);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /--limit expects an integer >= 1, got "0"/);
+  });
+
+  it('history works for a role that may only read bulk_ingest', async () => {
+    const t = table('history_reader');
+    const stream = `${schema}.history_reader`;
+    await producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1, 'x']]] });
+    await drain(stream, 1);
+    const role = uniqueName('reader');
+    await withClient(async (c) => {
+      await c.query(`CREATE ROLE ${role} LOGIN`);
+      await c.query(`GRANT USAGE ON SCHEMA bulk_ingest TO ${role}`);
+      await c.query(`GRANT SELECT ON ALL TABLES IN SCHEMA bulk_ingest TO ${role}`);
+    });
+    const url = new URL(DATABASE_URL);
+    url.username = role;
+    const reader = new StreamAdmin({ databaseUrl: url.toString(), redis: REDIS_URL, ...names });
+    try {
+      assert.deepEqual(
+        (await reader.history(stream)).map((e) => [e.seq, e.outcome]),
+        [[1, 'committed']],
+      );
+      assert.deepEqual(await reader.history(`${schema}.never`), []);
+    } finally {
+      await reader.close();
+      await withClient(async (c) => {
+        await c.query(`REVOKE ALL ON ALL TABLES IN SCHEMA bulk_ingest FROM ${role}`);
+        await c.query(`REVOKE ALL ON SCHEMA bulk_ingest FROM ${role}`);
+        await c.query(`DROP ROLE ${role}`);
+      });
     }
   });
 });
