@@ -74,5 +74,6 @@ export {
   DEFAULT_REDIS_URL,
   type QueueNames,
 } from './queue/queue-config.ts';
+export type { RewindOptions, RewindResult } from './queue/rewind.ts';
 export type { StreamInfo } from './queue/stream-store.ts';
 export { Worker, type WorkerEvents, type WorkerOptions } from './queue/worker.ts';

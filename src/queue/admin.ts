@@ -18,6 +18,7 @@ import {
   kickStream,
   type QueueNames,
 } from './queue-config.ts';
+import { type RewindOptions, type RewindResult, rewindStream } from './rewind.ts';
 import { describeGap, nextBatch } from './stream-position.ts';
 import {
   committedState,
@@ -160,6 +161,17 @@ export class StreamAdmin {
     await this.#store.clearBlocked(stream);
     await kickStream(this.#queue, stream);
     return skipped.seq;
+  }
+
+  /**
+   * Sets the stream's stored high watermark back to the one committed with batch `toSeq` (from
+   * the ledger): in its first table's comment, in bulk_ingest.stream_state and in Redis, so that
+   * a producer using HighWatermark.LATEST sends again from there. Rows already in the tables stay
+   * (re-sending with an upsert is idempotent). Refused while batches are pending or the stream
+   * is blocked, unless `force`. Recorded in bulk_ingest.rewinds.
+   */
+  async rewind(stream: string, options: RewindOptions): Promise<RewindResult> {
+    return rewindStream(this.#pool, this.#store, stream, options);
   }
 
   /** Clears a stream's block and kicks it: its parked batch is tried again. */

@@ -188,7 +188,7 @@ const LOCK_KEYS = `SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) F
 export async function lockStreamAndTables(
   client: pg.ClientBase,
   stream: string,
-  tables: readonly IngestTable[],
+  tables: readonly Pick<IngestTable, 'schema' | 'name'>[],
 ) {
   const start = performance.now();
   const tableKeys = [

@@ -29,6 +29,7 @@ const CONFIG: Record<string, readonly [SettingTable, { shape: Record<string, z.Z
   history: [CONNECTION_SETTINGS, connectionConfigSchema],
   skip: [CONNECTION_SETTINGS, connectionConfigSchema],
   retry: [CONNECTION_SETTINGS, connectionConfigSchema],
+  rewind: [CONNECTION_SETTINGS, connectionConfigSchema],
   forget: [CONNECTION_SETTINGS, connectionConfigSchema],
   demo: [DEMO_SETTINGS, demoConfigSchema],
 };

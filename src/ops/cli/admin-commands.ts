@@ -110,6 +110,33 @@ export function registerAdminCommands(program: Command): void {
 
   addSettings(
     program
+      .command('rewind <stream>')
+      .description(
+        "Set the stream's stored high watermark back to the one committed with batch N (from the ledger bulk_ingest.batches): in its table's comment, bulk_ingest.stream_state and Redis, so producers using HighWatermark.LATEST send again from there. Rows already in the tables stay: re-sending with an upsert is idempotent (plain inserts would write them twice). Refused while batches are pending or the stream is blocked, unless --force. Recorded in bulk_ingest.rewinds",
+      )
+      .requiredOption(
+        '--to-seq <n>',
+        'the batch whose high watermark to go back to',
+        positiveInteger('--to-seq'),
+      )
+      .option(
+        '--force',
+        'rewind although batches are pending or the stream is blocked (they commit after it and move the high watermark on)',
+      ),
+    CONNECTION_SETTINGS,
+  ).action((stream: string, flags: Record<string, unknown>) =>
+    runCommand(() =>
+      withAdmin(flags, async (admin) => {
+        const r = await admin.rewind(stream, { toSeq: flags.toSeq as number, force: flags.force === true });
+        process.stdout.write(
+          `Rewound ${stream} to batch ${r.toSeq}: high watermark ${JSON.stringify(r.highWatermark)} (was ${JSON.stringify(r.previousHighWatermark)}); the next batch is ${r.committedSeq + 1}. Rows already in the tables stay.\n${r.forced ? `Forced: the stream ${r.note}.\n` : ''}`,
+        );
+      }),
+    ),
+  );
+
+  addSettings(
+    program
       .command('forget <stream>')
       .description(
         'Remove a finished stream: its keys in Redis and its committed state in bulk_ingest (the tables and their high watermark stay). Refused while batches are pending; the next batch under the name starts a new stream at seq 1',
