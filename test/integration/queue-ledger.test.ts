@@ -274,4 +274,55 @@ describe('ledger bulk_ingest.batches', () => {
       });
     }
   });
+
+  it("is written in the batch's transaction: a batch that rolls back leaves no row", async () => {
+    const t = table('rolled_back');
+    const stream = `${schema}.rolled_back`;
+    await producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1, 'x']]], batchId: 'once' });
+    const worker = new Worker({
+      databaseUrl: DATABASE_URL,
+      redis: REDIS_URL,
+      ...names,
+      poisonRetries: 0,
+      logger: pino({ level: 'silent' }),
+      // After the ledger row is written, before COMMIT.
+      fault: (point, s) => {
+        if (point === 'before-commit' && s === stream) throw new Error('injected before COMMIT');
+      },
+    });
+    await worker.start();
+    try {
+      await waitFor(async () => (await admin.status(stream))[0]?.blocked != null, 30_000, 'parked');
+    } finally {
+      await worker.close();
+    }
+    assert.deepEqual(await ledger(stream), [], 'the row rolled back with the batch');
+    await admin.retry(stream);
+    await drain(stream, 1);
+    assert.deepEqual(
+      (await ledger(stream)).map((r) => [Number(r.seq), r.batch_id, r.outcome]),
+      [[1, 'once', 'committed']],
+    );
+  });
+
+  it('replaces the row of a seq numbered again in a new Redis epoch (after Redis lost data)', async () => {
+    const t = table('epochs');
+    const stream = `${schema}.epochs`;
+    // The row an earlier epoch left for seq 1 (Redis then lost the stream and numbers from 1 again).
+    await withClient((c) =>
+      c.query(
+        `INSERT INTO bulk_ingest.batches (stream, seq, epoch, batch_id, rows, outcome)
+         VALUES ($1, 1, 'lost-epoch', 'old', '{"x": 5}', 'committed')`,
+        [stream],
+      ),
+    );
+    await producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1, 'x']]], batchId: 'new' });
+    await drain(stream, 1);
+    const rows = await ledger(stream);
+    assert.deepEqual(
+      rows.map((r) => [Number(r.seq), r.batch_id, r.rows]),
+      [[1, 'new', { [stream]: 1 }]],
+    );
+    assert.notEqual(rows[0]?.epoch, 'lost-epoch');
+  });
 });
