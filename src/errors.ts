@@ -21,8 +21,10 @@ export type ErrorCode =
   | 'BATCH_MISSING'
   /** `skip` found no pending batch (or not the one named). */
   | 'NOTHING_TO_SKIP'
-  /** `forget` was asked for a stream that still has pending batches. */
+  /** `forget` (or `rewind` without force) was asked for a stream with pending batches, or blocked. */
   | 'STREAM_BUSY'
+  /** `rewind` cannot go back to that batch: not in the ledger (pruned?), skipped, or not committed. */
+  | 'REWIND_REFUSED'
   | 'REDIS_UNAVAILABLE'
   | 'STREAM_CONFLICT'
   | 'INVALID_CONFIG'

@@ -39,7 +39,13 @@ export {
   type TableDefinitionInput,
 } from './ingest/table-definition.ts';
 // The queue service: producing, working, operating.
-export { type AdminOptions, type SkipOptions, StreamAdmin, type StreamStatus } from './queue/admin.ts';
+export {
+  type AdminOptions,
+  type HistoryOptions,
+  type SkipOptions,
+  StreamAdmin,
+  type StreamStatus,
+} from './queue/admin.ts';
 export type { CommittedBatch, DrainResult } from './queue/apply-stream.ts';
 // The batch format (docs/batch-format.md): its zod schema, types and the error it throws.
 export {
@@ -52,6 +58,7 @@ export {
   InvalidBatchError,
   type WireRow,
 } from './queue/batch-contract.ts';
+export type { LedgerEntry } from './queue/ledger.ts';
 export {
   type EnqueueInput,
   type EnqueueResult,
@@ -67,5 +74,6 @@ export {
   DEFAULT_REDIS_URL,
   type QueueNames,
 } from './queue/queue-config.ts';
+export type { RewindOptions, RewindResult } from './queue/rewind.ts';
 export type { StreamInfo } from './queue/stream-store.ts';
 export { Worker, type WorkerEvents, type WorkerOptions } from './queue/worker.ts';

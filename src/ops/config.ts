@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { PgBulkIngestError } from '../errors.ts';
+import { DEFAULT_LEDGER_RETENTION_DAYS } from '../queue/ledger-retention.ts';
 import {
   DEFAULT_DATABASE_URL,
   DEFAULT_PREFIX,
@@ -52,6 +53,7 @@ export const workerConfigSchema = connectionConfigSchema.extend({
   coalesceMaxBatches: count(1, 100_000).default(200),
   coalesceMaxRows: count(1, 1_000_000_000).default(200_000),
   coalesceMaxBytes: count(1, 2 ** 40).default(32 * 1024 * 1024),
+  ledgerRetentionDays: count(0, 36_500).default(DEFAULT_LEDGER_RETENTION_DAYS),
 });
 
 export type ConnectionConfig = z.output<typeof connectionConfigSchema>;

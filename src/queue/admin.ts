@@ -8,6 +8,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import type { Json } from '../ingest/options.ts';
+import { DEFAULT_HISTORY_LIMIT, type LedgerEntry, ledgerBatchOf } from './ledger.ts';
 import {
   bullQueues,
   DEFAULT_DATABASE_URL,
@@ -17,12 +18,14 @@ import {
   kickStream,
   type QueueNames,
 } from './queue-config.ts';
+import { type RewindOptions, type RewindResult, rewindStream } from './rewind.ts';
 import { describeGap, nextBatch } from './stream-position.ts';
 import {
   committedState,
   committedStates,
   ensureStateTables,
   forgetCommittedState,
+  ledgerHistory,
   lockStreamAndTables,
   recordSkip,
 } from './stream-state.ts';
@@ -68,6 +71,12 @@ export interface SkipOptions {
   readonly reason?: string;
 }
 
+/** Options of `admin.history()`. */
+export interface HistoryOptions {
+  /** Most ledger rows returned, newest first. @default 20 */
+  readonly limit?: number;
+}
+
 /**
  * Status, skip and retry in code (the `status`, `skip` and `retry` commands use it): reads each
  * stream's state from PostgreSQL and Redis, and moves a blocked stream on. `close()` when done.
@@ -97,6 +106,23 @@ export class StreamAdmin {
   }
 
   /**
+   * The stream's last batches as the ledger (bulk_ingest.batches) records them, newest first.
+   * Read-only: works for a role that may only SELECT on bulk_ingest.
+   */
+  async history(stream: string, options: HistoryOptions = {}): Promise<LedgerEntry[]> {
+    const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new PgBulkIngestError(
+        'INVALID_OPTIONS',
+        `Expected \`limit\` to be an integer >= 1, got ${limit}`,
+        {
+          stream,
+        },
+      );
+    return ledgerHistory(this.#pool, stream, limit);
+  }
+
+  /**
    * Moves a stream past its next batch without applying it: the sequence number is committed in
    * PostgreSQL (recorded in bulk_ingest.skipped_batches with the reason), the batch is deleted
    * from Redis, and the stream is kicked. `seq`, if given, must be that next batch.
@@ -121,7 +147,8 @@ export class StreamAdmin {
       const header = await this.#store.header(stream, next.seq);
       const reason = options.reason ?? info.blocked?.reason ?? 'skipped by an operator';
       skipped = { seq: next.seq, epoch: next.epoch };
-      await recordSkip(client, { stream, ...skipped }, header?.batchId ?? null, reason);
+      // Its ledger row says what the batch carried; nothing of it was written (rows: {}).
+      await recordSkip(client, { stream, ...skipped }, ledgerBatchOf(next.seq, header, {}), reason);
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -134,6 +161,17 @@ export class StreamAdmin {
     await this.#store.clearBlocked(stream);
     await kickStream(this.#queue, stream);
     return skipped.seq;
+  }
+
+  /**
+   * Sets the stream's stored high watermark back to the one committed with batch `toSeq` (from
+   * the ledger): in its first table's comment, in bulk_ingest.stream_state and in Redis, so that
+   * a producer using HighWatermark.LATEST sends again from there. Rows already in the tables stay
+   * (re-sending with an upsert is idempotent). Refused while batches are pending or the stream
+   * is blocked, unless `force`. Recorded in bulk_ingest.rewinds.
+   */
+  async rewind(stream: string, options: RewindOptions): Promise<RewindResult> {
+    return rewindStream(this.#pool, this.#store, stream, options);
   }
 
   /** Clears a stream's block and kicks it: its parked batch is tried again. */

@@ -8,14 +8,15 @@ import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
 import { type BlockingBackendsOptions, Delete, HighWatermark } from '../ingest/options.ts';
 import { RowBlocks } from '../ingest/row-blocks.ts';
-import type { IngestTable } from '../ingest/table-definition.ts';
 import { parseBatchJob } from './batch-contract.ts';
 import { isPoison } from './failures.ts';
+import { ledgerBatchOf } from './ledger.ts';
 import { describeGap, type Epoch, type NextBatch, nextBatch } from './stream-position.ts';
 import {
   type CommittedState,
   committedState,
   lockStreamAndTables,
+  recordBatches,
   recordCommit,
   streamConflict,
 } from './stream-state.ts';
@@ -230,7 +231,11 @@ export class StreamApplier {
       let lockWaitMs = 0;
       let report: BatchReport | undefined;
       const gap = next.gap ? describeGap(stream, next.gap) : null;
-      const rows = new RowBlocks(this.#groupRows(stream, next.seq, headers, tables));
+      // One reader per batch: each counts its own batch's rows per table for its ledger row.
+      const readers = headers.map(
+        (_, i) => new WirePartReader(tables, `Stream ${stream}, batch ${next.seq + i}`),
+      );
+      const rows = new RowBlocks(this.#groupRows(stream, next.seq, headers, readers));
       await runIngest(
         client,
         tables,
@@ -252,6 +257,10 @@ export class StreamApplier {
               prefix: this.#store.prefix,
               gap,
             });
+            const batches = headers.map((h, i) =>
+              ledgerBatchOf(next.seq + i, h, (readers[i] as WirePartReader).rowsPerTable()),
+            );
+            await recordBatches(c, stream, epoch, 'committed', batches);
             this.#hooks.fault?.('before-commit', stream, seq);
           },
         },
@@ -282,10 +291,10 @@ export class StreamApplier {
     stream: string,
     firstSeq: number,
     headers: readonly BatchHeader[],
-    tables: readonly IngestTable[],
+    readers: readonly WirePartReader[],
   ) {
     for (const [i, header] of headers.entries())
-      yield* this.#rows(stream, firstSeq + i, header, tables).blocks;
+      yield* this.#rows(stream, firstSeq + i, header, readers[i] as WirePartReader).blocks;
   }
 
   /** Ends the connections of batches in flight: PostgreSQL rolls them back. */
@@ -312,13 +321,12 @@ export class StreamApplier {
    * The batch's rows, read from Redis a few parts at a time (memory holds those parts, not the
    * batch), as one block of rows per part.
    */
-  #rows(stream: string, seq: number, header: BatchHeader, tables: readonly IngestTable[]): RowBlocks {
+  #rows(stream: string, seq: number, header: BatchHeader, reader: WirePartReader): RowBlocks {
     const store = this.#store;
     const label = `Stream ${stream}, batch ${seq}`;
     // Every value was validated before it was enqueued (Producer, or admission of a foreign
     // job); PostgreSQL has the last word. The reader checks that each row names a table of the
     // batch, as a row of another table would otherwise be skipped silently.
-    const reader = new WirePartReader(tables, label);
     return new RowBlocks(
       (async function* () {
         for (let first = 0; first < header.parts; first += PARTS_PER_READ) {

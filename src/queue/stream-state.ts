@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import type { Json } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
+import type { LedgerBatch, LedgerEntry } from './ledger.ts';
 
 /** Not `pg_bulk_ingest`: PostgreSQL reserves schema names starting with `pg_`. */
 export const STATE_SCHEMA = 'bulk_ingest';
@@ -15,7 +16,8 @@ export const STATE_SCHEMA = 'bulk_ingest';
  * stream_state: one row per stream, the last committed seq and the Redis epoch it was numbered
  * in (stream-position.ts), the last gap Redis was found to have (lost data), and the Redis key
  * prefix of the deployment that owns the stream (see streamConflict). skipped_batches: what operators skipped
- * and why. Creation is serialised by an advisory lock: several workers starting at
+ * and why. batches: the ledger, one row per batch (ledger.ts); its committed_at index serves the
+ * retention pruning. rewinds: each `rewind`, what it changed and whether it was forced. Creation is serialised by an advisory lock: several workers starting at
  * once would otherwise race in CREATE TABLE IF NOT EXISTS (a unique violation in pg_type).
  */
 const CREATE_STATE_TABLES = `
@@ -46,6 +48,41 @@ const CREATE_STATE_TABLES = `
                    WHERE attrelid = '${STATE_SCHEMA}.stream_state'::regclass AND attname = 'redis_epoch') THEN
       ALTER TABLE ${STATE_SCHEMA}.stream_state ADD COLUMN redis_epoch text, ADD COLUMN redis_gap text,
         ADD COLUMN redis_gap_at timestamptz;
+    END IF;
+    -- Tables added after the first release, checked first too: CREATE INDEX takes a SHARE lock
+    -- on its table before it finds the index already there, which would stall every commit.
+    IF to_regclass('${STATE_SCHEMA}.batches') IS NULL THEN
+      CREATE TABLE ${STATE_SCHEMA}.batches (
+        stream text NOT NULL,
+        seq bigint NOT NULL,
+        epoch text,
+        batch_id text,
+        table_schema text,
+        table_name text,
+        high_watermark jsonb,
+        metadata jsonb,
+        rows jsonb NOT NULL DEFAULT '{}',
+        rejected_rows integer NOT NULL DEFAULT 0,
+        bytes bigint,
+        enqueued_at timestamptz,
+        committed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        outcome text NOT NULL CHECK (outcome IN ('committed', 'skipped')),
+        PRIMARY KEY (stream, seq)
+      );
+      CREATE INDEX batches_committed_at ON ${STATE_SCHEMA}.batches (committed_at);
+    END IF;
+    IF to_regclass('${STATE_SCHEMA}.rewinds') IS NULL THEN
+      CREATE TABLE ${STATE_SCHEMA}.rewinds (
+        id bigserial PRIMARY KEY,
+        stream text NOT NULL,
+        to_seq bigint NOT NULL,
+        high_watermark jsonb,
+        previous_high_watermark jsonb,
+        committed_seq bigint NOT NULL,
+        forced boolean NOT NULL,
+        note text,
+        rewound_at timestamptz NOT NULL DEFAULT now()
+      );
     END IF;
   END $$;`;
 
@@ -151,7 +188,7 @@ const LOCK_KEYS = `SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) F
 export async function lockStreamAndTables(
   client: pg.ClientBase,
   stream: string,
-  tables: readonly IngestTable[],
+  tables: readonly Pick<IngestTable, 'schema' | 'name'>[],
 ) {
   const start = performance.now();
   const tableKeys = [
@@ -218,19 +255,24 @@ export async function recordCommit(client: pg.ClientBase, r: CommitRecord) {
     throw streamConflict(r.stream, (await committedState(client, r.stream)).owner ?? '?', r.prefix);
 }
 
-/** Records a skipped batch; the high watermark stays the last one really committed. */
+/**
+ * Records a skipped batch (in skipped_batches with the reason, and in the ledger, `batch` being
+ * what its header said, if it is still there); the high watermark stays the last one really
+ * committed.
+ */
 export async function recordSkip(
   client: pg.ClientBase,
   position: { stream: string; seq: number; epoch: string },
-  batchId: string | null,
+  batch: LedgerBatch,
   reason: string,
 ) {
   const { stream, seq, epoch } = position;
   await client.query(
     `INSERT INTO ${STATE_SCHEMA}.skipped_batches (stream, seq, batch_id, reason) VALUES ($1, $2, $3, $4)
      ON CONFLICT (stream, seq) DO NOTHING`,
-    [stream, seq, batchId, reason],
+    [stream, seq, batch.batchId, reason],
   );
+  await recordBatches(client, stream, epoch, 'skipped', [batch]);
   await client.query(
     `INSERT INTO ${STATE_SCHEMA}.stream_state (stream, committed_seq, redis_epoch) VALUES ($1, $2, $3)
      ON CONFLICT (stream) DO UPDATE
@@ -239,7 +281,172 @@ export async function recordSkip(
   );
 }
 
-/** Forgets a stream's committed state and skips (`forget`): it starts again as a new stream. */
+/**
+ * -- record-batches
+ * Inside the batches' transaction: one ledger row per batch, all of a coalesced group in this one
+ * statement (one round trip per transaction, whatever the group's size). $4 is a JSON array of
+ * LedgerBatch. A (stream, seq) already there can only be a seq numbered again in a new Redis
+ * epoch after Redis lost data (a batch is never applied twice): the newer batch replaces the
+ * row; the gap itself is recorded in stream_state and reported.
+ */
+const RECORD_BATCHES = `
+  INSERT INTO ${STATE_SCHEMA}.batches AS b
+    (stream, seq, epoch, batch_id, table_schema, table_name, high_watermark, metadata, rows, bytes,
+     enqueued_at, committed_at, outcome)
+  SELECT $1, x.seq, $2, x.batch_id, x.table_schema, x.table_name, x.high_watermark, x.metadata,
+         coalesce(x.rows, '{}'), x.bytes, x.enqueued_at, clock_timestamp(), $3
+  FROM jsonb_to_recordset($4::jsonb) AS x(seq bigint, batch_id text, table_schema text, table_name text,
+       high_watermark jsonb, metadata jsonb, rows jsonb, bytes bigint, enqueued_at timestamptz)
+  ON CONFLICT (stream, seq) DO UPDATE
+    SET epoch = EXCLUDED.epoch, batch_id = EXCLUDED.batch_id, table_schema = EXCLUDED.table_schema,
+        table_name = EXCLUDED.table_name, high_watermark = EXCLUDED.high_watermark,
+        metadata = EXCLUDED.metadata, rows = EXCLUDED.rows, rejected_rows = EXCLUDED.rejected_rows,
+        bytes = EXCLUDED.bytes, enqueued_at = EXCLUDED.enqueued_at,
+        committed_at = EXCLUDED.committed_at, outcome = EXCLUDED.outcome`;
+
+export async function recordBatches(
+  client: pg.ClientBase,
+  stream: string,
+  epoch: string,
+  outcome: LedgerEntry['outcome'],
+  batches: readonly LedgerBatch[],
+): Promise<void> {
+  const records = batches.map((b) => ({
+    seq: b.seq,
+    batch_id: b.batchId,
+    table_schema: b.table?.schema ?? null,
+    table_name: b.table?.name ?? null,
+    high_watermark: b.highWatermark,
+    metadata: b.metadata,
+    rows: b.rows,
+    bytes: b.bytes,
+    enqueued_at: b.enqueuedAt?.toISOString() ?? null,
+  }));
+  await client.query(RECORD_BATCHES, [stream, epoch, outcome, JSON.stringify(records)]);
+}
+
+interface LedgerRow {
+  stream: string;
+  seq: string;
+  epoch: string | null;
+  batch_id: string | null;
+  table_schema: string | null;
+  table_name: string | null;
+  high_watermark: Json | null;
+  metadata: Json | null;
+  rows: Record<string, number>;
+  rejected_rows: number;
+  bytes: string | null;
+  enqueued_at: Date | null;
+  committed_at: Date;
+  outcome: LedgerEntry['outcome'];
+}
+
+function ledgerEntryOf(row: LedgerRow): LedgerEntry {
+  return {
+    stream: row.stream,
+    seq: Number(row.seq),
+    epoch: row.epoch,
+    batchId: row.batch_id,
+    table:
+      row.table_schema === null || row.table_name === null
+        ? null
+        : { schema: row.table_schema, name: row.table_name },
+    highWatermark: row.high_watermark,
+    metadata: row.metadata,
+    rows: row.rows,
+    rejectedRows: row.rejected_rows,
+    bytes: row.bytes === null ? null : Number(row.bytes),
+    enqueuedAt: row.enqueued_at,
+    committedAt: row.committed_at,
+    outcome: row.outcome,
+  };
+}
+
+/**
+ * -- ledger-history
+ * The stream's last `limit` ledger rows, newest first; `seq` given: that batch's row only.
+ * Read-only (SELECT on bulk_ingest.batches), and empty before any worker created the table.
+ */
+const LEDGER_HISTORY = `
+  SELECT stream, seq, epoch, batch_id, table_schema, table_name, high_watermark, metadata, rows,
+         rejected_rows, bytes, enqueued_at, committed_at, outcome
+  FROM ${STATE_SCHEMA}.batches
+  WHERE stream = $1 AND ($2::bigint IS NULL OR seq = $2)
+  ORDER BY seq DESC LIMIT $3`;
+
+export async function ledgerHistory(
+  db: pg.Pool | pg.ClientBase,
+  stream: string,
+  limit: number,
+  seq: number | null = null,
+): Promise<LedgerEntry[]> {
+  const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
+    `${STATE_SCHEMA}.batches`,
+  ]);
+  if (!exists.rows[0]?.ok) return [];
+  const { rows } = await db.query<LedgerRow>(LEDGER_HISTORY, [stream, seq, limit]);
+  return rows.map(ledgerEntryOf);
+}
+
+/**
+ * -- prune-ledger
+ * One small step of retention: deletes up to $2 ledger rows committed more than $1 days ago, in a
+ * statement of its own (never in a batch's transaction). SKIP LOCKED: workers pruning at once
+ * take different rows rather than wait on each other. Returns how many it deleted.
+ */
+const PRUNE_LEDGER = `
+  DELETE FROM ${STATE_SCHEMA}.batches WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM ${STATE_SCHEMA}.batches
+    WHERE committed_at < now() - make_interval(days => $1::int)
+    LIMIT $2 FOR UPDATE SKIP LOCKED))`;
+
+export async function pruneLedgerStep(pool: pg.Pool, retentionDays: number, rows: number): Promise<number> {
+  return (await pool.query(PRUNE_LEDGER, [retentionDays, rows])).rowCount ?? 0;
+}
+
+/** What `rewind` did, recorded in bulk_ingest.rewinds. */
+export interface RewindRecord {
+  readonly stream: string;
+  readonly toSeq: number;
+  readonly highWatermark: Json | null;
+  readonly previousHighWatermark: Json | null;
+  readonly committedSeq: number;
+  readonly forced: boolean;
+  /** Why it had to be forced (pending batches, a block), or null. */
+  readonly note: string | null;
+}
+
+/**
+ * -- record-rewind
+ * In the rewind's transaction, with the stream locked: the stream's stored high watermark goes
+ * back (its committed seq stays: new batches still get new numbers), and the rewind is recorded.
+ */
+export async function recordRewind(client: pg.ClientBase, r: RewindRecord): Promise<void> {
+  await client.query(`UPDATE ${STATE_SCHEMA}.stream_state SET high_watermark = $2 WHERE stream = $1`, [
+    r.stream,
+    JSON.stringify(r.highWatermark),
+  ]);
+  await client.query(
+    `INSERT INTO ${STATE_SCHEMA}.rewinds
+       (stream, to_seq, high_watermark, previous_high_watermark, committed_seq, forced, note)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      r.stream,
+      r.toSeq,
+      JSON.stringify(r.highWatermark),
+      JSON.stringify(r.previousHighWatermark),
+      r.committedSeq,
+      r.forced,
+      r.note,
+    ],
+  );
+}
+
+/**
+ * Forgets a stream's committed state, skips, ledger and rewinds (`forget`): it starts again as a
+ * new stream, whose seqs 1, 2, ... must not mix with the old stream's rows.
+ */
 export async function forgetCommittedState(db: pg.Pool | pg.ClientBase, stream: string): Promise<void> {
   const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
     `${STATE_SCHEMA}.stream_state`,
@@ -247,4 +454,11 @@ export async function forgetCommittedState(db: pg.Pool | pg.ClientBase, stream: 
   if (!exists.rows[0]?.ok) return;
   await db.query(`DELETE FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`, [stream]);
   await db.query(`DELETE FROM ${STATE_SCHEMA}.skipped_batches WHERE stream = $1`, [stream]);
+  // The ledger tables came later: a database no new worker has started on has none yet.
+  for (const table of ['batches', 'rewinds']) {
+    const found = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
+      `${STATE_SCHEMA}.${table}`,
+    ]);
+    if (found.rows[0]?.ok) await db.query(`DELETE FROM ${STATE_SCHEMA}.${table} WHERE stream = $1`, [stream]);
+  }
 }

@@ -209,6 +209,18 @@ export class StreamStore {
   }
 
   /**
+   * Sets the mirror of the committed high watermark (`rewind`): a producer using
+   * HighWatermark.LATEST with nothing pending sends from it. The committed seq stays.
+   */
+  async setCommittedHighWatermark(stream: string, highWatermark: Json | null): Promise<void> {
+    await this.redis.hset(
+      this.keys.stream(stream).state,
+      'committedHighWatermark',
+      JSON.stringify(highWatermark),
+    );
+  }
+
+  /**
    * Blocks the stream at `seq`. False if it was already blocked (two workers parking the same
    * batch at once): only the first records its reason, so the batch is parked once.
    */

@@ -38,6 +38,8 @@ interface TablePlan {
   readonly json: readonly boolean[];
   /** Whether any column needs decoding from its wire form on the general path (bytea). */
   readonly decodes: boolean;
+  /** Rows of this table read so far (the batch's ledger row: bulk_ingest.batches `rows`). */
+  rows: number;
 }
 
 export class WirePartReader {
@@ -53,13 +55,22 @@ export class WirePartReader {
         const json = types.map((t) => t.arrayDimensions === 0 && (t.base === 'json' || t.base === 'jsonb'));
         const transcodable = types.every((t) => t.arrayDimensions === 0 && t.base !== 'bytea');
         const decodes = types.some((t) => t.base === 'bytea');
-        return [tableKey(table), { table, transcodable, json, decodes }];
+        return [tableKey(table), { table, transcodable, json, decodes, rows: 0 }];
       }),
     );
   }
 
   /** Rows of the batch read so far: errors name a row by its position in the batch. */
   rowsRead = 0;
+
+  /**
+   * Rows read so far per table of the batch (`schema.table`, quoted as stream names are; every
+   * table of the batch, 0 included). Counted here, where each row's table is known anyway, so
+   * that counting costs one increment per row.
+   */
+  rowsPerTable(): Record<string, number> {
+    return Object.fromEntries([...this.#plans].map(([key, plan]) => [key, plan.rows]));
+  }
 
   /** The rows of the batch's next part. */
   *rows(part: string): Generator<Row, void> {
@@ -153,6 +164,7 @@ export class WirePartReader {
     }
     if (s.charCodeAt(i) !== CLOSE_ARRAY || s.charCodeAt(i + 1) !== CLOSE_ARRAY) return -1;
     this.#transcoded = copyTextRow(plan.table, `${line}\n`);
+    plan.rows += 1;
     return i + 2;
   }
 
@@ -181,6 +193,7 @@ export class WirePartReader {
       throw new InvalidBatchError(`${this.#label}, row ${row}: is not a [table, values] pair`, { row });
     const [key, values] = wireRow;
     const plan = this.#plan(key, row);
+    plan.rows += 1;
     if (!plan.decodes || !Array.isArray(values)) return [plan.table, values];
     const columns = plan.table.columns;
     return [plan.table, values.map((v, c) => fromWireValue(columns[c]?.parsedType.base ?? '', v))];

@@ -21,6 +21,7 @@ import {
 } from './apply-stream.ts';
 import { InvalidBatchError } from './batch-contract.ts';
 import { describeError, isMalformed, isPoison } from './failures.ts';
+import { DEFAULT_LEDGER_RETENTION_DAYS, LedgerRetention } from './ledger-retention.ts';
 import { Producer } from './producer.ts';
 import {
   BATCH_JOB,
@@ -65,6 +66,12 @@ export interface WorkerOptions extends QueueNames {
   readonly coalesceMaxRows?: number;
   /** Most wire bytes in one coalesced transaction. @default 33554432 (32 MiB) */
   readonly coalesceMaxBytes?: number;
+  /**
+   * Days the ledger (bulk_ingest.batches) keeps a batch's row; older rows are deleted by the
+   * workers, a few at a time, every 10 minutes and when one starts. 0 keeps them forever.
+   * @default 30
+   */
+  readonly ledgerRetentionDays?: number;
   /** Passed to the core for table swaps. @default {} (cancel blockers after 5 minutes) */
   readonly blockingBackends?: BlockingBackendsOptions | false;
   /** @default a pino logger at level 'info' (the `worker` command reads LOG_LEVEL) */
@@ -113,6 +120,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** BullMQ does not close a connection it was given: we do. */
   #bullConnection: Redis | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
+  readonly #retention: LedgerRetention;
 
   constructor(options: WorkerOptions = {}) {
     super();
@@ -132,6 +140,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       coalesceMaxBatches: options.coalesceMaxBatches ?? DEFAULT_COALESCE_LIMITS.maxBatches,
       coalesceMaxRows: options.coalesceMaxRows ?? DEFAULT_COALESCE_LIMITS.maxRows,
       coalesceMaxBytes: options.coalesceMaxBytes ?? DEFAULT_COALESCE_LIMITS.maxBytes,
+      ledgerRetentionDays: options.ledgerRetentionDays ?? DEFAULT_LEDGER_RETENTION_DAYS,
     };
     this.#log = options.logger ?? pino({ level: 'info' });
     this.#pool = new pg.Pool({
@@ -142,6 +151,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#pool.on('error', (error) => this.#log.warn({ err: error }, 'idle PostgreSQL connection failed'));
     this.#redis = connectRedis(this.#options.redis);
     this.#store = new StreamStore(this.#redis, this.#options.prefix);
+    this.#retention = new LedgerRetention(this.#pool, this.#options.ledgerRetentionDays, this.#log);
     const queues = bullQueues(this.#options);
     this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
     this.#admissionQueue = new Queue(queues.admissions, { connection: this.#redis, prefix: queues.prefix });
@@ -212,6 +222,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
       bull.on('error', (error) => this.#log.error({ err: error }, 'queue error'));
     this.#sweepTimer = setInterval(() => void this.sweep(), this.#options.sweepIntervalMs);
     this.#sweepTimer.unref();
+    this.#retention.start();
     this.#log.info(
       { queue: this.#options.queueName, concurrency: this.#options.concurrency },
       'worker started',
@@ -267,12 +278,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
   }
 
   /**
+   * Deletes the ledger rows older than `ledgerRetentionDays`, in small steps; returns how many.
+   * Workers do it on their own every 10 minutes; this is for a test or an operator's script.
+   */
+  pruneLedger(): Promise<number> {
+    return this.#retention.prune();
+  }
+
+  /**
    * Stops taking jobs, lets current batches finish for up to shutdownTimeoutMs, then abandons
    * what is left (its transactions roll back; its kicks are redelivered), and closes connections.
    */
   async close(): Promise<void> {
     clearInterval(this.#sweepTimer);
     this.#stopping.abort();
+    await this.#retention.stop();
     await this.#bullAdmissions?.close();
     const bull = this.#bull;
     if (bull) {

@@ -273,6 +273,11 @@ async function forgetStreams(db: pg.Client, schema: string): Promise<void> {
   if (!exists.rows[0]?.ok) return;
   await db.query('DELETE FROM bulk_ingest.stream_state WHERE stream LIKE $1', [`${schema}.%`]);
   await db.query('DELETE FROM bulk_ingest.skipped_batches WHERE stream LIKE $1', [`${schema}.%`]);
+  for (const table of ['batches', 'rewinds']) {
+    const found = await db.query('SELECT to_regclass($1) IS NOT NULL AS ok', [`bulk_ingest.${table}`]);
+    if (found.rows[0]?.ok)
+      await db.query(`DELETE FROM bulk_ingest.${table} WHERE stream LIKE $1`, [`${schema}.%`]);
+  }
 }
 
 /** Committed seq of each stream, as PostgreSQL (the truth) has it. */

@@ -26,8 +26,10 @@ const CONFIG: Record<string, readonly [SettingTable, { shape: Record<string, z.Z
   gateway: [GATEWAY_SETTINGS, gatewayConfigSchema],
   enqueue: [ENQUEUE_SETTINGS, enqueueConfigSchema],
   status: [CONNECTION_SETTINGS, connectionConfigSchema],
+  history: [CONNECTION_SETTINGS, connectionConfigSchema],
   skip: [CONNECTION_SETTINGS, connectionConfigSchema],
   retry: [CONNECTION_SETTINGS, connectionConfigSchema],
+  rewind: [CONNECTION_SETTINGS, connectionConfigSchema],
   forget: [CONNECTION_SETTINGS, connectionConfigSchema],
   demo: [DEMO_SETTINGS, demoConfigSchema],
 };

@@ -1,5 +1,6 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { StreamAdmin, type StreamStatus } from '../../queue/admin.ts';
+import { DEFAULT_HISTORY_LIMIT, type LedgerEntry } from '../../queue/ledger.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
 import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
 
@@ -83,6 +84,59 @@ export function registerAdminCommands(program: Command): void {
   );
   addSettings(
     program
+      .command('history <stream>')
+      .description(
+        "Show the stream's last batches as the ledger bulk_ingest.batches records them, newest first: seq, outcome, when, batch id, rows per table, rejected rows, bytes, high watermark",
+      )
+      .option(
+        '--limit <n>',
+        `most batches shown (default ${DEFAULT_HISTORY_LIMIT})`,
+        positiveInteger('--limit'),
+      )
+      .option('--json', 'print JSON'),
+    CONNECTION_SETTINGS,
+  ).action((stream: string, flags: Record<string, unknown>) =>
+    runCommand(() =>
+      withAdmin(flags, async (admin) => {
+        const entries = await admin.history(stream, {
+          ...(typeof flags.limit === 'number' ? { limit: flags.limit } : {}),
+        });
+        process.stdout.write(
+          flags.json ? `${JSON.stringify(entries, null, 2)}\n` : formatHistory(stream, entries),
+        );
+      }),
+    ),
+  );
+
+  addSettings(
+    program
+      .command('rewind <stream>')
+      .description(
+        "Set the stream's stored high watermark back to the one committed with batch N (from the ledger bulk_ingest.batches): in its table's comment, bulk_ingest.stream_state and Redis, so producers using HighWatermark.LATEST send again from there. Rows already in the tables stay: re-sending with an upsert is idempotent (plain inserts would write them twice). Refused while batches are pending or the stream is blocked, unless --force. Recorded in bulk_ingest.rewinds",
+      )
+      .requiredOption(
+        '--to-seq <n>',
+        'the batch whose high watermark to go back to',
+        positiveInteger('--to-seq'),
+      )
+      .option(
+        '--force',
+        'rewind although batches are pending or the stream is blocked (they commit after it and move the high watermark on)',
+      ),
+    CONNECTION_SETTINGS,
+  ).action((stream: string, flags: Record<string, unknown>) =>
+    runCommand(() =>
+      withAdmin(flags, async (admin) => {
+        const r = await admin.rewind(stream, { toSeq: flags.toSeq as number, force: flags.force === true });
+        process.stdout.write(
+          `Rewound ${stream} to batch ${r.toSeq}: high watermark ${JSON.stringify(r.highWatermark)} (was ${JSON.stringify(r.previousHighWatermark)}); the next batch is ${r.committedSeq + 1}. Rows already in the tables stay.\n${r.forced ? `Forced: the stream ${r.note}.\n` : ''}`,
+        );
+      }),
+    ),
+  );
+
+  addSettings(
+    program
       .command('forget <stream>')
       .description(
         'Remove a finished stream: its keys in Redis and its committed state in bulk_ingest (the tables and their high watermark stay). Refused while batches are pending; the next batch under the name starts a new stream at seq 1',
@@ -96,6 +150,49 @@ export function registerAdminCommands(program: Command): void {
       }),
     ),
   );
+}
+
+/** A flag's value as an integer >= 1, or a usage error naming the flag. */
+function positiveInteger(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1)
+      throw new InvalidArgumentError(`${flag} expects an integer >= 1, got ${JSON.stringify(value)}`);
+    return n;
+  };
+}
+
+function formatHistory(stream: string, entries: readonly LedgerEntry[]): string {
+  if (entries.length === 0) return `No batches of ${stream} in the ledger.\n`;
+  const header = [
+    'seq',
+    'outcome',
+    'committed at',
+    'batch id',
+    'rows',
+    'rejected',
+    'bytes',
+    'high watermark',
+  ];
+  const lines = entries.map((e) => [
+    String(e.seq),
+    e.outcome,
+    e.committedAt.toISOString(),
+    e.batchId ?? '-',
+    Object.entries(e.rows)
+      .map(([table, n]) => `${table}=${n}`)
+      .join(' ') || '-',
+    String(e.rejectedRows),
+    e.bytes === null ? '-' : String(e.bytes),
+    JSON.stringify(e.highWatermark),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
+  return [header, ...lines]
+    .map((cells) =>
+      cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  '),
+    )
+    .join('\n')
+    .concat('\n');
 }
 
 function formatStatuses(statuses: readonly StreamStatus[]): string {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
+import { DEFAULT_LEDGER_RETENTION_DAYS } from '../../queue/ledger-retention.ts';
 import { Worker } from '../../queue/worker.ts';
 import { parseConfig, workerConfigSchema } from '../config.ts';
 import { startOpsServer } from '../http-server.ts';
@@ -77,6 +78,11 @@ export const WORKER_SETTINGS = {
     'COALESCE_MAX_BYTES',
     'most wire bytes in one coalesced transaction (default 33554432)',
   ],
+  ledgerRetentionDays: [
+    '--ledger-retention-days <days>',
+    'LEDGER_RETENTION_DAYS',
+    `days a batch's row stays in the ledger bulk_ingest.batches; 0 keeps them forever (default ${DEFAULT_LEDGER_RETENTION_DAYS})`,
+  ],
 } as const;
 
 export function registerWorkerCommand(program: Command): void {
@@ -107,6 +113,7 @@ export function registerWorkerCommand(program: Command): void {
         coalesceMaxBatches: config.coalesceMaxBatches,
         coalesceMaxRows: config.coalesceMaxRows,
         coalesceMaxBytes: config.coalesceMaxBytes,
+        ledgerRetentionDays: config.ledgerRetentionDays,
         blockingBackends: {
           cancelAfterMs: config.cancelBlockersAfterMs,
           terminateAfterMs: config.terminateBlockersAfterMs,
