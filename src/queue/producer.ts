@@ -104,9 +104,10 @@ export class Producer {
   readonly #store: StreamStore;
   readonly #queue: Queue<KickData>;
   readonly #options: Required<Omit<ProducerOptions, 'redis' | 'queueName' | 'prefix'>>;
+  readonly #writers = new WeakMap<IngestTable, WireRowWriter>();
 
   constructor(options: ProducerOptions = {}) {
-    this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL, options.redisTimeoutMs ?? 0);
+    this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL, options.redisTimeoutMs ?? 0, true);
     this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
     const queues = bullQueues(options);
     this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
@@ -322,6 +323,16 @@ export class Producer {
     );
   }
 
+  /** A table's row writer, made once per table object (its converters are chosen per column). */
+  #writerFor(table: IngestTable): WireRowWriter {
+    let writer = this.#writers.get(table);
+    if (writer === undefined) {
+      writer = new WireRowWriter(table);
+      this.#writers.set(table, writer);
+    }
+    return writer;
+  }
+
   /**
    * Validates and encodes rows to wire JSON, uploading a part whenever it reaches partBytes. A
    * batch of one part (most small batches) is not uploaded: it travels inside the append script
@@ -337,8 +348,8 @@ export class Producer {
     content: Hash,
   ) {
     const ttl = Math.max(3600, Math.ceil((this.#options.backpressureTimeoutMs * 2) / 1000));
-    const writers = new Map(tables.map((t) => [t, new WireRowWriter(t)]));
-    const part = new PartBuffer(this.#options.partBytes);
+    const writers = new Map(tables.map((t) => [t, this.#writerFor(t)]));
+    const part = new PartBuffer();
     let ready: Buffer[] = []; // finished parts not uploaded yet
     let parts = 0; // parts uploaded, or being uploaded
     let bytes = 0;
@@ -362,7 +373,8 @@ export class Producer {
         const writer = writers.get(row[0]);
         if (writer === undefined) continue; // as in ingest(): rows of other tables are skipped
         const text = writer.write(row[1], label, rowNumber);
-        if (!part.fits(text) && part.rows > 0) await finishPart();
+        // A row that would take the part well past partBytes starts the next part.
+        if (part.rows > 0 && !part.fits(text, this.#options.partBytes + 64 * 1024)) await finishPart();
         bytes += part.add(text);
         if (bytes > this.#options.maxBatchBytes) {
           throw new PgBulkIngestError(
@@ -394,25 +406,28 @@ export class Producer {
  * by the garbage collector) until the part is joined and encoded for Redis.
  */
 class PartBuffer {
-  #buffer: Buffer;
+  /** Starts small (most batches are small) and doubles as rows come. */
+  #buffer = Buffer.allocUnsafe(4096);
   /** Bytes written, the opening `[` included. */
   bytes = 1;
   rows = 0;
 
-  constructor(partBytes: number) {
-    this.#buffer = Buffer.allocUnsafe(partBytes + 64 * 1024);
+  constructor() {
     this.#buffer[0] = 0x5b; // [
   }
 
-  /** Whether a row surely fits (UTF-8 takes at most 3 bytes per UTF-16 unit), with `,` and `]`. */
-  fits(row: string): boolean {
-    return this.bytes + row.length * 3 + 2 <= this.#buffer.length;
+  /**
+   * Whether a row surely fits in `limit` bytes, by default what is allocated (UTF-8 takes at
+   * most 3 bytes per UTF-16 unit), with `,` and `]`.
+   */
+  fits(row: string, limit = this.#buffer.length): boolean {
+    return this.bytes + row.length * 3 + 2 <= limit;
   }
 
   /** Appends a row; returns its size in bytes. */
   add(row: string): number {
     if (!this.fits(row)) {
-      const bigger = Buffer.allocUnsafe(this.bytes + row.length * 3 + 2);
+      const bigger = Buffer.allocUnsafe(Math.max(this.#buffer.length * 2, this.bytes + row.length * 3 + 2));
       this.#buffer.copy(bigger, 0, 0, this.bytes);
       this.#buffer = bigger;
     }

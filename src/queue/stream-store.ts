@@ -65,13 +65,21 @@ type RedisWithScripts = Redis & {
 /**
  * A Redis connection for the queue. `commandTimeoutMs` > 0 makes a command that gets no answer
  * within it (Redis down or unreachable) fail instead of waiting for Redis to come back.
+ * `autoPipelining` sends the commands issued in one tick in one write (a producer's concurrent
+ * enqueues): one syscall instead of one per command, the producer's largest CPU cost with small
+ * batches.
  */
-export function connectRedis(redis: string | RedisOptions, commandTimeoutMs = 0): Redis {
+export function connectRedis(
+  redis: string | RedisOptions,
+  commandTimeoutMs = 0,
+  autoPipelining = false,
+): Redis {
   // maxRetriesPerRequest: null is what BullMQ requires of its connections; a command waits for
   // Redis to come back rather than failing after a few tries.
   const options: RedisOptions = {
     maxRetriesPerRequest: null,
     ...(commandTimeoutMs > 0 ? { commandTimeout: commandTimeoutMs } : {}),
+    ...(autoPipelining ? { enableAutoPipelining: true } : {}),
   };
   return typeof redis === 'string' ? new Redis(redis, options) : new Redis({ ...options, ...redis });
 }
