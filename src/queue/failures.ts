@@ -7,6 +7,7 @@
  * batch: retried a few times, then parked with its reason, so nothing loops forever unexplained.
  */
 import { asDatabaseError, BatchError, isRetryableSqlState, PgBulkIngestError } from '../errors.ts';
+import { isRedisTimeout } from './stream-store.ts';
 
 /** Codes of this package's errors that a later attempt may get past without anyone acting. */
 const TRANSIENT_CODES = new Set(['REDIS_UNAVAILABLE', 'BACKPRESSURE', 'PART_EXPIRED']);
@@ -27,7 +28,6 @@ const CONNECTION_MESSAGES = [
   /^Client has encountered a connection error/,
   /^Client was closed and is not queryable/,
   /^Connection is closed\.?$/, // ioredis
-  /^Command timed out$/, // ioredis commandTimeout
   /^Reached the max retries per request limit/, // ioredis
   /^timeout exceeded when trying to connect$/, // pg.Pool connectionTimeoutMillis
 ];
@@ -46,7 +46,7 @@ function isConcurrentDdlRace(error: unknown): boolean {
 export function isTransient(error: unknown): boolean {
   if (error instanceof BatchError) return error.retryable || isTransient(error.cause);
   if (error instanceof PgBulkIngestError) return TRANSIENT_CODES.has(error.code);
-  if (isConcurrentDdlRace(error)) return true;
+  if (isConcurrentDdlRace(error) || isRedisTimeout(error)) return true;
   const db = asDatabaseError(error);
   if (db) return isRetryableSqlState(db.code);
   if (!(error instanceof Error)) return false;

@@ -26,7 +26,13 @@ import {
   kickStream,
   type QueueNames,
 } from './queue-config.ts';
-import { type BatchHeader, connectRedis, type StreamInfo, StreamStore } from './stream-store.ts';
+import {
+  type BatchHeader,
+  connectRedis,
+  isRedisTimeout,
+  type StreamInfo,
+  StreamStore,
+} from './stream-store.ts';
 import { WireRowWriter } from './wire-row-writer.ts';
 
 export interface ProducerOptions extends QueueNames {
@@ -129,8 +135,7 @@ export class Producer {
     try {
       return await this.#enqueue({ ...input, batchId }, label);
     } catch (error) {
-      // ioredis's own error when redisTimeoutMs passes without an answer.
-      if (error instanceof Error && error.message === 'Command timed out') {
+      if (isRedisTimeout(error)) {
         throw new PgBulkIngestError(
           'REDIS_UNAVAILABLE',
           `${label}: Redis did not answer within ${this.#options.redisTimeoutMs} ms (down or unreachable). Enqueue it again with batchId "${batchId}": if this attempt got through after all, the retry is reported as a duplicate, and nothing is enqueued twice.`,

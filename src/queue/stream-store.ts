@@ -84,6 +84,16 @@ export function connectRedis(
   return typeof redis === 'string' ? new Redis(redis, options) : new Redis({ ...options, ...redis });
 }
 
+/**
+ * Whether `error` is ioredis giving up on a command after `commandTimeout` (Redis down or
+ * unreachable). ioredis has no error class for it, only this message (Command.js,
+ * `_setTimeout`); test/integration/redis-timeout.test.ts pins that behaviour, so an ioredis
+ * upgrade that changes it fails there rather than silently here.
+ */
+export function isRedisTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Command timed out';
+}
+
 /** Stream hashes read per round trip when listing many streams. */
 const INFO_BATCH = 500;
 
