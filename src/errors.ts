@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'BACKPRESSURE'
   | 'BATCH_TOO_LARGE'
   /** A batchId was enqueued again with other content (an idempotency key names one batch). */
+  /** A condition the code relies on did not hold: a bug (please report it), never bad input. */
+  | 'INTERNAL_INVARIANT'
   | 'BATCH_ID_CONFLICT'
   /** A part of a batch's rows expired in Redis before the batch was enqueued: enqueue it again. */
   | 'PART_EXPIRED'
@@ -57,6 +59,13 @@ export class PgBulkIngestError extends Error {
     this.name = new.target.name;
     this.code = code;
     this.context = context;
+  }
+}
+
+/** A condition the code relies on did not hold (e.g. a table it just locked is gone): a bug. */
+export class InvariantError extends PgBulkIngestError {
+  constructor(message: string, context: ErrorContext = {}) {
+    super('INTERNAL_INVARIANT', message, context);
   }
 }
 

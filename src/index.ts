@@ -9,6 +9,7 @@ export {
   BatchError,
   type ErrorCode,
   type ErrorContext,
+  InvariantError,
   PgBulkIngestError,
   RowError,
   SchemaChangeError,

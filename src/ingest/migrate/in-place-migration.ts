@@ -12,8 +12,9 @@
  * The table keeps its oid and relfilenode, so views, grants and everything else attached to it
  * stay as they are. Anything else is left to the batch's transaction, which rebuilds the table.
  */
+
 import type pg from 'pg';
-import { asDatabaseError, SchemaChangeError } from '../../errors.ts';
+import { asDatabaseError, InvariantError, SchemaChangeError } from '../../errors.ts';
 import { indexKey, relationOid } from '../live-table.ts';
 import type { BlockingBackendsOptions, SchemaChanges } from '../options.ts';
 import { columnList, MAX_IDENTIFIER_BYTES, qualifiedName, quoteIdent } from '../sql.ts';
@@ -169,7 +170,7 @@ function inPlaceSteps(plan: MigrationPlan): Steps {
         break;
       }
       default:
-        throw new Error(`A ${d.kind} difference cannot be applied in place`); // planMigration said rebuild
+        throw new InvariantError(`A ${d.kind} difference cannot be applied in place`); // planMigration said rebuild
     }
   }
   return { alter, dropIndexes, createIndexes };

@@ -3,7 +3,9 @@
  * afterwards on the table that took its name. PostgreSQL binds a view to a table's oid, not
  * its name, so a table swap cannot keep them.
  */
+
 import type pg from 'pg';
+import { InvariantError } from '../../errors.ts';
 import { qualifiedName, quoteIdent } from '../sql.ts';
 
 /** One privilege on a relation, as `aclexplode(relacl)` lists it. */
@@ -237,7 +239,9 @@ const PRIVILEGES = new Set([
 /** `GRANT <privilege> ON <relation> TO <role>`: the privilege from an allow-list, the role quoted. */
 export function grantSql(relation: string, grant: Grant): string {
   if (!PRIVILEGES.has(grant.privilege)) {
-    throw new Error(`Expected a table privilege (${[...PRIVILEGES].join(', ')}), got \`${grant.privilege}\``);
+    throw new InvariantError(
+      `Expected a table privilege (${[...PRIVILEGES].join(', ')}), got \`${grant.privilege}\``,
+    );
   }
   const grantee = grant.grantee === null ? 'PUBLIC' : quoteIdent(grant.grantee);
   return `GRANT ${grant.privilege} ON ${relation} TO ${grantee}${grant.grantable ? ' WITH GRANT OPTION' : ''}`;
@@ -246,7 +250,7 @@ export function grantSql(relation: string, grant: Grant): string {
 /** Storage and view option names are keywords such as `fillfactor` or `toast.autovacuum_enabled`. */
 function optionName(name: string): string {
   if (!/^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/.test(name)) {
-    throw new Error(`Expected a relation option name such as \`security_barrier\`, got \`${name}\``);
+    throw new InvariantError(`Expected a relation option name such as \`security_barrier\`, got \`${name}\``);
   }
   return name;
 }

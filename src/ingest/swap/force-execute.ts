@@ -4,9 +4,10 @@
  * EXCLUSIVE lock; one long report query or one session left idle in a transaction would
  * otherwise hold the whole ingest up for as long as it likes.
  */
+
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { PgBulkIngestError } from '../../errors.ts';
+import { InvariantError, PgBulkIngestError } from '../../errors.ts';
 import type { BlockingBackendsOptions } from '../options.ts';
 
 export interface BlockersRemoved<T> {
@@ -162,7 +163,7 @@ async function cancelStatement(side: pg.Client, pid: number, stopped: AbortSigna
 async function backendPid(client: pg.ClientBase): Promise<number> {
   const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
   const pid = rows[0]?.pid;
-  if (pid === undefined) throw new Error('SELECT pg_backend_pid() returned no row');
+  if (pid === undefined) throw new InvariantError('SELECT pg_backend_pid() returned no row');
   return pid;
 }
 

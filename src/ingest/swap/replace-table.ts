@@ -6,7 +6,9 @@
  * views and grants until the caller commits, and then only the new ones. The ACCESS EXCLUSIVE
  * lock on the live table is held from the swap to that commit: keep what follows it short.
  */
+
 import type pg from 'pg';
+import { InvariantError } from '../../errors.ts';
 import type { BlockingBackendsOptions } from '../options.ts';
 import { qualifiedName, quoteIdent } from '../sql.ts';
 import { captureDependentViews, recreateViews } from './dependent-views.ts';
@@ -123,7 +125,7 @@ async function assertInTransaction(
     'SELECT txid_current_if_assigned()::text AS xid',
   );
   if (rows[0]?.xid == null) {
-    throw new Error(
+    throw new InvariantError(
       `replaceTable(${qualifiedName(target.schema, target.name)}) must run inside the transaction that built ` +
         `${quoteIdent(target.replacementName)}, got a client with no write transaction open`,
     );
@@ -137,6 +139,6 @@ async function relationOid(client: pg.ClientBase, schema: string, name: string):
     [schema, name],
   );
   const oid = rows[0]?.oid;
-  if (oid === undefined) throw new Error(`Expected table ${qualifiedName(schema, name)} to exist`);
+  if (oid === undefined) throw new InvariantError(`Expected table ${qualifiedName(schema, name)} to exist`);
   return oid;
 }

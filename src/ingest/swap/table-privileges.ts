@@ -4,7 +4,9 @@
  * for the columns the replacement still has. What the replacement got at creation (default
  * privileges) is revoked first, so it ends with exactly the live table's ACL.
  */
+
 import type pg from 'pg';
+import { InvariantError } from '../../errors.ts';
 import { qualifiedName, quoteIdent } from '../sql.ts';
 import { type Grant, grantSql } from './dependent-views.ts';
 
@@ -51,7 +53,7 @@ export async function captureTablePrivileges(
 ): Promise<TablePrivileges> {
   const { rows } = await client.query<TablePrivileges>(TABLE_PRIVILEGES_SQL, [tableOid]);
   const row = rows[0];
-  if (row === undefined) throw new Error(`Expected table oid ${tableOid} to exist`);
+  if (row === undefined) throw new InvariantError(`Expected table oid ${tableOid} to exist`);
   return row;
 }
 
@@ -128,7 +130,7 @@ const COLUMN_PRIVILEGES = new Set(['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']);
 
 function columnGrantSql(relation: string, entry: AclEntry): string {
   if (!COLUMN_PRIVILEGES.has(entry.privilege)) {
-    throw new Error(
+    throw new InvariantError(
       `Expected a column privilege (${[...COLUMN_PRIVILEGES].join(', ')}), got \`${entry.privilege}\``,
     );
   }

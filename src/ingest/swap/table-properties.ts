@@ -9,7 +9,9 @@
  * triggers and row filters are re-created from their definitions as PostgreSQL prints them: one
  * that names a column the replacement no longer has fails the batch rather than vanish.
  */
+
 import type pg from 'pg';
+import { InvariantError } from '../../errors.ts';
 import { qualifiedName, quoteIdent } from '../sql.ts';
 import { columnNames } from './table-privileges.ts';
 
@@ -92,7 +94,7 @@ export async function captureTableProperties(
 ): Promise<TableProperties> {
   const { rows } = await client.query<TableProperties>(TABLE_PROPERTIES_SQL, [tableOid]);
   const row = rows[0];
-  if (row === undefined) throw new Error(`Expected table oid ${tableOid} to exist`);
+  if (row === undefined) throw new InvariantError(`Expected table oid ${tableOid} to exist`);
   return row;
 }
 
@@ -169,7 +171,7 @@ function optionList(options: readonly { name: string; value: string }[]): string
   return options
     .map(({ name, value }) => {
       if (!/^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/.test(name))
-        throw new Error(`Expected a storage option name such as \`fillfactor\`, got \`${name}\``);
+        throw new InvariantError(`Expected a storage option name such as \`fillfactor\`, got \`${name}\``);
       return `${name} = ${value}`;
     })
     .join(', ');
