@@ -3,34 +3,37 @@
  * the context needed to find the problem: table, batch, row, column, stream, SQLSTATE.
  */
 
-export type ErrorCode =
-  | 'INVALID_TABLE_DEFINITION'
-  | 'INVALID_OPTIONS'
-  | 'INVALID_ROW'
-  | 'TRANSACTION_IN_PROGRESS'
-  | 'INVALID_COMMENT'
-  | 'BATCH_FAILED'
-  | 'INVALID_BATCH_JOB'
-  | 'BACKPRESSURE'
-  | 'BATCH_TOO_LARGE'
-  /** A batchId was enqueued again with other content (an idempotency key names one batch). */
-  /** A condition the code relies on did not hold: a bug (please report it), never bad input. */
-  | 'INTERNAL_INVARIANT'
-  | 'BATCH_ID_CONFLICT'
-  /** A part of a batch's rows expired in Redis before the batch was enqueued: enqueue it again. */
-  | 'PART_EXPIRED'
-  /** A pending batch (its header or a part) is gone from Redis: it cannot be applied. */
-  | 'BATCH_MISSING'
-  /** `skip` found no pending batch (or not the one named). */
-  | 'NOTHING_TO_SKIP'
-  /** `forget` (or `rewind` without force) was asked for a stream with pending batches, or blocked. */
-  | 'STREAM_BUSY'
-  /** `rewind` cannot go back to that batch: not in the ledger (pruned?), skipped, or not committed. */
-  | 'REWIND_REFUSED'
-  | 'REDIS_UNAVAILABLE'
-  | 'STREAM_CONFLICT'
-  | 'INVALID_CONFIG'
-  | 'SCHEMA_CHANGE_REFUSED';
+/**
+ * Every error code, with what it means: the one list (docs/operations.md, "Error codes", is
+ * checked against it by test/unit/error-codes.test.ts).
+ */
+export const ERROR_CODES = {
+  INVALID_TABLE_DEFINITION:
+    'a table definition cannot become a table (defineTable, or the tables of a batch)',
+  INVALID_OPTIONS: 'an option of ingest(), a Producer, a Worker or a command is not valid',
+  INVALID_ROW: 'a row cannot be written: wrong number of values, or a value its column cannot hold',
+  TRANSACTION_IN_PROGRESS: 'ingest() was given a connection that is inside a transaction',
+  INVALID_COMMENT: "the first table's comment is not the JSON this library (or the Python one) writes",
+  BATCH_FAILED:
+    'PostgreSQL refused a batch; it was rolled back (`retryable` says whether trying again may help)',
+  SCHEMA_CHANGE_REFUSED: 'the table differs from the definition in a way schemaChanges does not allow',
+  INVALID_BATCH_JOB: 'a batch in the wire format is malformed: the message names the batch, row and column',
+  BACKPRESSURE: 'the stream has too much pending: workers are behind or stopped',
+  BATCH_TOO_LARGE: 'a batch is larger than maxBatchBytes: split it',
+  BATCH_ID_CONFLICT: 'a batchId was enqueued again with other content (an idempotency key names one batch)',
+  PART_EXPIRED: "a part of a batch's rows expired in Redis before the batch was enqueued: enqueue it again",
+  BATCH_MISSING: 'a pending batch (its header or a part) is gone from Redis: it cannot be applied',
+  NOTHING_TO_SKIP: '`skip` found no pending batch, or not the one named',
+  STREAM_BUSY: '`forget` or `rewind` was asked for a stream with pending batches, or a blocked one',
+  REWIND_REFUSED:
+    '`rewind` cannot go back to that batch: not in the ledger (pruned?), skipped, or not committed',
+  REDIS_UNAVAILABLE: 'Redis did not answer in time: enqueue again with the same batchId',
+  STREAM_CONFLICT: "the stream's committed state belongs to another deployment (another Redis key prefix)",
+  INVALID_CONFIG: 'a setting (flag or environment variable) is not valid',
+  INTERNAL_INVARIANT: 'a condition the code relies on did not hold: a bug, never bad input',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
 
 export interface ErrorContext {
   /** `schema.name` of the stream (queue service). */

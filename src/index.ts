@@ -7,6 +7,7 @@
 // Errors: one closed set, each with a stable `code`.
 export {
   BatchError,
+  ERROR_CODES,
   type ErrorCode,
   type ErrorContext,
   InvariantError,
