@@ -3,7 +3,7 @@
  * its high watermark and its sequence number commit in one transaction (G3).
  */
 import type pg from 'pg';
-import { PgBulkIngestError } from '../errors.ts';
+import { asDatabaseError, PgBulkIngestError } from '../errors.ts';
 import type { Json } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import type { LedgerBatch, LedgerEntry } from './ledger.ts';
@@ -153,11 +153,15 @@ export async function committedStates(
 ): Promise<Map<string, CommittedState>> {
   const found = new Map<string, CommittedState>();
   if (streams.length === 0) return found;
-  const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
-    `${STATE_SCHEMA}.stream_state`,
-  ]);
-  if (!exists.rows[0]?.ok) return found;
-  const { rows } = await db.query<StateRow>(COMMITTED_STATE, [streams]);
+  // One round trip (the worker asks before every transaction): a database where no worker has
+  // created the tables yet simply has nothing committed. Never inside a transaction there.
+  const rows = await db.query<StateRow>(COMMITTED_STATE, [streams]).then(
+    (result) => result.rows,
+    (error: unknown) => {
+      if (asDatabaseError(error)?.code === '42P01') return [];
+      throw error;
+    },
+  );
   for (const row of rows) {
     found.set(row.stream, {
       seq: Number(row.seq),
