@@ -16,6 +16,7 @@ export {
   HighWatermark,
   type IngestOptions,
   type Json,
+  type JsonInput,
   type Row,
   type Rows,
   Upsert,

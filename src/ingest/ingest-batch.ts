@@ -22,6 +22,7 @@ import { type Batch, type IngestOptions, type Json, Upsert } from './options.ts'
 import { type PreparedTable, prepareTable } from './prepare-table.ts';
 import { renameReplacementIndexes } from './rename-indexes.ts';
 import { qualifiedName, quoteIdent } from './sql.ts';
+import { assertStorableJson } from './storable-json.ts';
 import { replaceTable } from './swap/replace-table.ts';
 import { createIndexesSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
@@ -65,6 +66,12 @@ export async function ingestBatch(
   batch: Batch,
 ): Promise<BatchReport> {
   const [highWatermark, metadata, rows] = batch;
+  // A watermark JSON cannot hold is refused before anything is written; a callable one once it
+  // is called, after the rows (the batch then rolls back). Metadata goes only to onBeforeVisible,
+  // never stored, so it may be anything, as in the Python library.
+  const watermarkLabel = `Batch ${context.batchNumber}: the high watermark`;
+  if (typeof highWatermark !== 'function')
+    assertStorableJson(highWatermark, watermarkLabel, { batch: context.batchNumber });
   const clock = new PhaseClock();
   await client.query('BEGIN');
   try {
@@ -87,6 +94,7 @@ export async function ingestBatch(
       ),
     );
     const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
+    assertStorableJson(watermark, watermarkLabel, { batch: context.batchNumber });
     await clock.time('merge', () => mergeAll(client, prepared, writers));
     const swaps = await clock.time('migrate', () => finishNewTables(client, prepared, context.options));
     await writeTableComment(client, first.schema, first.name, withHighWatermark(comment, watermark));

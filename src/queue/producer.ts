@@ -7,7 +7,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import { PgBulkIngestError } from '../errors.ts';
-import { type Batches, Delete, HighWatermark, type Json, type Rows } from '../ingest/options.ts';
+import {
+  type Batches,
+  Delete,
+  HighWatermark,
+  type Json,
+  type JsonInput,
+  type Rows,
+} from '../ingest/options.ts';
+import { assertStorableJson } from '../ingest/storable-json.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import {
   BATCH_FORMAT_VERSION,
@@ -61,8 +69,8 @@ export interface ProducerOptions extends QueueNames {
 export interface EnqueueInput {
   readonly tables: readonly IngestTable[];
   /** JSON-encodable, or a function returning one, called after the rows were read. */
-  readonly highWatermark: Json | (() => Json);
-  readonly metadata?: Json;
+  readonly highWatermark: JsonInput | (() => JsonInput);
+  readonly metadata?: JsonInput;
   /** `[table, values]` pairs exactly as for `ingest()`; rows of tables not in `tables` are skipped. */
   readonly rows: Rows;
   readonly options?: Partial<BatchOptions>;
@@ -133,6 +141,12 @@ export class Producer {
     const options = batchOptionsSchema.parse(input.options ?? {});
     const stream = input.stream ?? tableKey(tables[0] as IngestTable);
     const batchId = input.batchId;
+    // Refused before anything is written: a value JSON (or jsonb) cannot hold would be acknowledged,
+    // then fail at the worker (issue 9 items 7, 8). A callable watermark is checked once called.
+    const watermarkLabel = `${label}: the high watermark`;
+    assertStorableJson(input.metadata ?? null, `${label}: the metadata`, { stream });
+    if (typeof input.highWatermark !== 'function')
+      assertStorableJson(input.highWatermark, watermarkLabel, { stream });
     await this.#waitForRoom(stream, 0);
     const { parts, rows, bytes } = await this.#uploadRows(batchId, tables, input.rows, label);
     const header: BatchHeader = {
@@ -148,7 +162,13 @@ export class Producer {
       rows,
       bytes,
       enqueuedAt: Date.now(),
-    };
+    } as BatchHeader;
+    try {
+      assertStorableJson(header.highWatermark, watermarkLabel, { stream });
+    } catch (error) {
+      await this.#deleteParts(batchId, parts);
+      throw error;
+    }
     return this.#append(header);
   }
 
