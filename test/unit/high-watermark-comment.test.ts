@@ -1,26 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { PgBulkIngestError } from '../../src/errors.ts';
 import { JsonObject, parseExactJson, pythonJsonDumps } from '../../src/ingest/exact-json.ts';
 import { highWatermarkOf, parseComment, withHighWatermark } from '../../src/ingest/high-watermark.ts';
-
-/** What the Python library wrote, case by case (test/fixtures/python-comments.json says how it was made). */
-export interface PythonCase {
-  readonly name: string;
-  readonly initial: string | null;
-  readonly value: string;
-  readonly comment?: string;
-  readonly error?: string;
-}
-export const pythonCases: readonly PythonCase[] = JSON.parse(
-  readFileSync(new URL('../fixtures/python-comments.json', import.meta.url), 'utf8'),
-).cases;
-
-/** Where this library refuses what the Python library silently overwrites (docs/under-the-hood.md). */
-export const refusedHere: Readonly<Record<string, string>> = {
-  'existing non-JSON comment': 'INVALID_COMMENT',
-};
+import { commentRefusedHere, pythonCases } from '../helpers/python-comments.ts';
 
 const isCode = (code: string) => (e: unknown) => e instanceof PgBulkIngestError && e.code === code;
 
@@ -31,7 +14,7 @@ describe('high watermark comment', () => {
 
   for (const c of pythonCases) {
     it(`is rewritten byte for byte as the Python library wrote it: ${c.name}`, () => {
-      const refusal = c.error !== undefined ? 'INVALID_COMMENT' : refusedHere[c.name];
+      const refusal = c.error !== undefined ? 'INVALID_COMMENT' : commentRefusedHere[c.name];
       if (refusal !== undefined) {
         assert.throws(() => parseComment(c.initial, 's', 't'), isCode(refusal));
         return;
