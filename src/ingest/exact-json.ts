@@ -125,15 +125,20 @@ function setProperty(object: Record<string, unknown>, key: string, value: unknow
 
 /** `json.dumps(value)` byte for byte as Python writes it: `", "`/`": "` separators, `ensure_ascii`. */
 export function pythonJsonDumps(value: unknown): string {
-  return write(value, true);
+  return write(value, true, '', '');
 }
 
-/** Compact JSON (as `JSON.stringify`), with exact numbers, bigints as integers, key order kept. */
-export function stringifyJson(value: unknown): string {
-  return write(value, false);
+/**
+ * JSON as `JSON.stringify(value, null, indent)` writes it, but with exact numbers, bigints as
+ * integers, `JsonObject` key order kept. As `JSON.stringify`, object properties that are
+ * undefined or functions are left out and `toJSON` is called (checking for such values first is
+ * storable-json.ts's job).
+ */
+export function stringifyJson(value: unknown, indent = 0): string {
+  return write(value, false, ' '.repeat(indent), '\n');
 }
 
-function write(value: unknown, python: boolean): string {
+function write(value: unknown, python: boolean, indent: string, newline: string): string {
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
@@ -145,20 +150,38 @@ function write(value: unknown, python: boolean): string {
     case 'number':
       return numberText(value, python);
     case 'object':
-      return writeObject(value, python);
+      return writeObject(value, python, indent, newline);
     default:
       throw new TypeError(`Not a JSON value: a ${typeof value}`);
   }
 }
 
-function writeObject(value: object, python: boolean): string {
-  const [comma, colon] = python ? [', ', ': '] : [',', ':'];
-  const key = (k: string) => (python ? asciiJsonString(k) : JSON.stringify(k));
+function writeObject(value: object, python: boolean, indent: string, newline: string): string {
   if (value instanceof JsonNumber) return exactNumberText(value, python);
-  if (value instanceof Date) return write(value.toISOString(), python);
-  if (Array.isArray(value)) return `[${value.map((v) => write(v, python)).join(comma)}]`;
+  if (value instanceof Date) return write(value.toISOString(), python, indent, newline);
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === 'function') return write(toJSON.call(value), python, indent, newline);
+  const inner = indent === '' ? '' : newline + indent;
+  const comma = python ? ', ' : indent === '' ? ',' : `,${inner}`;
+  const colon = python || indent !== '' ? ': ' : ':';
+  const nested = (v: unknown) => write(v, python, indent, inner || newline);
+  const wrap = (open: string, items: string[], close: string) =>
+    items.length === 0 ? `${open}${close}` : `${open}${inner}${items.join(comma)}${inner && newline}${close}`;
+  if (Array.isArray(value))
+    return wrap(
+      '[',
+      value.map((v) => (isSkipped(v) ? 'null' : nested(v))),
+      ']',
+    );
   const entries = value instanceof JsonObject ? [...value] : Object.entries(value);
-  return `{${entries.map(([k, v]) => `${key(k)}${colon}${write(v, python)}`).join(comma)}}`;
+  const key = (k: string) => (python ? asciiJsonString(k) : JSON.stringify(k));
+  const items = entries.filter(([, v]) => !isSkipped(v)).map(([k, v]) => `${key(k)}${colon}${nested(v)}`);
+  return wrap('{', items, '}');
+}
+
+/** What `JSON.stringify` leaves out of objects (and writes as null in arrays). */
+function isSkipped(value: unknown): boolean {
+  return value === undefined || typeof value === 'function' || typeof value === 'symbol';
 }
 
 /** A JavaScript number: an integer if it is a safe one, else a float as Python formats it. */

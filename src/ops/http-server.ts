@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { stringifyJson } from '../ingest/exact-json.ts';
 
 export type RouteHandler = (
   request: IncomingMessage,
@@ -97,7 +98,7 @@ function matchPath(pattern: string, path: string): Record<string, string> | unde
 
 export function sendJson(response: ServerResponse, status: number, body: unknown): void {
   response.writeHead(status, { 'content-type': 'application/json' });
-  response.end(JSON.stringify(body));
+  response.end(stringifyJson(body)); // exact: a bigint high watermark in a status keeps its digits
 }
 
 async function sendMetrics(response: ServerResponse, registry: Registry) {

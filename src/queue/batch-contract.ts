@@ -23,6 +23,7 @@ const jsonValue: z.ZodType<Json> = z.lazy(() =>
   z.union([
     z.string(),
     z.number(),
+    z.bigint(), // an integer beyond 2^53, read exactly (exact-json.ts); in JSON Schema an integer
     z.boolean(),
     z.null(),
     z.array(jsonValue),

@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
+import { parseJson, stringifyJson } from '../ingest/exact-json.ts';
 import type { Json } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import { tableKey } from './batch-contract.ts';
@@ -79,14 +80,20 @@ export interface CommittedState {
 }
 
 export async function committedState(db: pg.Pool | pg.ClientBase, stream: string): Promise<CommittedState> {
-  const { rows } = await db.query<{ seq: string; hw: Json | null; at: Date; owner: string | null }>(
-    `SELECT committed_seq AS seq, high_watermark AS hw, committed_at AS at, redis_prefix AS owner
+  // As text, parsed here: node-postgres would JSON.parse jsonb and round integers beyond 2^53.
+  const { rows } = await db.query<{ seq: string; hw: string | null; at: Date; owner: string | null }>(
+    `SELECT committed_seq AS seq, high_watermark::text AS hw, committed_at AS at, redis_prefix AS owner
      FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`,
     [stream],
   );
   const row = rows[0];
   return row
-    ? { seq: Number(row.seq), highWatermark: row.hw, committedAt: row.at, owner: row.owner }
+    ? {
+        seq: Number(row.seq),
+        highWatermark: row.hw === null ? null : (parseJson(row.hw) as Json),
+        committedAt: row.at,
+        owner: row.owner,
+      }
     : { seq: 0, highWatermark: null, committedAt: null, owner: null };
 }
 
@@ -142,7 +149,7 @@ export async function recordCommit(
        SET committed_seq = EXCLUDED.committed_seq, high_watermark = EXCLUDED.high_watermark,
            batch_id = EXCLUDED.batch_id, committed_at = EXCLUDED.committed_at, redis_prefix = EXCLUDED.redis_prefix
        WHERE stream_state.redis_prefix IS NULL OR stream_state.redis_prefix = EXCLUDED.redis_prefix`,
-    [stream, seq, JSON.stringify(highWatermark), batchId, prefix],
+    [stream, seq, stringifyJson(highWatermark), batchId, prefix],
   );
   if (rowCount === 0)
     throw streamConflict(stream, (await committedState(client, stream)).owner ?? '?', prefix);

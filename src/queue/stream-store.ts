@@ -3,6 +3,7 @@
  * redis-scripts.ts. Headers and parts are plain JSON strings, so any language can read them.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { parseJson, stringifyJson } from '../ingest/exact-json.ts';
 import type { Json } from '../ingest/options.ts';
 import type { TableDefinitionInput } from '../ingest/table-definition.ts';
 import type { BatchOptions } from './batch-contract.ts';
@@ -114,10 +115,10 @@ export class StreamStore {
       `${this.prefix}:streams`,
       header.stream,
       header.batchId,
-      JSON.stringify(header),
+      stringifyJson(header),
       header.parts,
       header.bytes,
-      JSON.stringify(header.highWatermark),
+      stringifyJson(header.highWatermark),
       limits.maxPendingBatches,
       limits.maxPendingBytes,
       limits.batchIdTtlSeconds,
@@ -131,7 +132,7 @@ export class StreamStore {
 
   async header(stream: string, seq: number): Promise<BatchHeader | null> {
     const text = await this.redis.get(`${this.#streamKey(stream)}:batch:${seq}`);
-    return text === null ? null : (JSON.parse(text) as BatchHeader);
+    return text === null ? null : (parseJson(text) as BatchHeader);
   }
 
   /**
@@ -149,7 +150,7 @@ export class StreamStore {
       this.#streamKey(stream),
       stream,
       seq,
-      JSON.stringify(highWatermark),
+      stringifyJson(highWatermark),
       committedAt,
       this.prefix,
     );
@@ -176,7 +177,7 @@ export class StreamStore {
 
   async info(stream: string): Promise<StreamInfo> {
     const h = await this.redis.hgetall(this.#streamKey(stream));
-    const json = (text: string | undefined) => (text === undefined ? null : (JSON.parse(text) as Json));
+    const json = (text: string | undefined) => (text === undefined ? null : (parseJson(text) as Json));
     return {
       stream,
       enqueuedSeq: Number(h.enqueuedSeq ?? 0),

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { stringifyJson } from '../../ingest/exact-json.ts';
 import { StreamAdmin, type StreamStatus } from '../../queue/admin.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
 import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
@@ -39,9 +40,7 @@ export function registerAdminCommands(program: Command): void {
     runCommand(() =>
       withAdmin(flags, async (admin) => {
         const statuses = await admin.status(stream);
-        process.stdout.write(
-          flags.json ? `${JSON.stringify(statuses, null, 2)}\n` : formatStatuses(statuses),
-        );
+        process.stdout.write(flags.json ? `${stringifyJson(statuses, 2)}\n` : formatStatuses(statuses));
         if (statuses.some((s) => s.blocked)) process.exitCode = 3;
       }),
     ),
@@ -90,7 +89,7 @@ function formatStatuses(statuses: readonly StreamStatus[]): string {
       const lines = [
         `${s.stream}: ${s.blocked ? 'BLOCKED' : s.pending > 0 ? 'catching up' : 'up to date'}`,
         `  committed seq ${s.committedSeq}, enqueued seq ${s.enqueuedSeq}, pending ${s.pending} (${s.pendingBytes} bytes)`,
-        `  high watermark ${JSON.stringify(s.highWatermark)}, last commit ${s.lastCommitAt?.toISOString() ?? 'never'}`,
+        `  high watermark ${stringifyJson(s.highWatermark)}, last commit ${s.lastCommitAt?.toISOString() ?? 'never'}`,
       ];
       if (s.blocked)
         lines.push(
