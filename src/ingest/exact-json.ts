@@ -20,9 +20,9 @@
  *   decide per column what a number becomes (the gateway, the NDJSON reader).
  *
  * Writers accept both representations, mixed, plus `bigint` and `Date` (its ISO 8601 string):
- * `pythonJsonDumps` (the comment) and `stringifyJson` (compact, as `JSON.stringify`; for Redis and
- * jsonb). A JavaScript `number` is written as an integer when it is a safe integer, otherwise as a
- * float in Python's format, so an unsafe integer-valued double reads back as the same double.
+ * `pythonJsonDumps` (the comment; a JavaScript `number` is an int when it is a safe integer,
+ * else a float in Python's format, so `1e21` reads back as the same double) and `stringifyJson`
+ * (as `JSON.stringify`, for Redis, jsonb and the wire).
  * `JsonNumber.toJSON` throws: `JSON.stringify` would otherwise write `{"text": ...}`.
  */
 
@@ -105,12 +105,17 @@ export function toPlainJson(value: unknown): unknown {
     return object;
   }
   if (Array.isArray(value)) return value.map(toPlainJson);
-  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+  if (value !== null && typeof value === 'object' && isPlainObject(value)) {
     const object: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) setProperty(object, key, toPlainJson(item));
     return object;
   }
   return value;
+}
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
 
 /** `object[key] = value`, also for `__proto__`, which plain assignment would take as the prototype. */
@@ -125,20 +130,34 @@ function setProperty(object: Record<string, unknown>, key: string, value: unknow
 
 /** `json.dumps(value)` byte for byte as Python writes it: `", "`/`": "` separators, `ensure_ascii`. */
 export function pythonJsonDumps(value: unknown): string {
-  return write(value, true, '', '');
+  return write(value, { python: true, bigintAsString: false }, '', '');
+}
+
+export interface StringifyOptions {
+  /** Spaces per level, as `JSON.stringify`'s third argument. @default 0 (compact) */
+  readonly indent?: number;
+  /** Write bigints as strings (as ingest() writes them into json columns). @default false: as integers */
+  readonly bigintAsString?: boolean;
 }
 
 /**
- * JSON as `JSON.stringify(value, null, indent)` writes it, but with exact numbers, bigints as
- * integers, `JsonObject` key order kept. As `JSON.stringify`, object properties that are
- * undefined or functions are left out and `toJSON` is called (checking for such values first is
- * storable-json.ts's job).
+ * JSON as `JSON.stringify(value, null, indent)` writes it, plus `JsonNumber`s with their digits,
+ * bigints as integers and `JsonObject` key order. As `JSON.stringify`, object properties that
+ * are undefined or functions are left out and `toJSON` is called (checking for such values
+ * first is storable-json.ts's job).
  */
-export function stringifyJson(value: unknown, indent = 0): string {
-  return write(value, false, ' '.repeat(indent), '\n');
+export function stringifyJson(value: unknown, options: StringifyOptions = {}): string {
+  const style = { python: false, bigintAsString: options.bigintAsString ?? false };
+  return write(value, style, ' '.repeat(options.indent ?? 0), '\n');
 }
 
-function write(value: unknown, python: boolean, indent: string, newline: string): string {
+interface Style {
+  readonly python: boolean;
+  readonly bigintAsString: boolean;
+}
+
+function write(value: unknown, style: Style, indent: string, newline: string): string {
+  const python = style.python;
   if (value === null) return 'null';
   switch (typeof value) {
     case 'string':
@@ -146,25 +165,26 @@ function write(value: unknown, python: boolean, indent: string, newline: string)
     case 'boolean':
       return value ? 'true' : 'false';
     case 'bigint':
-      return value.toString();
+      return style.bigintAsString ? `"${value}"` : value.toString();
     case 'number':
       return numberText(value, python);
     case 'object':
-      return writeObject(value, python, indent, newline);
+      return writeObject(value, style, indent, newline);
     default:
       throw new TypeError(`Not a JSON value: a ${typeof value}`);
   }
 }
 
-function writeObject(value: object, python: boolean, indent: string, newline: string): string {
+function writeObject(value: object, style: Style, indent: string, newline: string): string {
+  const python = style.python;
   if (value instanceof JsonNumber) return exactNumberText(value, python);
-  if (value instanceof Date) return write(value.toISOString(), python, indent, newline);
+  if (value instanceof Date) return write(value.toISOString(), style, indent, newline);
   const toJSON = (value as { toJSON?: unknown }).toJSON;
-  if (typeof toJSON === 'function') return write(toJSON.call(value), python, indent, newline);
+  if (typeof toJSON === 'function') return write(toJSON.call(value), style, indent, newline);
   const inner = indent === '' ? '' : newline + indent;
   const comma = python ? ', ' : indent === '' ? ',' : `,${inner}`;
   const colon = python || indent !== '' ? ': ' : ':';
-  const nested = (v: unknown) => write(v, python, indent, inner || newline);
+  const nested = (v: unknown) => write(v, style, indent, inner || newline);
   const wrap = (open: string, items: string[], close: string) =>
     items.length === 0 ? `${open}${close}` : `${open}${inner}${items.join(comma)}${inner && newline}${close}`;
   if (Array.isArray(value))
@@ -184,10 +204,16 @@ function isSkipped(value: unknown): boolean {
   return value === undefined || typeof value === 'function' || typeof value === 'symbol';
 }
 
-/** A JavaScript number: an integer if it is a safe one, else a float as Python formats it. */
+/**
+ * A JavaScript number. For Python: an integer if it is a safe one, else a float as Python
+ * formats it (so `1e21` reads back as the same double, not as an int). Otherwise as
+ * `JSON.stringify` writes it.
+ */
 function numberText(value: number, python: boolean): string {
-  if (!Number.isFinite(value) && !python) throw new TypeError(`JSON cannot hold ${value}`);
-  return Number.isSafeInteger(value) && !Object.is(value, -0) ? String(value) : pythonFloat(value);
+  if (python)
+    return Number.isSafeInteger(value) && !Object.is(value, -0) ? String(value) : pythonFloat(value);
+  if (!Number.isFinite(value)) throw new TypeError(`JSON cannot hold ${value}`);
+  return JSON.stringify(value);
 }
 
 /** As Python reads and writes it: an integer exactly (`-0` is `0`), any other number as its float. */

@@ -15,6 +15,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import { type ErrorCode, PgBulkIngestError } from '../errors.ts';
+import { parseJsonKeepingNumbers } from '../ingest/exact-json.ts';
 import type { StreamAdmin } from '../queue/admin.ts';
 import type { Producer } from '../queue/producer.ts';
 import { type OpsServer, type Route, sendJson, startOpsServer } from './http-server.ts';
@@ -59,6 +60,7 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   INVALID_ROW: 400,
   INVALID_TABLE_DEFINITION: 400,
   INVALID_OPTIONS: 400,
+  INVALID_JSON_VALUE: 400,
   BATCH_TOO_LARGE: 413,
   BACKPRESSURE: 429,
   REDIS_UNAVAILABLE: 503,
@@ -99,7 +101,8 @@ export function gatewayRoutes(options: GatewayOptions): Route[] {
         const body = await readBody(request, maxBodyBytes);
         let batch: unknown;
         try {
-          batch = JSON.parse(body.toString('utf8'));
+          // Lossless: each number keeps its digits until its column decides (wire-numbers.ts).
+          batch = parseJsonKeepingNumbers(body.toString('utf8'));
         } catch (error) {
           throw new HttpError(
             400,

@@ -82,7 +82,7 @@ describe('exact JSON', () => {
       '[1, -7, 1.5, 1e+21, -0.0, 9007199254740994.0]',
     );
     for (const n of [1e21, -0, 2 ** 53 + 2, 0.1])
-      assert.ok(Object.is(parseJson(stringifyJson(n)), n), String(n));
+      assert.ok(Object.is(parseJson(pythonJsonDumps(n)), n), String(n));
   });
 
   it("reads Python's NaN and Infinity in a comment only when asked", () => {
