@@ -32,10 +32,9 @@ export class JsonNumber {
   readonly text: string;
 
   constructor(text: string) {
-    if (!NUMBER_SYNTAX.test(text) && !NON_FINITE.has(text))
+    if (!parsing && !NUMBER_SYNTAX.test(text) && !NON_FINITE.has(text))
       throw new TypeError(`Not a JSON number: ${JSON.stringify(text)}`);
     this.text = text;
-    Object.freeze(this);
   }
 
   /** Whether it is written as an integer (no fraction, no exponent): Python reads it as an `int`. */
@@ -67,6 +66,8 @@ const NUMBER_SYNTAX = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 const INTEGER_SYNTAX = /^-?(?:0|[1-9]\d*)$/;
 const NON_FINITE = new Set(['NaN', 'Infinity', '-Infinity']);
 const NUMBER_TOKEN = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+/** Set while the parser makes a JsonNumber of a token it has already matched: no second check. */
+let parsing = false;
 
 interface ParseMode {
   /** Objects as `JsonObject` (key order kept) or plain objects. */
@@ -386,25 +387,26 @@ class Reader {
   }
 
   number(token: string): unknown {
-    if (this.#mode.exactNumbers) return new JsonNumber(token);
-    return new JsonNumber(token).toValue();
+    parsing = true;
+    const number = new JsonNumber(token);
+    parsing = false;
+    return this.#mode.exactNumbers ? number : number.toValue();
   }
 
   string(): string {
     const text = this.#text;
     const start = this.at + 1;
-    let i = start;
-    // Fast path: no escape before the closing quote.
-    for (;;) {
-      const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        this.at = i + 1;
-        return text.slice(start, i);
+    // Fast path: no escape or control character before the next quote (native scans).
+    const quote = text.indexOf('"', start);
+    if (quote >= 0) {
+      const candidate = text.slice(start, quote);
+      if (!NEEDS_DECODING.test(candidate)) {
+        this.at = quote + 1;
+        return candidate;
       }
-      if (c === 0x5c || c < 0x20 || Number.isNaN(c)) break;
-      i += 1;
     }
-    let out = text.slice(start, i);
+    let i = start;
+    let out = '';
     for (;;) {
       const c = text.charCodeAt(i);
       if (Number.isNaN(c)) {
@@ -447,6 +449,9 @@ class Reader {
     );
   }
 }
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const NEEDS_DECODING = /[\\\u0000-\u001f]/;
 
 const ESCAPES: Readonly<Record<string, string>> = {
   '"': '"',

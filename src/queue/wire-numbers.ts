@@ -49,8 +49,20 @@ export function exactWireValue(value: unknown, base: string, arrayDimensions: nu
   return value;
 }
 
+const SHORT_INTEGER = /^-?\d{1,15}$/;
+const NO_EXPONENT = /^[^eE]{1,1000}$/;
+
 function numberForColumn(number: JsonNumber, base: string): unknown {
-  const decimal = decimalOf(number.text);
+  const text = number.text;
+  // Fast paths for the usual numbers: a short integer, a decimal without exponent.
+  if (INTEGER_TYPES.has(base) && SHORT_INTEGER.test(text)) {
+    const n = Number(text);
+    const range = INTEGER_RANGES[base];
+    if (range === undefined || (n >= Number(range[0]) && n <= Number(range[1]))) return n === 0 ? 0 : n;
+  }
+  if (NUMBER_TYPES.has(base) && !FLOAT_TYPES.has(base) && base !== 'money' && NO_EXPONENT.test(text))
+    return text;
+  const decimal = decimalOf(text);
   if (INTEGER_TYPES.has(base)) {
     const digits = integerDigits(decimal, number.text, base);
     const n = Number(digits);
