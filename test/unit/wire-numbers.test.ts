@@ -62,10 +62,10 @@ describe('JSON numbers as wire values, by column type', () => {
   }
 
   it('converts the items of array columns, and leaves json/jsonb values as read', () => {
-    assert.deepEqual(
-      exactWireValue(parseJsonKeepingNumbers('[[1.10, null], [2e0]]'), 'numeric', 2),
-      [['1.10', null], ['2e0']].map((a) => a.filter((x) => x !== undefined)),
-    );
+    assert.deepEqual(exactWireValue(parseJsonKeepingNumbers('[[1.10, null], [2e0]]'), 'numeric', 2), [
+      ['1.10', null],
+      ['2e0'],
+    ]);
     const doc = parseJsonKeepingNumbers('{"x": 1234567890.123456789}');
     assert.equal(exactWireValue(doc, 'jsonb', 0), doc);
     assert.equal(
