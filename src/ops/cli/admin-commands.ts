@@ -40,7 +40,9 @@ export function registerAdminCommands(program: Command): void {
     runCommand(() =>
       withAdmin(flags, async (admin) => {
         const statuses = await admin.status(stream);
-        process.stdout.write(flags.json ? `${stringifyJson(statuses, { indent: 2 })}\n` : formatStatuses(statuses));
+        process.stdout.write(
+          flags.json ? `${stringifyJson(statuses, { indent: 2 })}\n` : formatStatuses(statuses),
+        );
         if (statuses.some((s) => s.blocked)) process.exitCode = 3;
       }),
     ),
