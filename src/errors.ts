@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   INVALID_ROW: 'a row cannot be written: wrong number of values, or a value its column cannot hold',
   TRANSACTION_IN_PROGRESS: 'ingest() was given a connection that is inside a transaction',
   INVALID_COMMENT: "the first table's comment is not the JSON this library (or the Python one) writes",
+  INVALID_JSON_VALUE:
+    'a high watermark or metadata value JSON (or jsonb) cannot hold: undefined, NaN, a function, a NUL, nested too deep, ...',
   BATCH_FAILED:
     'PostgreSQL refused a batch; it was rolled back (`retryable` says whether trying again may help)',
   SCHEMA_CHANGE_REFUSED: 'the table differs from the definition in a way schemaChanges does not allow',

@@ -27,6 +27,7 @@ export {
   HighWatermark,
   type IngestOptions,
   type Json,
+  type JsonInput,
   type Row,
   type Rows,
   SchemaChanges,

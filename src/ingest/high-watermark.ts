@@ -4,18 +4,26 @@
  *
  *   {"pg-bulk-ingest": {"high-watermark": <value>}}
  *
- * Other keys of the comment are kept. The JSON is formatted as Python's `json.dumps` does
- * (", " and ": " separators, non-ASCII escaped), so the comment text is the same byte for byte.
+ * The comment is rewritten byte for byte as Python's `json.dumps` writes it (exact-json.ts):
+ * every other key kept in its place (integer-like keys too), integers of any size exactly,
+ * floats as Python formats them, `", "`/`": "` separators, non-ASCII escaped. The cases come
+ * from running the Python library (test/unit/python-comments.test.ts).
+ *
+ * Where the Python library would silently replace a comment that is not JSON, or raise on one
+ * that is JSON but not an object of objects, this library refuses with INVALID_COMMENT: a
+ * hand-written comment is never lost silently.
  */
 import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
+import { type ExactJson, JsonObject, parseExactJson, pythonJsonDumps, toPlainJson } from './exact-json.ts';
 import type { Json } from './options.ts';
 import { qualifiedName } from './sql.ts';
 
 const KEY = 'pg-bulk-ingest';
 const HIGH_WATERMARK_KEY = 'high-watermark';
 
-export type ParsedComment = Record<string, unknown>;
+/** A parsed comment: its keys in order, its numbers as written. */
+export type ParsedComment = JsonObject;
 
 export async function readTableComment(
   client: pg.ClientBase,
@@ -31,41 +39,47 @@ export async function readTableComment(
   return rows[0]?.comment ?? null;
 }
 
-/** An empty or missing comment is `{}`; one that is not a JSON object is refused rather than overwritten. */
+/**
+ * An empty or missing comment is `{}`. One that is not a JSON object, or whose "pg-bulk-ingest"
+ * key is not an object, is refused rather than overwritten (Python overwrites the first, raises
+ * on the second).
+ */
 export function parseComment(comment: string | null, schema: string, name: string): ParsedComment {
-  if (comment === null || comment.trim() === '') return {};
-  let parsed: unknown;
+  if (comment === null || comment.trim() === '') return new JsonObject();
+  let parsed: ExactJson | undefined;
   try {
-    parsed = JSON.parse(comment);
+    parsed = parseExactJson(comment, { pythonLiterals: true });
   } catch {
     parsed = undefined;
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+  const ours = parsed instanceof JsonObject ? parsed.get(KEY) : undefined;
+  if (!(parsed instanceof JsonObject) || (parsed.has(KEY) && !(ours instanceof JsonObject))) {
+    const why = !(parsed instanceof JsonObject)
+      ? 'is not a JSON object'
+      : `has a "${KEY}" key that is not a JSON object`;
     throw new PgBulkIngestError(
       'INVALID_COMMENT',
-      `The comment on ${qualifiedName(schema, name)} is not a JSON object, so the high watermark cannot be stored in it without losing it: ${JSON.stringify(comment.slice(0, 80))}`,
+      `The comment on ${qualifiedName(schema, name)} ${why}, so the high watermark cannot be stored in it without losing it: ${JSON.stringify(comment.slice(0, 80))}`,
       { table: `${schema}.${name}` },
     );
   }
-  return parsed as ParsedComment;
+  return parsed;
 }
 
+/** The stored high watermark as ordinary JavaScript (a bigint for an unsafe integer), or null. */
 export function highWatermarkOf(comment: ParsedComment): Json | null {
-  const ours = comment[KEY];
-  if (ours === null || typeof ours !== 'object' || !(HIGH_WATERMARK_KEY in ours)) return null;
-  return (ours as Record<string, Json>)[HIGH_WATERMARK_KEY] ?? null;
+  const ours = comment.get(KEY);
+  if (!(ours instanceof JsonObject)) return null;
+  return (toPlainJson(ours.get(HIGH_WATERMARK_KEY) ?? null) as Json | null) ?? null;
 }
 
-/** The comment text with the high watermark set and every other key kept. */
-export function withHighWatermark(comment: ParsedComment, highWatermark: Json): string {
-  const ours = comment[KEY];
-  const merged = {
-    ...comment,
-    [KEY]: {
-      ...(ours !== null && typeof ours === 'object' ? ours : {}),
-      [HIGH_WATERMARK_KEY]: highWatermark,
-    },
-  };
+/** The comment text with the high watermark set and every other key kept, in place. */
+export function withHighWatermark(comment: ParsedComment, highWatermark: unknown): string {
+  const merged = new JsonObject(comment);
+  const ours = merged.get(KEY);
+  const updated = new JsonObject(ours instanceof JsonObject ? ours : []);
+  updated.set(HIGH_WATERMARK_KEY, highWatermark as ExactJson);
+  merged.set(KEY, updated);
   return pythonJsonDumps(merged);
 }
 
@@ -82,28 +96,4 @@ export async function writeTableComment(client: pg.ClientBase, schema: string, n
     EXECUTE format('COMMENT ON TABLE %s IS %L',
       current_setting('pg_bulk_ingest.comment_target'), current_setting('pg_bulk_ingest.comment_text'));
   END $pgbi$`);
-}
-
-/** `json.dumps(value)` as Python writes it: `", "` and `": "` separators, `ensure_ascii=True`. */
-export function pythonJsonDumps(value: unknown): string {
-  if (value === null || value === undefined) return 'null';
-  if (Array.isArray(value)) return `[${value.map(pythonJsonDumps).join(', ')}]`;
-  if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    return `{${entries.map(([k, v]) => `${asciiJsonString(k)}: ${pythonJsonDumps(v)}`).join(', ')}}`;
-  }
-  if (typeof value === 'string') return asciiJsonString(value);
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new TypeError(`A high watermark cannot hold ${value}`);
-    return JSON.stringify(value);
-  }
-  if (typeof value === 'boolean') return value ? 'true' : 'false';
-  throw new TypeError(`A high watermark must be JSON-encodable, got ${typeof value}`);
-}
-
-function asciiJsonString(text: string): string {
-  return JSON.stringify(text).replace(
-    /[\u007f-\uffff]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
 }

@@ -26,6 +26,7 @@ import { type Batch, Delete, type IngestOptions, type Json, SchemaChanges, Upser
 import { type PreparedTable, prepareTable } from './prepare-table.ts';
 import { renameReplacementIndexes } from './rename-indexes.ts';
 import { qualifiedName, quoteIdent } from './sql.ts';
+import { assertStorableJson } from './storable-json.ts';
 import { replaceTable } from './swap/replace-table.ts';
 import { createIndexesSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
@@ -77,6 +78,12 @@ export async function ingestBatch(
   batch: Batch,
 ): Promise<BatchReport> {
   const [highWatermark, metadata, rows] = batch;
+  // A watermark JSON cannot hold is refused before anything is written; a callable one once it
+  // is called, after the rows (the batch then rolls back). Metadata goes only to onBeforeVisible,
+  // never stored, so it may be anything, as in the Python library.
+  const watermarkLabel = `Batch ${context.batchNumber}: the high watermark`;
+  if (typeof highWatermark !== 'function')
+    assertStorableJson(highWatermark, watermarkLabel, { batch: context.batchNumber });
   const clock = new PhaseClock();
   const inPlace = await clock.time('migrate', () => migrateTablesInPlace(client, context));
   await client.query('BEGIN');
@@ -100,6 +107,7 @@ export async function ingestBatch(
       ),
     );
     const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
+    assertStorableJson(watermark, watermarkLabel, { batch: context.batchNumber });
     await clock.time('merge', () => mergeAll(client, prepared, writers));
     const swaps = await clock.time('migrate', () => finishNewTables(client, prepared, context.options));
     await writeTableComment(client, first.schema, first.name, withHighWatermark(comment, watermark));

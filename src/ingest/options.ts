@@ -1,8 +1,25 @@
 import type pg from 'pg';
 import type { IngestTable } from './table-definition.ts';
 
-/** JSON-encodable value: what a high watermark or batch metadata may be. */
-export type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json };
+/**
+ * A JSON value as this package hands it out: a high watermark read back, batch metadata. An
+ * integer beyond 2^53 is a `bigint`, so no digit is lost (exact-json.ts).
+ */
+export type Json =
+  | string
+  | number
+  | bigint
+  | boolean
+  | null
+  | readonly Json[]
+  | { readonly [key: string]: Json };
+
+/**
+ * What a high watermark or metadata may be given as: JSON, and `Date`s (stored as their ISO 8601
+ * strings). NaN, Infinity, undefined, `\u0000` in a string, lone surrogates, class instances other
+ * than Date, and values nested deeper than 100 levels are refused (storable-json.ts).
+ */
+export type JsonInput = Json | Date | readonly JsonInput[] | { readonly [key: string]: JsonInput };
 
 /** Which high watermark `batches` is called with. The strings match the Python library's. */
 export const HighWatermark = {
@@ -54,7 +71,11 @@ export type SchemaChanges = (typeof SchemaChanges)[keyof typeof SchemaChanges];
 export type Row = readonly [table: IngestTable, values: readonly unknown[]];
 export type Rows = Iterable<Row> | AsyncIterable<Row>;
 /** `[highWatermark, batchMetadata, rows]`; the watermark may be a function called after the rows are read. */
-export type Batch = readonly [highWatermark: Json | (() => Json), metadata: Json | unknown, rows: Rows];
+export type Batch = readonly [
+  highWatermark: JsonInput | (() => JsonInput),
+  metadata: JsonInput | unknown,
+  rows: Rows,
+];
 export type Batches = (highWatermark: Json | null) => Iterable<Batch> | AsyncIterable<Batch>;
 
 /** What to do with backends that block the brief ACCESS EXCLUSIVE lock a table swap needs. */

@@ -13,6 +13,7 @@
  * by JSON.parse (the envelope, each row) or by the loop itself (the commas between rows), so it
  * accepts exactly the valid JSON that JSON.parse accepts.
  */
+import { parseJsonKeepingNumbers } from '../ingest/exact-json.ts';
 import { HttpError } from './http-error.ts';
 
 /** Deepest nesting of arrays and objects in a body (the body's own object is level 1). */
@@ -88,7 +89,8 @@ export function* bodyRows(
 
 function parseJson(text: string, label: string, what: string): unknown {
   try {
-    return JSON.parse(text);
+    // Lossless: each number keeps its digits until its column decides (wire-numbers.ts).
+    return parseJsonKeepingNumbers(text);
   } catch (error) {
     throw new HttpError(
       400,

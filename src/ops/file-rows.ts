@@ -7,13 +7,16 @@
  *   quotes (doubled) and newlines. Every value is text, converted per column type: an empty
  *   field is NULL; booleans accept true/false, t/f, yes/no, y/n, on/off, 1/0; json, jsonb and
  *   array columns take JSON text (`[1,2]`); other values go as text for PostgreSQL to parse.
- * - NDJSON: one JSON object per line, keys are column names; a missing key is NULL.
+ * - NDJSON: one JSON object per line, keys are column names; a missing key is NULL. Numbers keep
+ *   the digits they are written with (see wire-numbers.ts), as the same value in CSV would.
  */
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { PgBulkIngestError, RowError } from '../errors.ts';
+import { parseJsonKeepingNumbers } from '../ingest/exact-json.ts';
 import type { ColumnDefinition, IngestTable } from '../ingest/table-definition.ts';
 import { tableKey, wireValueProblem } from '../queue/batch-contract.ts';
+import { exactWireValue, WireNumberError } from '../queue/wire-numbers.ts';
 import { type CsvRecord, csvRecords } from './csv-records.ts';
 
 export type FileFormat = 'csv' | 'ndjson';
@@ -115,7 +118,7 @@ async function* ndjsonRows(chunks: AsyncIterable<string>, options: FileRowsOptio
     if (text.trim() === '') continue;
     let object: unknown;
     try {
-      object = JSON.parse(text);
+      object = parseJsonKeepingNumbers(text); // numbers keep their digits (wire-numbers.ts)
     } catch (error) {
       throw new RowError(`${source} line ${line}: not valid JSON: ${(error as Error).message}`, {
         row: line,
@@ -184,7 +187,7 @@ function fromText(text: string, column: ColumnDefinition, source: string, line: 
   const { base, arrayDimensions } = column.parsedType;
   if (arrayDimensions > 0 || base === 'json' || base === 'jsonb') {
     try {
-      return JSON.parse(text);
+      return parseJsonKeepingNumbers(text);
     } catch (error) {
       throw new RowError(
         `${source} line ${line}, column "${column.name}" (${column.type}): not valid JSON: ${(error as Error).message}`,
@@ -203,13 +206,18 @@ function fromText(text: string, column: ColumnDefinition, source: string, line: 
   return text;
 }
 
-function checked(value: unknown, column: ColumnDefinition, options: FileRowsOptions, line: number): unknown {
-  const problem = wireValueProblem(
-    column.parsedType.base,
-    column.parsedType.arrayDimensions,
-    value,
-    column.nullable,
-  );
+/** The wire value for the column (JSON numbers by its type, wire-numbers.ts), checked against the contract. */
+function checked(parsed: unknown, column: ColumnDefinition, options: FileRowsOptions, line: number): unknown {
+  const { base, arrayDimensions } = column.parsedType;
+  let value: unknown;
+  let problem: string | undefined;
+  try {
+    value = exactWireValue(parsed, base, arrayDimensions);
+    problem = wireValueProblem(base, arrayDimensions, value, column.nullable);
+  } catch (error) {
+    if (!(error instanceof WireNumberError)) throw error;
+    problem = error.message;
+  }
   if (problem === undefined) return value;
   throw new RowError(`${options.source} line ${line}, column "${column.name}" (${column.type}): ${problem}`, {
     row: line,

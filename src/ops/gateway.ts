@@ -30,6 +30,7 @@ import type { Row } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import type { StreamAdmin } from '../queue/admin.ts';
 import {
+  exactWireRows,
   InvalidBatchError,
   parseBatchJob,
   tableKey,
@@ -84,6 +85,7 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   INVALID_TABLE_DEFINITION: 400,
   INVALID_OPTIONS: 400,
   BATCH_ID_CONFLICT: 409,
+  INVALID_JSON_VALUE: 400,
   BATCH_TOO_LARGE: 413,
   BACKPRESSURE: 429,
   REDIS_UNAVAILABLE: 503,
@@ -169,8 +171,8 @@ async function enqueueBody(
   const byKey = new Map(tables.map((t) => [tableKey(t), t]));
   function* rows(): Generator<Row> {
     // Validated above: the same bytes parse to the same rows.
-    for (const [, row] of rowsOf()) {
-      const [key, values] = row as WireRow;
+    for (const [index, row] of rowsOf()) {
+      const [key, values] = exactRow(tables, row, index, label);
       yield [byKey.get(key) as IngestTable, values];
     }
   }
@@ -195,10 +197,15 @@ async function validateRows(
 ): Promise<number> {
   let count = 0;
   for (const [index, row] of rows) {
-    validateWireRows(tables, [wireRow(row, index, label)], label, index + 1);
+    validateWireRows(tables, [exactRow(tables, row, index, label)], label, index + 1);
     if (++count % ROWS_PER_TURN === 0) await yieldToEventLoop();
   }
   return count;
+}
+
+/** The row as `[table, values]` with its numbers as their columns take them (lossless). */
+function exactRow(tables: readonly IngestTable[], row: unknown, index: number, label: string): WireRow {
+  return exactWireRows(tables, [wireRow(row, index, label)], label, index + 1)[0] as WireRow;
 }
 
 /** The row as `[table, values]`, or the error parseBatchJob gives for it in a whole job. */

@@ -22,6 +22,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { type Logger, pino } from 'pino';
 import type { Registry } from 'prom-client';
+import { stringifyJson } from '../ingest/exact-json.ts';
 
 export interface RequestContext {
   /** Sent back as `x-request-id` and logged with the request; a 500 answers only this. */
@@ -169,7 +170,7 @@ function matchPath(pattern: string, path: string): Record<string, string> | unde
 
 export function sendJson(response: ServerResponse, status: number, body: unknown): void {
   response.writeHead(status, { 'content-type': 'application/json' });
-  response.end(JSON.stringify(body));
+  response.end(stringifyJson(body)); // exact: a bigint high watermark in a status keeps its digits
 }
 
 async function sendMetrics(response: ServerResponse, registry: Registry) {

@@ -4,7 +4,14 @@ import { BATCH_FORMAT_VERSION, batchJobSchema } from './batch-contract.ts';
 
 export function batchJobJsonSchema(): Record<string, unknown> {
   // `input`: what a producer may send (fields with defaults are optional).
-  const schema = z.toJSONSchema(batchJobSchema, { io: 'input', unrepresentable: 'any' });
+  const schema = z.toJSONSchema(batchJobSchema, {
+    io: 'input',
+    unrepresentable: 'any',
+    // A bigint (a JSON integer beyond 2^53, which this package reads exactly) is a JSON integer.
+    override: (ctx) => {
+      if (ctx.zodSchema._zod.def.type === 'bigint') ctx.jsonSchema.type = 'integer';
+    },
+  });
   return {
     ...schema,
     $id: `https://pg-bulk-ingest.invalid/schema/batch-v${BATCH_FORMAT_VERSION}.json`,

@@ -7,7 +7,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import { PgBulkIngestError } from '../errors.ts';
-import { type Batches, Delete, HighWatermark, type Json, type Rows } from '../ingest/options.ts';
+import { stringifyJson } from '../ingest/exact-json.ts';
+import {
+  type Batches,
+  Delete,
+  HighWatermark,
+  type Json,
+  type JsonInput,
+  type Rows,
+} from '../ingest/options.ts';
+import { assertStorableJson } from '../ingest/storable-json.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import {
   BATCH_FORMAT_VERSION,
@@ -68,9 +77,9 @@ export interface ProducerOptions extends QueueNames {
 export interface EnqueueInput {
   readonly tables: readonly IngestTable[];
   /** JSON-encodable, or a function returning one, called after the rows were read. */
-  readonly highWatermark: Json | (() => Json);
+  readonly highWatermark: JsonInput | (() => JsonInput);
   /** Passed to `onBeforeVisible`; not stored. @default null */
-  readonly metadata?: Json;
+  readonly metadata?: JsonInput;
   /** `[table, values]` pairs exactly as for `ingest()`; rows of tables not in `tables` are skipped. */
   readonly rows: Rows;
   /** `upsert`, `delete`, `visibility`, as for `ingest()`. @default { upsert: Upsert.IF_PRIMARY_KEY, delete: Delete.OFF, visibility: Visibility.AFTER_EACH_BATCH } */
@@ -154,6 +163,12 @@ export class Producer {
     const options = batchOptionsSchema.parse(input.options ?? {});
     const stream = input.stream ?? tableKey(tables[0] as IngestTable);
     const batchId = input.batchId;
+    // Refused before anything is written: a value JSON (or jsonb) cannot hold would be
+    // acknowledged, then fail at the worker. A callable watermark is checked once called.
+    const watermarkLabel = `${label}: the high watermark`;
+    assertStorableJson(input.metadata ?? null, `${label}: the metadata`, { stream });
+    if (typeof input.highWatermark !== 'function')
+      assertStorableJson(input.highWatermark, watermarkLabel, { stream });
     const uploadId = randomUUID();
     const content = createHash('sha256');
     const { parts, rows, bytes, inlinePart } = await this.#uploadRows(
@@ -178,9 +193,16 @@ export class Producer {
       rows,
       bytes,
       enqueuedAt: Date.now(),
-    };
+    } as BatchHeader; // a Date watermark travels as its ISO string (stringifyJson, as toJSON does)
+    try {
+      assertStorableJson(header.highWatermark, watermarkLabel, { stream });
+    } catch (error) {
+      if (inlinePart === undefined)
+        await this.#store.deleteParts(stream, uploadId, parts).catch(() => undefined);
+      throw error;
+    }
     // The idempotency key's fingerprint: everything the batch says, rows included.
-    content.update(JSON.stringify([header.tables, header.highWatermark, header.metadata, header.options]));
+    content.update(stringifyJson([header.tables, header.highWatermark, header.metadata, header.options]));
     // Parts stay (with their TTL) if this fails: the script may have run before the error.
     return this.#append(header, content.digest('base64url'), inlinePart);
   }

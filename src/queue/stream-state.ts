@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { asDatabaseError, PgBulkIngestError } from '../errors.ts';
+import { parseJson, stringifyJson } from '../ingest/exact-json.ts';
 import type { Json } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import type { LedgerBatch, LedgerEntry } from './ledger.ts';
@@ -131,7 +132,7 @@ const NOTHING_COMMITTED: CommittedState = {
  * and before any worker created the tables.
  */
 const COMMITTED_STATE = `
-  SELECT stream, committed_seq AS seq, redis_epoch AS epoch, high_watermark AS hw, committed_at AS at,
+  SELECT stream, committed_seq AS seq, redis_epoch AS epoch, high_watermark::text AS hw, committed_at AS at,
          redis_prefix AS owner, redis_gap AS gap, redis_gap_at AS gap_at
   FROM ${STATE_SCHEMA}.stream_state WHERE stream = ANY($1::text[])`;
 
@@ -139,7 +140,8 @@ interface StateRow {
   stream: string;
   seq: string;
   epoch: string | null;
-  hw: Json | null;
+  /** As text, parsed here: node-postgres would JSON.parse jsonb and round integers beyond 2^53. */
+  hw: string | null;
   at: Date;
   owner: string | null;
   gap: string | null;
@@ -166,7 +168,7 @@ export async function committedStates(
     found.set(row.stream, {
       seq: Number(row.seq),
       epoch: row.epoch,
-      highWatermark: row.hw,
+      highWatermark: row.hw === null ? null : (parseJson(row.hw) as Json),
       committedAt: row.at,
       owner: row.owner,
       redisGap: row.gap === null ? null : { description: row.gap, at: row.gap_at ?? row.at },
@@ -250,7 +252,7 @@ export async function recordCommit(client: pg.ClientBase, r: CommitRecord) {
     r.stream,
     r.seq,
     r.epoch,
-    JSON.stringify(r.highWatermark),
+    stringifyJson(r.highWatermark),
     r.batchId,
     r.prefix,
     r.gap,
@@ -326,7 +328,7 @@ export async function recordBatches(
     bytes: b.bytes,
     enqueued_at: b.enqueuedAt?.toISOString() ?? null,
   }));
-  await client.query(RECORD_BATCHES, [stream, epoch, outcome, JSON.stringify(records)]);
+  await client.query(RECORD_BATCHES, [stream, epoch, outcome, stringifyJson(records)]);
 }
 
 interface LedgerRow {
@@ -336,8 +338,9 @@ interface LedgerRow {
   batch_id: string | null;
   table_schema: string | null;
   table_name: string | null;
-  high_watermark: Json | null;
-  metadata: Json | null;
+  /** jsonb as text, parsed exactly (node-postgres would round integers beyond 2^53). */
+  high_watermark: string | null;
+  metadata: string | null;
   rows: Record<string, number>;
   rejected_rows: number;
   bytes: string | null;
@@ -356,8 +359,8 @@ function ledgerEntryOf(row: LedgerRow): LedgerEntry {
       row.table_schema === null || row.table_name === null
         ? null
         : { schema: row.table_schema, name: row.table_name },
-    highWatermark: row.high_watermark,
-    metadata: row.metadata,
+    highWatermark: row.high_watermark === null ? null : (parseJson(row.high_watermark) as Json),
+    metadata: row.metadata === null ? null : (parseJson(row.metadata) as Json),
     rows: row.rows,
     rejectedRows: row.rejected_rows,
     bytes: row.bytes === null ? null : Number(row.bytes),
@@ -373,8 +376,8 @@ function ledgerEntryOf(row: LedgerRow): LedgerEntry {
  * Read-only (SELECT on bulk_ingest.batches), and empty before any worker created the table.
  */
 const LEDGER_HISTORY = `
-  SELECT stream, seq, epoch, batch_id, table_schema, table_name, high_watermark, metadata, rows,
-         rejected_rows, bytes, enqueued_at, committed_at, outcome
+  SELECT stream, seq, epoch, batch_id, table_schema, table_name, high_watermark::text AS high_watermark,
+         metadata::text AS metadata, rows, rejected_rows, bytes, enqueued_at, committed_at, outcome
   FROM ${STATE_SCHEMA}.batches
   WHERE stream = $1 AND ($2::bigint IS NULL OR seq = $2)
   ORDER BY seq DESC LIMIT $3`;
@@ -429,7 +432,7 @@ export interface RewindRecord {
 export async function recordRewind(client: pg.ClientBase, r: RewindRecord): Promise<void> {
   await client.query(`UPDATE ${STATE_SCHEMA}.stream_state SET high_watermark = $2 WHERE stream = $1`, [
     r.stream,
-    JSON.stringify(r.highWatermark),
+    stringifyJson(r.highWatermark),
   ]);
   await client.query(
     `INSERT INTO ${STATE_SCHEMA}.rewinds
@@ -438,8 +441,8 @@ export async function recordRewind(client: pg.ClientBase, r: RewindRecord): Prom
     [
       r.stream,
       r.toSeq,
-      JSON.stringify(r.highWatermark),
-      JSON.stringify(r.previousHighWatermark),
+      stringifyJson(r.highWatermark),
+      stringifyJson(r.previousHighWatermark),
       r.committedSeq,
       r.forced,
       r.note,

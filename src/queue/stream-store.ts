@@ -4,6 +4,7 @@
  * are plain JSON strings, so any language can read them.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { parseJson, stringifyJson } from '../ingest/exact-json.ts';
 import type { Json } from '../ingest/options.ts';
 import type { TableDefinitionInput } from '../ingest/table-definition.ts';
 import type { BatchOptions } from './batch-contract.ts';
@@ -161,11 +162,11 @@ export class StreamStore {
       keys.state,
       keys.batchId(header.batchId),
       keys.base,
-      JSON.stringify(header),
+      stringifyJson(header),
       header.uploadId,
       header.parts,
       header.bytes,
-      JSON.stringify(header.highWatermark),
+      stringifyJson(header.highWatermark),
       limits.maxPendingBatches,
       limits.maxPendingBytes,
       limits.batchIdTtlSeconds,
@@ -185,14 +186,14 @@ export class StreamStore {
 
   async header(stream: string, seq: number): Promise<BatchHeader | null> {
     const text = await this.redis.get(this.keys.stream(stream).batch(seq));
-    return text === null ? null : (JSON.parse(text) as BatchHeader);
+    return text === null ? null : (parseJson(text) as BatchHeader);
   }
 
   /** Headers of batches `first` to `first + count - 1`, in one round trip; null where one is gone. */
   async headers(stream: string, first: number, count: number): Promise<(BatchHeader | null)[]> {
     const keys = this.keys.stream(stream);
     const texts = await this.redis.mget(Array.from({ length: count }, (_, i) => keys.batch(first + i)));
-    return texts.map((text) => (text === null ? null : (JSON.parse(text) as BatchHeader)));
+    return texts.map((text) => (text === null ? null : (parseJson(text) as BatchHeader)));
   }
 
   /**
@@ -221,7 +222,7 @@ export class StreamStore {
       keys.base,
       seq,
       epoch,
-      JSON.stringify(highWatermark),
+      stringifyJson(highWatermark),
       committedAt,
     );
   }
@@ -234,7 +235,7 @@ export class StreamStore {
     await this.redis.hset(
       this.keys.stream(stream).state,
       'committedHighWatermark',
-      JSON.stringify(highWatermark),
+      stringifyJson(highWatermark),
     );
   }
 
@@ -343,7 +344,7 @@ export class StreamStore {
 }
 
 function parseInfo(stream: string, h: Record<string, string>): StreamInfo {
-  const json = (text: string | undefined) => (text === undefined ? null : (JSON.parse(text) as Json));
+  const json = (text: string | undefined) => (text === undefined ? null : (parseJson(text) as Json));
   return {
     stream,
     enqueuedSeq: Number(h.enqueuedSeq ?? 0),

@@ -8,6 +8,7 @@
  * `wireValueProblem`. Both give the same wire value; the row is then one `JSON.stringify`.
  */
 import { isoString } from '../ingest/copy-encoding.ts';
+import { stringifyJson } from '../ingest/exact-json.ts';
 import type { ColumnDefinition, IngestTable } from '../ingest/table-definition.ts';
 import {
   INTEGER_TYPES,
@@ -66,10 +67,11 @@ export class WireRowWriter {
     try {
       return JSON.stringify([this.key, wire]);
     } catch {
-      // Only a json value holding a BigInt gets here (or a cycle): written as a string, as
-      // ingest() does. A replacer makes JSON.stringify several times slower: used only when needed.
+      // Only a json value holding a BigInt gets here (written as a string, as ingest() does), or
+      // a JsonNumber read losslessly by the gateway or the NDJSON reader (written with its
+      // digits), or a cycle. The exact writer is slower: used only when needed.
       try {
-        return JSON.stringify([this.key, wire], (_key, v) => (typeof v === 'bigint' ? v.toString() : v));
+        return stringifyJson([this.key, wire], { bigintAsString: true });
       } catch (error) {
         throw new InvalidBatchError(
           `${label}, row ${row} (${this.key}): cannot be encoded as JSON: ${(error as Error).message}`,

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { stringifyJson } from '../../ingest/exact-json.ts';
 import { StreamAdmin, type StreamStatus } from '../../queue/admin.ts';
 import { DEFAULT_HISTORY_LIMIT, type LedgerEntry } from '../../queue/ledger.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
@@ -41,7 +42,7 @@ export function registerAdminCommands(program: Command): void {
       withAdmin(flags, async (admin) => {
         const statuses = await admin.status(stream);
         process.stdout.write(
-          flags.json ? `${JSON.stringify(statuses, null, 2)}\n` : formatStatuses(statuses),
+          flags.json ? `${stringifyJson(statuses, { indent: 2 })}\n` : formatStatuses(statuses),
         );
         if (statuses.some((s) => s.blocked || s.error)) process.exitCode = 3;
       }),
@@ -102,7 +103,7 @@ export function registerAdminCommands(program: Command): void {
           ...(typeof flags.limit === 'number' ? { limit: flags.limit } : {}),
         });
         process.stdout.write(
-          flags.json ? `${JSON.stringify(entries, null, 2)}\n` : formatHistory(stream, entries),
+          flags.json ? `${stringifyJson(entries, { indent: 2 })}\n` : formatHistory(stream, entries),
         );
       }),
     ),
@@ -129,7 +130,7 @@ export function registerAdminCommands(program: Command): void {
       withAdmin(flags, async (admin) => {
         const r = await admin.rewind(stream, { toSeq: flags.toSeq as number, force: flags.force === true });
         process.stdout.write(
-          `Rewound ${stream} to batch ${r.toSeq}: high watermark ${JSON.stringify(r.highWatermark)} (was ${JSON.stringify(r.previousHighWatermark)}); the next batch is ${r.committedSeq + 1}. Rows already in the tables stay.\n${r.forced ? `Forced: the stream ${r.note}.\n` : ''}`,
+          `Rewound ${stream} to batch ${r.toSeq}: high watermark ${stringifyJson(r.highWatermark)} (was ${stringifyJson(r.previousHighWatermark)}); the next batch is ${r.committedSeq + 1}. Rows already in the tables stay.\n${r.forced ? `Forced: the stream ${r.note}.\n` : ''}`,
         );
       }),
     ),
@@ -184,7 +185,7 @@ function formatHistory(stream: string, entries: readonly LedgerEntry[]): string 
       .join(' ') || '-',
     String(e.rejectedRows),
     e.bytes === null ? '-' : String(e.bytes),
-    JSON.stringify(e.highWatermark),
+    stringifyJson(e.highWatermark),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] as string).length)));
   return [header, ...lines]
@@ -202,7 +203,7 @@ function formatStatuses(statuses: readonly StreamStatus[]): string {
       const lines = [
         `${s.stream}: ${s.error ? 'UNREADABLE' : s.blocked ? 'BLOCKED' : s.retrying ? 'RETRYING' : s.pending > 0 ? 'catching up' : 'up to date'}`,
         `  committed seq ${s.committedSeq}, enqueued seq ${s.enqueuedSeq}, pending ${s.pending} (${s.pendingBytes} bytes)`,
-        `  high watermark ${JSON.stringify(s.highWatermark)}, last commit ${s.lastCommitAt?.toISOString() ?? 'never'}`,
+        `  high watermark ${stringifyJson(s.highWatermark)}, last commit ${s.lastCommitAt?.toISOString() ?? 'never'}`,
       ];
       if (s.error) lines.push(`  ${s.error}`);
       if (s.retrying) lines.push(`  retrying since ${s.retrying.since.toISOString()}: ${s.retrying.reason}`);

@@ -9,6 +9,7 @@ import { type ReadStream, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { PgBulkIngestError } from '../../errors.ts';
+import { parseJson } from '../../ingest/exact-json.ts';
 import { Delete, type Json, Upsert } from '../../ingest/options.ts';
 import type { IngestTable } from '../../ingest/table-definition.ts';
 import { tableKey } from '../../queue/batch-contract.ts';
@@ -238,7 +239,7 @@ function jsonFlag(flags: Record<string, unknown>, key: string, flag: string): Js
   const text = flags[key];
   if (typeof text !== 'string') return undefined;
   try {
-    return JSON.parse(text) as Json;
+    return parseJson(text) as Json; // exact: --high-watermark 1234567890123456789 keeps its digits
   } catch (error) {
     throw optionError(
       `${flag}: not valid JSON (${(error as Error).message}); quote a string as '"2024-01-01"'`,
