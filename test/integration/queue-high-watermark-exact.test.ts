@@ -3,11 +3,13 @@
  * worker -> comment and stream_state -> status), and values JSON cannot hold refused at enqueue,
  * before anything is written (issue 8 "Exact high watermarks"; issue 9 items 7 and 8).
  */
+
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { defineTable, type Json, PgBulkIngestError } from '../../src/index.ts';
 import { StreamAdmin } from '../../src/queue/admin.ts';
+import { QueueKeys } from '../../src/queue/queue-keys.ts';
 import { tableComment } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { inProcessQueue, REDIS_URL, waitFor } from '../helpers/queue.ts';
@@ -67,7 +69,10 @@ describe('queue: exact high watermarks', () => {
         highWatermark: 9007199254740993n,
         rows: [[table, [1]]],
       });
-      const raw = await redis.hget(`${queue.names.prefix}:stream:${stream}`, 'lastHighWatermark');
+      const raw = await redis.hget(
+        new QueueKeys(queue.names.prefix).stream(stream).state,
+        'lastHighWatermark',
+      );
       assert.equal(raw, '9007199254740993');
     } finally {
       redis.disconnect();
