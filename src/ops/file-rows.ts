@@ -204,12 +204,7 @@ function fromText(text: string, column: ColumnDefinition, source: string, line: 
 }
 
 function checked(value: unknown, column: ColumnDefinition, options: FileRowsOptions, line: number): unknown {
-  const problem = wireValueProblem(
-    column.parsedType.base,
-    column.parsedType.arrayDimensions,
-    value,
-    column.nullable,
-  );
+  const problem = wireValueProblem(column.parsedType, value, column.nullable);
   if (problem === undefined) return value;
   throw new RowError(`${options.source} line ${line}, column "${column.name}" (${column.type}): ${problem}`, {
     row: line,

@@ -46,8 +46,8 @@ const tricky = [
   "quote\"d 'single'",
   'ünïcødé Zürich Москва 東京 🐘',
   '\u0001\u001f control',
-  'lone \ud800 surrogate',
-  'literal \\u0041 not an escape',
+  'literal \\u0041 not an escape, nor \\u0000 or \\ud800',
+  'a pair 😀 \ud83d\ude00',
   '/slash/',
 ];
 
@@ -82,8 +82,8 @@ const scalarRows: unknown[][] = [
   [
     2n ** 63n - 1n,
     -2147483648,
-    1e21,
     -0,
+    1e21,
     true,
     42,
     3.5,
