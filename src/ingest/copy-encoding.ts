@@ -6,7 +6,7 @@
  * tab, newline or carriage return inside a value is written as `\\`, `\t`, `\n`, `\r`.
  */
 import type { ColumnDefinition } from './table-definition.ts';
-import { jsonValueProblem, stringProblem } from './value-rules.ts';
+import { jsonTextMayHoldBadString, jsonValueProblem, stringProblem } from './value-rules.ts';
 
 /** Thrown by an encoder; the caller adds the table, row and column. */
 export class ValueEncodingError extends Error {}
@@ -42,9 +42,9 @@ export function encoderFor(column: ColumnDefinition): ValueEncoder {
     };
   }
   // COPY escaping only where the text can need it (a regular expression test per value adds up):
-  if (element === encodeJson) {
+  if (element === encodeJson || element === encodeJsonb) {
     // JSON.stringify writes tabs, newlines and carriage returns as \t, \n, \r: only backslashes are left.
-    return (value) => (value === null || value === undefined ? NULL : doubleBackslashes(encodeJson(value)));
+    return (value) => (value === null || value === undefined ? NULL : doubleBackslashes(element(value)));
   }
   if (element === encodeBytea) {
     return (value) => (value === null || value === undefined ? NULL : escapeCopyText(encodeBytea(value)));
@@ -79,7 +79,8 @@ type Present = NonNullable<unknown>;
 type ElementEncoder = (value: Present) => string;
 
 function elementEncoder(base: string): ElementEncoder {
-  if (base === 'json' || base === 'jsonb') return encodeJson;
+  if (base === 'json') return encodeJson;
+  if (base === 'jsonb') return encodeJsonb;
   if (base === 'bytea') return encodeBytea;
   if (base === 'bool' || base === 'boolean') return encodeBoolean;
   return encodeScalar;
@@ -98,6 +99,16 @@ function encodeJson(value: Present): string {
     json = JSON.stringify(value, bigintAsString);
   }
   if (json === undefined) throw new ValueEncodingError(`cannot be encoded as JSON: ${describe(value)}`);
+  return json;
+}
+
+/** jsonb also refuses NUL and lone surrogates in its strings (json keeps them as escapes). */
+function encodeJsonb(value: Present): string {
+  const json = encodeJson(value);
+  if (jsonTextMayHoldBadString(json)) {
+    const problem = jsonValueProblem(value, true);
+    if (problem !== undefined) throw new ValueEncodingError(problem);
+  }
   return json;
 }
 
