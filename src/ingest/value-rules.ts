@@ -180,6 +180,7 @@ function floatRule(name: string, round: (x: number) => number): ValueRule {
 }
 
 function moneyRule(v: unknown): string | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return undefined;
   const text = numericText(v);
   if (typeof text !== 'string') return text.problem;
   return text === 'NaN' || text.endsWith('Infinity')
