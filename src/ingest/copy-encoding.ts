@@ -6,6 +6,7 @@
  * tab, newline or carriage return inside a value is written as `\\`, `\t`, `\n`, `\r`.
  */
 import type { ColumnDefinition } from './table-definition.ts';
+import { jsonTextMayHoldBadString, jsonValueProblem, stringProblem } from './value-rules.ts';
 
 /** Thrown by an encoder; the caller adds the table, row and column. */
 export class ValueEncodingError extends Error {}
@@ -41,9 +42,9 @@ export function encoderFor(column: ColumnDefinition): ValueEncoder {
     };
   }
   // COPY escaping only where the text can need it (a regular expression test per value adds up):
-  if (element === encodeJson) {
+  if (element === encodeJson || element === encodeJsonb) {
     // JSON.stringify writes tabs, newlines and carriage returns as \t, \n, \r: only backslashes are left.
-    return (value) => (value === null || value === undefined ? NULL : doubleBackslashes(encodeJson(value)));
+    return (value) => (value === null || value === undefined ? NULL : doubleBackslashes(element(value)));
   }
   if (element === encodeBytea) {
     return (value) => (value === null || value === undefined ? NULL : escapeCopyText(encodeBytea(value)));
@@ -53,8 +54,18 @@ export function encoderFor(column: ColumnDefinition): ValueEncoder {
     value === null || value === undefined
       ? NULL
       : typeof value === 'string'
-        ? escapeCopyText(value)
+        ? escapeCopyText(checkedText(value))
         : element(value);
+}
+
+/**
+ * A string PostgreSQL can store: no NUL, no lone surrogate (which would become U+FFFD on the way,
+ * silently). The queue refuses the same strings (value-rules.ts), so both store the same values.
+ */
+function checkedText(text: string): string {
+  const problem = stringProblem(text);
+  if (problem !== undefined) throw new ValueEncodingError(problem);
+  return text;
 }
 
 function doubleBackslashes(text: string): string {
@@ -68,13 +79,17 @@ type Present = NonNullable<unknown>;
 type ElementEncoder = (value: Present) => string;
 
 function elementEncoder(base: string): ElementEncoder {
-  if (base === 'json' || base === 'jsonb') return encodeJson;
+  if (base === 'json') return encodeJson;
+  if (base === 'jsonb') return encodeJsonb;
   if (base === 'bytea') return encodeBytea;
   if (base === 'bool' || base === 'boolean') return encodeBoolean;
   return encodeScalar;
 }
 
 function encodeJson(value: Present): string {
+  // NaN, Infinity, Buffers, Maps, ...: refused, not written as JSON.stringify would (null, {...}).
+  const problem = jsonValueProblem(value, false);
+  if (problem !== undefined) throw new ValueEncodingError(problem);
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -84,6 +99,16 @@ function encodeJson(value: Present): string {
     json = JSON.stringify(value, bigintAsString);
   }
   if (json === undefined) throw new ValueEncodingError(`cannot be encoded as JSON: ${describe(value)}`);
+  return json;
+}
+
+/** jsonb also refuses NUL and lone surrogates in its strings (json keeps them as escapes). */
+function encodeJsonb(value: Present): string {
+  const json = encodeJson(value);
+  if (jsonTextMayHoldBadString(json)) {
+    const problem = jsonValueProblem(value, true);
+    if (problem !== undefined) throw new ValueEncodingError(problem);
+  }
   return json;
 }
 
@@ -107,7 +132,7 @@ function encodeBoolean(value: Present): string {
 function encodeScalar(value: Present): string {
   switch (typeof value) {
     case 'string':
-      return value;
+      return checkedText(value);
     case 'number':
     case 'bigint':
       return String(value);
@@ -124,11 +149,23 @@ function encodeScalar(value: Present): string {
   }
 }
 
-/** `date.toISOString()`, written out here for years 1000 to 9999: several times faster than V8's. */
+/**
+ * A Date as PostgreSQL reads it: `date.toISOString()`, written out here for years 1000 to 9999
+ * (several times faster than V8's). Other years are written as PostgreSQL takes them, not as
+ * toISOString does (`+012000-01-01T...`, `-000001-...`, which PostgreSQL refuses): `12000-01-01T...Z`
+ * and `0002-01-01T...Z BC` for the year -1 (1 BC is the year 0).
+ */
 export function isoString(date: Date): string {
   const year = date.getUTCFullYear();
-  if (year < 1000 || year > 9999) return date.toISOString();
+  if (year < 1000 || year > 9999) return otherYearIsoString(date, year);
   return `${year}-${two(date.getUTCMonth() + 1)}-${two(date.getUTCDate())}T${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())}.${three(date.getUTCMilliseconds())}Z`;
+}
+
+function otherYearIsoString(date: Date, year: number): string {
+  const iso = date.toISOString(); // ±YYYYYY-MM-DDTHH:MM:SS.sssZ or YYYY-...
+  const rest = iso.slice(iso.indexOf('-', 1));
+  if (year > 0) return `${String(year).padStart(4, '0')}${rest}`;
+  return `${String(1 - year).padStart(4, '0')}${rest} BC`;
 }
 
 function two(n: number): string {

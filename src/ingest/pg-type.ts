@@ -66,6 +66,8 @@ export interface ParsedType {
   readonly base: string;
   /** Number of array dimensions: `text[]` is 1. */
   readonly arrayDimensions: number;
+  /** The numeric modifiers as written: `[64]` for `varchar(64)`, `[12, 2]` for `numeric(12,2)`, `[]` for none. */
+  readonly modifiers: readonly number[];
 }
 
 /** Parses a type string or returns a reason it is not one this library accepts. */
@@ -91,5 +93,9 @@ export function parsePgType(typeString: string): ParsedType | { error: string } 
   if (timeZone && !['time', 'timestamp'].includes(base)) {
     return { error: `puts "time zone" on "${base}", which is not time or timestamp` };
   }
-  return { base, arrayDimensions: (brackets.match(/\[/g) ?? []).length };
+  return {
+    base,
+    arrayDimensions: (brackets.match(/\[/g) ?? []).length,
+    modifiers: [firstModifier, secondModifier].filter((m) => m !== undefined).map(Number),
+  };
 }

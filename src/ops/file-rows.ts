@@ -213,7 +213,7 @@ function checked(parsed: unknown, column: ColumnDefinition, options: FileRowsOpt
   let problem: string | undefined;
   try {
     value = exactWireValue(parsed, base, arrayDimensions);
-    problem = wireValueProblem(base, arrayDimensions, value, column.nullable);
+    problem = wireValueProblem(column.parsedType, value, column.nullable);
   } catch (error) {
     if (!(error instanceof WireNumberError)) throw error;
     problem = error.message;

@@ -9,8 +9,10 @@
  */
 import { z } from 'zod';
 import { type ErrorContext, PgBulkIngestError } from '../errors.ts';
+import { isoString } from '../ingest/copy-encoding.ts';
 import { JsonNumber, toPlainJson } from '../ingest/exact-json.ts';
 import { Delete, type Json, SchemaChanges, Upsert, Visibility } from '../ingest/options.ts';
+import type { ParsedType } from '../ingest/pg-type.ts';
 import { assertStorableJson } from '../ingest/storable-json.ts';
 import {
   defineTable,
@@ -18,6 +20,14 @@ import {
   type TableDefinitionInput,
   tableDefinitionSchema,
 } from '../ingest/table-definition.ts';
+import {
+  INTEGER_TYPES,
+  jsonValueProblem,
+  NUMBER_TYPES,
+  stringProblem,
+  type ValueRule,
+  valueRuleFor,
+} from '../ingest/value-rules.ts';
 import { exactWireValue, WireNumberError } from './wire-numbers.ts';
 
 export const BATCH_FORMAT_VERSION = 1;
@@ -229,12 +239,7 @@ export function validateWireRows(
       );
     }
     table.columns.forEach((column, c) => {
-      const problem = wireValueProblem(
-        column.parsedType.base,
-        column.parsedType.arrayDimensions,
-        values[c],
-        column.nullable,
-      );
+      const problem = wireValueProblem(column.parsedType, values[c], column.nullable);
       if (problem) {
         throw new InvalidBatchError(
           `${label}, row ${row} (${key}), column "${column.name}" (${column.type}): ${problem}`,
@@ -245,68 +250,55 @@ export function validateWireRows(
   });
 }
 
-/** Base types whose wire value is an integer (or a string of digits). */
-export const INTEGER_TYPES: ReadonlySet<string> = new Set([
-  'smallint',
-  'int2',
-  'integer',
-  'int',
-  'int4',
-  'bigint',
-  'int8',
-  'oid',
-]);
-/** Base types whose wire value is a number (or a numeric string). */
-export const NUMBER_TYPES: ReadonlySet<string> = new Set([
-  'real',
-  'float4',
-  'double precision',
-  'float8',
-  'float',
-  'numeric',
-  'decimal',
-  'money',
-]);
-const INTEGER_TEXT = /^[+-]?\d+$/;
-const NUMBER_TEXT = /^([+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?Infinity|NaN)$/;
+export { INTEGER_TYPES, NUMBER_TYPES } from '../ingest/value-rules.ts';
+
 const HEX_BYTEA = /^\\x([0-9a-fA-F]{2})*$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-/** Why a wire value cannot go into a column, or undefined if it can. */
-export function wireValueProblem(
-  base: string,
+/** Each type's value rule, made once (types are frozen with their table). */
+const rules = new WeakMap<ParsedType, ValueRule | undefined>();
+
+function ruleOf(type: ParsedType): ValueRule | undefined {
+  if (rules.has(type)) return rules.get(type);
+  const rule = valueRuleFor(type);
+  if (Object.isFrozen(type)) rules.set(type, rule);
+  return rule;
+}
+
+/**
+ * Why a wire value cannot go into a column of this type, or undefined if it can: its shape on
+ * the wire (checked here), then what PostgreSQL takes (value-rules.ts).
+ */
+export function wireValueProblem(type: ParsedType, value: unknown, nullable: boolean): string | undefined {
+  return elementProblem(type, ruleOf(type), type.arrayDimensions, value, nullable);
+}
+
+function elementProblem(
+  type: ParsedType,
+  rule: ValueRule | undefined,
   arrayDimensions: number,
   value: unknown,
   nullable: boolean,
 ): string | undefined {
+  const base = type.base;
   if (value === null) return nullable ? undefined : 'is null, but the column is NOT NULL';
-  if (base === 'json' || base === 'jsonb') return undefined; // any JSON value
+  if (base === 'json' || base === 'jsonb') return jsonValueProblem(value, base === 'jsonb'); // any JSON value
   if (arrayDimensions > 0) {
     if (!Array.isArray(value)) return `expected an array, got ${typeof value}`;
     for (const item of value) {
-      const problem = wireValueProblem(
-        base,
-        arrayDimensions - (Array.isArray(item) ? 1 : arrayDimensions),
-        item,
-        true,
-      );
+      const dimensions = arrayDimensions - (Array.isArray(item) ? 1 : arrayDimensions);
+      const problem = elementProblem(type, rule, dimensions, item, true);
       if (problem) return `array item ${problem}`;
     }
     return undefined;
   }
-  if (INTEGER_TYPES.has(base)) {
-    if (typeof value === 'number' && Number.isInteger(value))
-      return Number.isSafeInteger(value) ? undefined : 'is an integer beyond 2^53: send it as a string';
-    return typeof value === 'string' && INTEGER_TEXT.test(value)
-      ? undefined
-      : `expected an integer or a string of digits, got ${JSON.stringify(value)}`;
-  }
-  if (NUMBER_TYPES.has(base)) {
-    if (typeof value === 'number') return undefined;
-    return typeof value === 'string' && NUMBER_TEXT.test(value)
-      ? undefined
-      : `expected a number or a numeric string, got ${JSON.stringify(value)}`;
-  }
+  if (
+    INTEGER_TYPES.has(base) &&
+    typeof value === 'number' &&
+    Number.isInteger(value) &&
+    !Number.isSafeInteger(value)
+  )
+    return 'is an integer beyond 2^53: send it as a string';
   if (base === 'bool' || base === 'boolean')
     return typeof value === 'boolean' ? undefined : `expected true or false, got ${JSON.stringify(value)}`;
   if (base === 'bytea') {
@@ -315,17 +307,21 @@ export function wireValueProblem(
       ? undefined
       : 'expected base64 or \\x-prefixed hex';
   }
-  if (typeof value === 'object')
+  if (typeof value === 'object' && !INTEGER_TYPES.has(base) && !NUMBER_TYPES.has(base))
     return `expected a string, got ${Array.isArray(value) ? 'an array' : 'an object'}`;
-  return undefined; // text, dates, times, uuid, ...: strings (PostgreSQL parses them); numbers and booleans print as text
+  // text, dates, times, uuid, ...: strings; numbers and booleans print as text
+  return (typeof value === 'string' ? stringProblem(value) : undefined) ?? rule?.(value);
 }
 
-/** A JavaScript value as it travels: Buffers as base64, Dates as ISO 8601, bigints as strings. */
+/**
+ * A JavaScript value as it travels: Buffers as base64, Dates as ISO 8601 (as ingest() writes
+ * them), bigints as strings. Not for json/jsonb values, which travel as they are.
+ */
 export function toWireValue(value: unknown): unknown {
   if (value === undefined || value === null) return null;
   if (value instanceof Uint8Array)
     return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
-  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Date) return isoString(value);
   if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   if (Array.isArray(value)) return value.map(toWireValue);

@@ -4,20 +4,24 @@
  *
  * Each column gets a converter chosen once from its type, with a fast path for the values that
  * column usually gets (a number for an integer column, a Date or string for a timestamp, a plain
- * object for jsonb, ...); anything else goes through the general rule, `toWireValue` then
- * `wireValueProblem`. Both give the same wire value; the row is then one `JSON.stringify`.
+ * object for jsonb, ...) that applies the column's value rule (value-rules.ts: ranges, lengths,
+ * date and uuid forms, JSON-ability); anything else goes through the general rule, `toWireValue`
+ * then `wireValueProblem`. Both give the same wire value; the row is then one `JSON.stringify`.
+ * The characters of every string (NUL, lone surrogates) are checked once per row, on that JSON
+ * text (`jsonTextMayHoldBadString`), not string by string.
  */
 import { isoString } from '../ingest/copy-encoding.ts';
 import { stringifyJson } from '../ingest/exact-json.ts';
 import type { ColumnDefinition, IngestTable } from '../ingest/table-definition.ts';
 import {
   INTEGER_TYPES,
-  InvalidBatchError,
+  jsonTextMayHoldBadString,
+  jsonValueProblem,
   NUMBER_TYPES,
-  tableKey,
-  toWireValue,
-  wireValueProblem,
-} from './batch-contract.ts';
+  type ValueRule,
+  valueRuleFor,
+} from '../ingest/value-rules.ts';
+import { InvalidBatchError, tableKey, toWireValue, wireValueProblem } from './batch-contract.ts';
 
 /** Why a value cannot go into its column; the row writer adds where. */
 class WireValueError extends Error {}
@@ -51,19 +55,19 @@ export class WireRowWriter {
         wire[i] = (converters[i] as WireConverter)(values[i]);
       } catch (error) {
         if (!(error instanceof WireValueError)) throw error;
-        const column = this.table.columns[i] as ColumnDefinition;
-        throw new InvalidBatchError(
-          `${label}, row ${row} (${this.key}), column "${column.name}" (${column.type}): ${error.message}`,
-          {
-            row,
-            table: this.key,
-            column: column.name,
-          },
-        );
+        throw this.#valueError(i, error.message, label, row);
       }
     }
-    // One JSON.stringify per row: a flat string, where building it piece by piece would leave a
-    // rope of small strings per row for the garbage collector to copy while the part fills.
+    const text = this.#stringify(wire, label, row);
+    if (jsonTextMayHoldBadString(text)) this.#checkStrings(wire, label, row);
+    return text;
+  }
+
+  /**
+   * One JSON.stringify per row: a flat string, where building it piece by piece would leave a
+   * rope of small strings per row for the garbage collector to copy while the part fills.
+   */
+  #stringify(wire: unknown[], label: string, row: number): string {
     try {
       return JSON.stringify([this.key, wire]);
     } catch {
@@ -75,13 +79,27 @@ export class WireRowWriter {
       } catch (error) {
         throw new InvalidBatchError(
           `${label}, row ${row} (${this.key}): cannot be encoded as JSON: ${(error as Error).message}`,
-          {
-            row,
-            table: this.key,
-          },
+          { row, table: this.key },
         );
       }
     }
+  }
+
+  /** The row's text may hold a NUL or a lone surrogate: find the column (a json column keeps both). */
+  #checkStrings(wire: unknown[], label: string, row: number): void {
+    this.table.columns.forEach((column, i) => {
+      if (column.parsedType.base === 'json') return;
+      const problem = jsonValueProblem(wire[i], true);
+      if (problem !== undefined) throw this.#valueError(i, problem, label, row);
+    });
+  }
+
+  #valueError(i: number, problem: string, label: string, row: number): InvalidBatchError {
+    const column = this.table.columns[i] as ColumnDefinition;
+    return new InvalidBatchError(
+      `${label}, row ${row} (${this.key}), column "${column.name}" (${column.type}): ${problem}`,
+      { row, table: this.key, column: column.name },
+    );
   }
 }
 
@@ -98,34 +116,42 @@ const TEXT_TYPES = new Set([
   'timestamp without time zone',
   'uuid',
 ]);
+/** Types whose rule any valid Date's 24-character ISO text (years 1000 to 9999) passes. */
+const DATE_TYPES = new Set(['date', 'timestamp', 'timestamptz']);
 
 function converterFor(column: ColumnDefinition): WireConverter {
-  const { base, arrayDimensions } = column.parsedType;
+  const type = column.parsedType;
+  const { base, arrayDimensions } = type;
+  if (base === 'json' || base === 'jsonb') return jsonConverter(column);
   const general = generalConverter(column);
   if (arrayDimensions > 0) return general;
-  if (INTEGER_TYPES.has(base))
-    return (v) => (typeof v === 'number' && Number.isSafeInteger(v) ? v : general(v));
-  if (NUMBER_TYPES.has(base)) return (v) => (typeof v === 'number' && Number.isFinite(v) ? v : general(v));
-  if (base === 'bool' || base === 'boolean') return (v) => (typeof v === 'boolean' ? v : general(v));
-  if (base === 'json' || base === 'jsonb') {
-    // A plain object as it is; arrays (whose items may be Dates, Buffers, bigints) by the general rule.
-    return (v) => (v !== null && typeof v === 'object' && isPlainObject(v) ? v : general(v));
-  }
-  if (TEXT_TYPES.has(base)) {
+  const rule: ValueRule = valueRuleFor(type) ?? (() => undefined);
+  if (INTEGER_TYPES.has(base)) {
     return (v) =>
-      typeof v === 'string' ? v : v instanceof Date && !Number.isNaN(v.getTime()) ? isoString(v) : general(v);
+      typeof v === 'number' && Number.isSafeInteger(v) && rule(v) === undefined ? v : general(v);
+  }
+  if (NUMBER_TYPES.has(base))
+    return (v) => (typeof v === 'number' && Number.isFinite(v) && rule(v) === undefined ? v : general(v));
+  if (base === 'bool' || base === 'boolean') return (v) => (typeof v === 'boolean' ? v : general(v));
+  if (TEXT_TYPES.has(base)) {
+    const datesFit = DATE_TYPES.has(base);
+    return (v) => {
+      if (typeof v === 'string') return rule(v) === undefined ? v : general(v);
+      if (!(v instanceof Date) || Number.isNaN(v.getTime())) return general(v);
+      const text = isoString(v);
+      return (datesFit && text.length === 24) || rule(text) === undefined ? text : general(v);
+    };
   }
   return general;
 }
 
 /** The general rule, for every value the fast paths do not take. */
 function generalConverter(column: ColumnDefinition): WireConverter {
-  const { base, arrayDimensions } = column.parsedType;
   return (value) => {
     if (value instanceof Date && Number.isNaN(value.getTime()))
       throw new WireValueError('is an invalid Date');
     const wire = toWireValue(value);
-    const problem = wireValueProblem(base, arrayDimensions, wire, column.nullable);
+    const problem = wireValueProblem(column.parsedType, wire, column.nullable);
     if (problem) throw new WireValueError(problem);
     if (typeof wire === 'function' || typeof wire === 'symbol')
       throw new WireValueError(`cannot be encoded as JSON: a ${typeof wire}`);
@@ -133,7 +159,21 @@ function generalConverter(column: ColumnDefinition): WireConverter {
   };
 }
 
-function isPlainObject(value: object): boolean {
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
+/**
+ * json and jsonb values travel as they are (JSON.stringify writes them, as ingest() does), once
+ * `jsonValueProblem` has refused what JSON cannot hold: NaN, Infinity, Buffers, Maps, ...
+ */
+function jsonConverter(column: ColumnDefinition): WireConverter {
+  return (value) => {
+    if (value === null || value === undefined) {
+      const problem = wireValueProblem(column.parsedType, null, column.nullable);
+      if (problem) throw new WireValueError(problem);
+      return null;
+    }
+    if (typeof value === 'function' || typeof value === 'symbol')
+      throw new WireValueError(`cannot be encoded as JSON: a ${typeof value}`);
+    const problem = jsonValueProblem(value, false); // strings: on the row's text
+    if (problem !== undefined) throw new WireValueError(problem);
+    return value;
+  };
 }

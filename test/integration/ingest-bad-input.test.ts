@@ -139,16 +139,20 @@ for (const keyed of [true, false]) {
         );
       }));
 
-    it('a text value with a NUL character', () =>
+    it('a text value with a NUL character or a lone surrogate, refused before COPY with its column', () =>
       withSchema('bad', async (f) => {
         const t = tableIn(f.schema, keyed);
-        await expectRowError(
-          f,
-          [t],
-          rowsOf(t, [2, 2, 'a\u0000b']),
-          { table: t, row: 1, sqlState: '22021' },
-          options,
-        );
+        for (const text of ['a\u0000b', 'lone \ud800']) {
+          const error = await expectRowError(
+            f,
+            [t],
+            rowsOf(t, [2, 2, text]),
+            { table: t, row: 1, column: 'label' },
+            options,
+          );
+          assert.match(error.message, /NUL character|lone UTF-16 surrogate/);
+          await f.client.query(`DELETE FROM "${f.schema}"."${t.name}"`);
+        }
       }));
   });
 }

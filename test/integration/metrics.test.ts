@@ -78,7 +78,7 @@ describe('metrics: a worker scraped after a known run', () => {
   const codes = defineTable({
     schema,
     name: 'codes',
-    columns: [column('id', 'bigint', true), column('code', 'varchar(3)')],
+    columns: [column('id', 'bigint', true), { ...column('code', 'varchar(3)'), unique: true }],
   });
   const [ordersStream, eventsStream, codesStream] = [orders, events, codes].map(
     (t) => `${schema}.${t.name}`,
@@ -155,9 +155,9 @@ describe('metrics: a worker scraped after a known run', () => {
       highWatermark: 2,
       rows: [3, 4, 5].map((id) => [eventsWider, [id, 'c', 'web']] as const),
     });
-    // codes: batch 2 is poison (too long for varchar(3)), so batch 3 waits behind it.
+    // codes: batch 2 is poison (a unique violation on code), so batch 3 waits behind it.
     await producer.enqueue({ tables: [codes], highWatermark: 1, rows: [[codes, [1, 'abc']]] });
-    await producer.enqueue({ tables: [codes], highWatermark: 2, rows: [[codes, [2, 'far too long']]] });
+    await producer.enqueue({ tables: [codes], highWatermark: 2, rows: [[codes, [2, 'abc']]] });
     await producer.enqueue({ tables: [codes], highWatermark: 3, rows: [[codes, [3, 'xyz']]] });
 
     await waitFor(

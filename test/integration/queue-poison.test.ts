@@ -53,7 +53,7 @@ describe('queue poison batches (G6)', () => {
         name: 'codes',
         columns: [
           { name: 'id', type: 'integer', primaryKey: true },
-          { name: 'code', type: 'varchar(3)' },
+          { name: 'code', type: 'varchar(3)', unique: true },
         ],
       });
       const other = defineTable({
@@ -67,7 +67,9 @@ describe('queue poison batches (G6)', () => {
       const a = admin(connection);
       try {
         await enqueueRows(producer, codes, [1, 'ab']);
-        await enqueueRows(producer, codes, [2, 'far too long']); // seq 2: poison
+        // seq 2: poison, a unique violation (a value PostgreSQL refuses by its type alone is
+        // refused at enqueue, never parked: refused-at-the-door.test.ts)
+        await enqueueRows(producer, codes, [2, 'ab']);
         await enqueueRows(producer, codes, [3, 'xyz']);
         for (let i = 1; i <= 3; i++) await enqueueRows(producer, other, [i]);
         fleet.start(POISON);
@@ -79,7 +81,7 @@ describe('queue poison batches (G6)', () => {
         );
         const status = await statusOf(a, stream);
         assert.equal(status.blocked?.seq, 2);
-        assert.match(status.blocked?.reason ?? '', /value too long for type character varying\(3\)/);
+        assert.match(status.blocked?.reason ?? '', /duplicate key value violates unique constraint/);
         assert.deepEqual([status.committedSeq, status.enqueuedSeq, status.pending], [1, 3, 2]);
         assert.equal(status.highWatermark, '1');
         // Retried POISON_RETRIES times before being parked (by each drain of the stream running at
@@ -88,7 +90,7 @@ describe('queue poison batches (G6)', () => {
         await eventually(async () => parkedLogs(fleet).length >= 1, 5000, 'the park to be logged');
         const retries = fleet.logLines(/batch failed; retrying/).filter((l) => JSON.parse(l).seq === 2);
         assert.ok(retries.length >= 2, `${retries.length} retries of the poison batch`);
-        assert.match(parkedLogs(fleet)[0] as string, /too long/);
+        assert.match(parkedLogs(fleet)[0] as string, /duplicate key/);
 
         // Other streams carry on; the blocked one stays put (no later batch jumps the queue).
         await eventually(
@@ -105,7 +107,7 @@ describe('queue poison batches (G6)', () => {
         const cli = await runCli(['status'], connection);
         assert.equal(cli.code, 3, cli.stderr);
         assert.match(cli.stdout, new RegExp(`${stream}: BLOCKED`));
-        assert.match(cli.stdout, /blocked at batch 2 since .*value too long for type character varying\(3\)/);
+        assert.match(cli.stdout, /blocked at batch 2 since .*duplicate key value violates unique constraint/);
         assert.match(cli.stdout, new RegExp(`${otherStream}: up to date`));
         const wrong = await runCli(['skip', stream, '--seq', '3'], connection);
         assert.equal(wrong.code, 2);
@@ -120,7 +122,7 @@ describe('queue poison batches (G6)', () => {
         );
         assert.equal(skipped.rows.length, 1);
         assert.equal(skipped.rows[0].seq, 2);
-        assert.match(skipped.rows[0].reason, /too long/);
+        assert.match(skipped.rows[0].reason, /duplicate key/);
         await eventually(
           async () => (await committedSeqs(db, [stream])).get(stream) === 3,
           20_000,

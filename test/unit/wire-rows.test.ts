@@ -46,8 +46,8 @@ const tricky = [
   "quote\"d 'single'",
   'ünïcødé Zürich Москва 東京 🐘',
   '\u0001\u001f control',
-  'lone \ud800 surrogate',
-  'literal \\u0041 not an escape',
+  'literal \\u0041 not an escape, nor \\u0000 or \\ud800',
+  'a pair 😀 \ud83d\ude00',
   '/slash/',
 ];
 
@@ -82,8 +82,8 @@ const scalarRows: unknown[][] = [
   [
     2n ** 63n - 1n,
     -2147483648,
-    1e21,
     -0,
+    1e21,
     true,
     42,
     3.5,
@@ -275,5 +275,142 @@ describe('wire rows: the producer checks values before they travel', () => {
       writer.write([1n, null, 'x', { n: 2n ** 64n }], 'Batch 1', 1),
       '["s.t",["1",null,"x",{"n":"18446744073709551616"}]]',
     );
+  });
+});
+
+describe('wire rows: ingest() and the queue refuse the same values', () => {
+  const table = defineTable({
+    schema: 's',
+    name: 'values',
+    columns: [
+      { name: 'doc', type: 'jsonb' },
+      { name: 'raw', type: 'json' },
+      { name: 'txt', type: 'text' },
+      { name: 'tags', type: 'text[]' },
+      { name: 'at', type: 'timestamptz' },
+    ],
+  });
+  const row = (column: string, value: unknown) =>
+    table.columns.map((c) => (c.name === column ? value : null));
+
+  it('refuses json values JSON cannot hold (NaN, Infinity, Buffers, Maps, invalid Dates), where JSON.stringify would change them', () => {
+    const refused: [column: string, value: unknown, message: RegExp][] = [
+      ['doc', Number.NaN, /holds NaN, which JSON cannot hold/],
+      ['doc', { a: Number.NaN }, /holds NaN.*\(at \.a\)/],
+      ['raw', [1, Number.POSITIVE_INFINITY], /holds Infinity.*\(at \[1\]\)/],
+      ['doc', Number.NEGATIVE_INFINITY, /holds -Infinity/],
+      ['doc', Buffer.from([1, 2]), /holds a Buffer: JSON has no bytes/],
+      ['raw', { file: new Uint8Array([1]) }, /holds a Buffer.*\(at \.file\)/],
+      ['doc', [Buffer.from('x')], /holds a Buffer.*\(at \[0\]\)/],
+      ['doc', { m: new Map() }, /holds a Map/],
+      ['doc', { at: new Date(Number.NaN) }, /holds an invalid Date/],
+    ];
+    for (const [column, value, message] of refused) {
+      const values = row(column, value);
+      assert.throws(() => new TableWriter(table, 'target').encode(values, 3), message, `ingest(): ${column}`);
+      assert.throws(
+        () => new WireRowWriter(table).write(values, 'Batch 1', 3),
+        (e: Error) => message.test(e.message) && e.message.includes(`column "${column}"`),
+        `queue: ${column}`,
+      );
+    }
+  });
+
+  it('refuses NUL and lone surrogates in text, text[] and jsonb; a json column keeps them as escapes in both', () => {
+    for (const [column, value] of [
+      ['txt', 'lone \ud800 surrogate'],
+      ['txt', 'nul \u0000'],
+      ['tags', ['ok', 'lone \udc00']],
+      ['doc', { key: ['lone \ud800'] }],
+      ['doc', { 'nul \u0000 key': 1 }],
+    ] as const) {
+      const values = row(column, value);
+      assert.throws(() => new TableWriter(table, 'target').encode(values, 1), /NUL|lone UTF-16 surrogate/);
+      assert.throws(
+        () => new WireRowWriter(table).write(values, 'Batch 1', 1),
+        /column "(txt|tags|doc)".*(NUL|lone UTF-16 surrogate)/,
+      );
+    }
+    const kept = [row('raw', { text: 'lone \ud800 and nul \u0000' })];
+    const { lines } = viaQueue([[table, kept[0] as unknown[]]]);
+    assert.deepEqual(lines.get(table), direct(table, kept));
+  });
+
+  it('writes Dates of any year as PostgreSQL reads them, the same both ways', () => {
+    const years = [12000, 275760, 999, 1, 0, -1, -4712];
+    const rows = years.map((year) => {
+      const at = new Date(Date.UTC(2000, 5, 15, 1, 2, 3, 4));
+      at.setUTCFullYear(year);
+      return row('at', at);
+    });
+    const { lines } = viaQueue(rows.map((r) => [table, r]));
+    assert.deepEqual(lines.get(table), direct(table, rows));
+    assert.deepEqual(
+      direct(table, rows).map((line) => line.split('\t')[4]),
+      [
+        '12000-06-15T01:02:03.004Z',
+        '275760-06-15T01:02:03.004Z',
+        '0999-06-15T01:02:03.004Z',
+        '0001-06-15T01:02:03.004Z',
+        '0001-06-15T01:02:03.004Z BC',
+        '0002-06-15T01:02:03.004Z BC',
+        '4713-06-15T01:02:03.004Z BC',
+      ].map((text) => `${text}\n`),
+    );
+  });
+});
+
+describe('wire rows: the producer refuses what PostgreSQL would, naming the column', () => {
+  const writer = new WireRowWriter(
+    defineTable({
+      schema: 's',
+      name: 'typed',
+      columns: [
+        { name: 'small', type: 'smallint' },
+        { name: 'amount', type: 'numeric(12,2)' },
+        { name: 'name', type: 'varchar(4)' },
+        { name: 'at', type: 'timestamp' },
+        { name: 'clock', type: 'time' },
+        { name: 'id', type: 'uuid' },
+      ],
+    }),
+  );
+  const write = (values: unknown[]) => writer.write(values, 'Batch 5', 2);
+  const nulls = [null, null, null, null, null, null];
+  const at = (i: number, value: unknown) => nulls.map((v, j) => (j === i ? value : v));
+
+  it('takes edge values that fit', () => {
+    const early = new Date(Date.UTC(2000, 0, 1));
+    early.setUTCFullYear(-4712); // 4713 BC
+    assert.equal(
+      write([-32768, 9999999999.99, 'ab😀 ', early, '24:00:00', 'A0EEBC999C0B4EF8BB6D6BB9BD380A11']),
+      '["s.typed",[-32768,9999999999.99,"ab😀 ","4713-01-01T00:00:00.000Z BC","24:00:00","A0EEBC999C0B4EF8BB6D6BB9BD380A11"]]',
+    );
+    assert.equal(write(at(1, Number.NaN)), '["s.typed",[null,"NaN",null,null,null,null]]');
+  });
+
+  it('refuses each value PostgreSQL would refuse', () => {
+    const tooEarly = new Date(Date.UTC(2000, 0, 1));
+    tooEarly.setUTCFullYear(-5000);
+    const refused: [column: number, value: unknown, message: RegExp][] = [
+      [0, 32768, /column "small" \(smallint\): is out of range for smallint/],
+      [0, Number.NaN, /column "small" \(smallint\): is NaN: smallint cannot hold NaN or Infinity/],
+      [0, 40000n, /out of range for smallint/],
+      [1, 1e10, /column "amount" \(numeric\(12,2\)\): has 11 digits before the decimal point/],
+      [1, Number.POSITIVE_INFINITY, /numeric\(12,2\) cannot hold Infinity/],
+      [2, 'abcde', /column "name" \(varchar\(4\)\): is longer than 4 characters/],
+      [2, 12345, /is longer than 4 characters/],
+      [3, '2024-02-30T25:61:00Z', /column "at" \(timestamp\): has day 30/],
+      [3, 'yesterday-ish', /is not an ISO 8601 timestamp/],
+      [3, tooEarly, /is out of range for a timestamp/],
+      [4, new Date(0), /column "clock" \(time\): is not a time of day/],
+      [5, 'not-a-uuid', /column "id" \(uuid\): is not a uuid/],
+    ];
+    for (const [i, value, message] of refused)
+      assert.throws(
+        () => write(at(i, value)),
+        (e: Error) => message.test(e.message) && /^Batch 5, row 2 \(s\.typed\)/.test(e.message),
+        String(value),
+      );
   });
 });

@@ -79,7 +79,8 @@ function asColumnDefinition(
   const parsed = parsePgType(c.type);
   // A type PostgreSQL printed (format_type) may be outside our grammar (a user's enum): it is
   // only ever used in DDL of this table's replacement, never to encode values.
-  const parsedType: ParsedType = 'error' in parsed ? { base: c.type, arrayDimensions: 0 } : parsed;
+  const parsedType: ParsedType =
+    'error' in parsed ? { base: c.type, arrayDimensions: 0, modifiers: [] } : parsed;
   return {
     name: c.name,
     type: c.type,
