@@ -18,7 +18,7 @@ import type { ParsedType } from './pg-type.ts';
 export type ValueRule = (value: unknown) => string | undefined;
 
 /** Integer types and their ranges (oid takes negatives as their unsigned twin, as PostgreSQL does). */
-const INTEGER_RANGES: ReadonlyMap<string, readonly [min: bigint, max: bigint]> = new Map([
+export const INTEGER_RANGES: ReadonlyMap<string, readonly [min: bigint, max: bigint]> = new Map([
   ['smallint', [-(2n ** 15n), 2n ** 15n - 1n]],
   ['int2', [-(2n ** 15n), 2n ** 15n - 1n]],
   ['integer', [-(2n ** 31n), 2n ** 31n - 1n]],
@@ -90,10 +90,15 @@ export function valueRuleFor(type: ParsedType): ValueRule | undefined {
   return undefined;
 }
 
+/** Why an integer does not fit its type: the one wording, for every path that checks it. */
+export function integerOutOfRange(name: string, value: unknown): string {
+  const [min, max] = INTEGER_RANGES.get(name) ?? [0n, 0n];
+  return `is out of range for ${name} (${min} to ${max}), got ${JSON.stringify(value)}`;
+}
+
 function integerRule(name: string, min: bigint, max: bigint): ValueRule {
   const [low, high] = [Number(min), Number(max)];
-  const outOfRange = (v: unknown) =>
-    `is out of range for ${name} (${min} to ${max}), got ${JSON.stringify(v)}`;
+  const outOfRange = (v: unknown) => integerOutOfRange(name, v);
   return (v) => {
     if (typeof v === 'number') {
       if (!Number.isFinite(v)) return `is ${v}: ${name} cannot hold NaN or Infinity`;

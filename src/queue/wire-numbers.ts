@@ -16,21 +16,12 @@
  *   bytea get the number, which the batch contract refuses for them as before.
  */
 import { JsonNumber } from '../ingest/exact-json.ts';
+import { INTEGER_RANGES, integerOutOfRange } from '../ingest/value-rules.ts';
 import { INTEGER_TYPES, NUMBER_TYPES } from './batch-contract.ts';
 
 /** Why a number cannot go into its column. */
 export class WireNumberError extends Error {}
 
-const INTEGER_RANGES: Readonly<Record<string, readonly [bigint, bigint]>> = {
-  smallint: [-(2n ** 15n), 2n ** 15n - 1n],
-  int2: [-(2n ** 15n), 2n ** 15n - 1n],
-  integer: [-(2n ** 31n), 2n ** 31n - 1n],
-  int: [-(2n ** 31n), 2n ** 31n - 1n],
-  int4: [-(2n ** 31n), 2n ** 31n - 1n],
-  bigint: [-(2n ** 63n), 2n ** 63n - 1n],
-  int8: [-(2n ** 63n), 2n ** 63n - 1n],
-  oid: [0n, 2n ** 32n - 1n],
-};
 const FLOAT_TYPES = new Set(['real', 'float4', 'double precision', 'float8', 'float']);
 /** numeric's own limits: up to 131072 digits before the decimal point, 16383 after. */
 const NUMERIC_MAX_WEIGHT = 131_072;
@@ -57,7 +48,7 @@ function numberForColumn(number: JsonNumber, base: string): unknown {
   // Fast paths for the usual numbers: a short integer, a decimal without exponent.
   if (INTEGER_TYPES.has(base) && SHORT_INTEGER.test(text)) {
     const n = Number(text);
-    const range = INTEGER_RANGES[base];
+    const range = INTEGER_RANGES.get(base);
     if (range === undefined || (n >= Number(range[0]) && n <= Number(range[1]))) return n === 0 ? 0 : n;
   }
   if (NUMBER_TYPES.has(base) && !FLOAT_TYPES.has(base) && base !== 'money' && NO_EXPONENT.test(text))
@@ -112,11 +103,12 @@ function integerDigits(decimal: Decimal, text: string, base: string): string {
   if (digits === '') return '0';
   if (/[1-9]/.test(digits.slice(Math.max(point, 0))))
     throw new WireNumberError(`${text} is not a whole number, which type ${base} needs`);
-  const range = INTEGER_RANGES[base] ?? INTEGER_RANGES.bigint;
-  if (point > 20) throw new WireNumberError(`${text} is out of range for type ${base}`);
+  const range = INTEGER_RANGES.get(base) ?? INTEGER_RANGES.get('bigint');
+  // More than 20 digits is beyond every integer type (and keeps BigInt small for `1e400000`).
+  if (point > 20) throw new WireNumberError(integerOutOfRange(base, text));
   const value = BigInt(`${decimal.negative ? '-' : ''}${digits.slice(0, point).padEnd(point, '0')}`);
   if (range && (value < range[0] || value > range[1]))
-    throw new WireNumberError(`${text} is out of range for type ${base}`);
+    throw new WireNumberError(integerOutOfRange(base, text));
   return value.toString();
 }
 

@@ -189,7 +189,11 @@ describe('rewind', () => {
     const stream = `${schema}.blocked`;
     await producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1, 'ok']]] });
     await drained(stream, 1);
-    await producer.enqueue({ tables: [t], highWatermark: 2, rows: [[t, [2, 'far too long']]] }); // seq 2: poison
+    // seq 2: poison, a value only PostgreSQL refuses (a CHECK constraint the definition does not know)
+    await withClient((c) =>
+      c.query(`ALTER TABLE "${schema}".blocked ADD CONSTRAINT no_bad CHECK (code <> 'bad')`),
+    );
+    await producer.enqueue({ tables: [t], highWatermark: 2, rows: [[t, [2, 'bad']]] });
     const worker = new Worker({
       databaseUrl: DATABASE_URL,
       redis: REDIS_URL,

@@ -39,11 +39,10 @@ describe('JSON numbers as wire values, by column type', () => {
 
   const refused: [string, string, RegExp][] = [
     ['integer', '1.5', /not a whole number/],
-    ['integer', '2147483648', /out of range for type integer/],
-    ['smallint', '-32769', /out of range for type smallint/],
-    ['bigint', '9223372036854775808', /out of range for type bigint/],
+    ['integer', '2147483648', /out of range for integer \(/],
+    ['smallint', '-32769', /out of range for smallint \(/],
+    ['bigint', '9223372036854775808', /out of range for bigint \(/],
     ['bigint', '1e1000000000', /out of range/],
-    ['oid', '-1', /out of range for type oid/],
     ['double precision', '1e400', /out of range for type double precision/],
     ['double precision', '1e-400', /out of range/],
     ['real', '1e39', /out of range for type real/],
