@@ -5,7 +5,7 @@
 import pg from 'pg';
 import type { CommittedBatch } from '../queue/apply-stream.ts';
 import { tableKey } from '../queue/batch-contract.ts';
-import { STATE_SCHEMA } from '../queue/stream-state.ts';
+import { skippedBatchCounts } from '../queue/stream-state.ts';
 import type { StreamInfo } from '../queue/stream-store.ts';
 import type { Worker, WorkerEvents } from '../queue/worker.ts';
 import type { BatchPhase, PgbiMetrics, StateSnapshot } from './metrics.ts';
@@ -112,20 +112,4 @@ async function loadSnapshot(worker: MetricsWorker, pool: pg.Pool | undefined): P
       )
     : null;
   return { jobCounts, streams, skipped, at: Date.now() };
-}
-
-/**
- * -- skipped-batch-counts
- * Input: the streams this queue knows (the state tables are shared by every queue of the
- * database). Output: skipped batches per stream, from what `skip` records. The table holds one
- * row per skipped batch, so this stays cheap; it may not exist before the first worker starts.
- */
-const SKIPPED_BATCH_COUNTS = `
-  SELECT stream, count(*) AS skipped FROM ${STATE_SCHEMA}.skipped_batches
-  WHERE stream = ANY($1::text[]) GROUP BY stream`;
-
-async function skippedBatchCounts(pool: pg.Pool, streams: readonly string[]): Promise<Map<string, number>> {
-  if (streams.length === 0) return new Map();
-  const { rows } = await pool.query<{ stream: string; skipped: string }>(SKIPPED_BATCH_COUNTS, [streams]);
-  return new Map(rows.map((row) => [row.stream, Number(row.skipped)]));
 }

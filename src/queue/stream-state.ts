@@ -469,3 +469,28 @@ export async function forgetCommittedState(db: pg.Pool | pg.ClientBase, stream: 
     if (found.rows[0]?.ok) await db.query(`DELETE FROM ${STATE_SCHEMA}.${table} WHERE stream = $1`, [stream]);
   }
 }
+
+/**
+ * -- skipped-batch-counts
+ * Input: the streams this queue knows (the state tables are shared by every queue of the
+ * database). Output: skipped batches per stream, from what `skip` records. The table holds one
+ * row per skipped batch, so this stays cheap; it may not exist before the first worker starts.
+ */
+const SKIPPED_BATCH_COUNTS = `
+  SELECT stream, count(*) AS skipped FROM ${STATE_SCHEMA}.skipped_batches
+  WHERE stream = ANY($1::text[]) GROUP BY stream`;
+
+export async function skippedBatchCounts(
+  pool: pg.Pool,
+  streams: readonly string[],
+): Promise<Map<string, number>> {
+  if (streams.length === 0) return new Map();
+  const rows = await pool.query<{ stream: string; skipped: string }>(SKIPPED_BATCH_COUNTS, [streams]).then(
+    (result) => result.rows,
+    (error: unknown) => {
+      if (asDatabaseError(error)?.code === '42P01') return [];
+      throw error;
+    },
+  );
+  return new Map(rows.map((row) => [row.stream, Number(row.skipped)]));
+}
