@@ -18,6 +18,7 @@ export {
 export { ingest } from './ingest/ingest.ts';
 export type { TableMigration } from './ingest/migrate/migration-plan.ts';
 export {
+  BadRows,
   type Batch,
   type Batches,
   type BlockingBackendsOptions,

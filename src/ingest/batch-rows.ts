@@ -147,7 +147,7 @@ export class BatchRows {
     }
   }
 
-  /** The writer and encoded line for a row, or undefined at the end or for a table not ingested. */
+  /** The writer and encoded line for a row, or undefined at the end, for a table not ingested or a row quarantined. */
   #route(result: IteratorResult<Row>): [TableWriter, string] | undefined {
     if (result.done) {
       this.#done = true;
@@ -161,7 +161,10 @@ export class BatchRows {
       });
     }
     const writer = this.#writers.get(row[0]);
-    return writer ? [writer, writer.encode(row[1], this.#batchRow)] : undefined;
+    if (!writer) return undefined;
+    // No line: the row was quarantined while encoding (BadRows.QUARANTINE); read on.
+    const line = writer.encode(row[1], this.#batchRow);
+    return line === undefined ? undefined : [writer, line];
   }
 }
 

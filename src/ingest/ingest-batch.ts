@@ -15,6 +15,7 @@
  */
 import type pg from 'pg';
 import { asDatabaseError, BatchError, isRetryableSqlState, PgBulkIngestError, RowError } from '../errors.ts';
+import { BadRowIsolation, badRowSqlState, tooManyBadRows } from './bad-rows.ts';
 import { BatchRows } from './batch-rows.ts';
 import { copyErrorPosition, copyInto } from './copy-into.ts';
 import type { CopyLinePositions } from './copy-line-positions.ts';
@@ -22,8 +23,17 @@ import { parseComment, readTableComment, withHighWatermark, writeTableComment } 
 import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableName } from './merge.ts';
 import { migrateInPlace } from './migrate/in-place-migration.ts';
 import type { TableMigration } from './migrate/migration-plan.ts';
-import { type Batch, Delete, type IngestOptions, type Json, SchemaChanges, Upsert } from './options.ts';
+import {
+  BadRows,
+  type Batch,
+  Delete,
+  type IngestOptions,
+  type Json,
+  SchemaChanges,
+  Upsert,
+} from './options.ts';
 import { type PreparedTable, prepareTable } from './prepare-table.ts';
+import { insertRejectedRows, type RejectedRow, type RejectedRowOrigin } from './rejected-rows.ts';
 import { renameReplacementIndexes } from './rename-indexes.ts';
 import { qualifiedName, quoteIdent } from './sql.ts';
 import { replaceTable } from './swap/replace-table.ts';
@@ -42,6 +52,11 @@ export interface BatchHooks {
   readonly afterBegin?: (client: pg.ClientBase) => Promise<boolean | undefined>;
   /** Runs just before COMMIT, after `onBeforeVisible`. */
   readonly beforeCommit?: (client: pg.ClientBase) => Promise<void>;
+  /**
+   * Where a quarantined row is recorded as coming from. Default (`ingest()`): stream = the first
+   * table's `schema.table`, seq NULL, the row's number in the batch.
+   */
+  readonly rejectedRowOrigin?: (row: RejectedRow) => RejectedRowOrigin;
 }
 
 export type ResolvedOptions = Required<Omit<IngestOptions, 'highWatermark'>> & {
@@ -50,9 +65,17 @@ export type ResolvedOptions = Required<Omit<IngestOptions, 'highWatermark'>> & {
 
 export interface BatchReport {
   readonly applied: boolean;
+  /** Rows written per table (rows quarantined not counted). */
   readonly rows: ReadonlyMap<IngestTable, number>;
-  /** Milliseconds per phase: migrate (DDL, copy of kept rows, indexes, swap), copy, merge, commit. */
-  readonly phaseMs: { migrate: number; copy: number; merge: number; commit: number };
+  /** Rows written to bulk_ingest.rejected_rows by this batch (`BadRows.QUARANTINE`); 0 otherwise. */
+  readonly rejectedRows: number;
+  /** Those rows, as the core found them (the hook `rejectedRowOrigin` says where they came from). */
+  readonly rejected: readonly RejectedRow[];
+  /**
+   * Milliseconds per phase: migrate (DDL, copy of kept rows, indexes, swap), copy, merge, commit,
+   * and isolate (finding the bad rows under `BadRows.QUARANTINE`, after the first attempt failed).
+   */
+  readonly phaseMs: { migrate: number; copy: number; merge: number; commit: number; isolate: number };
   /** Tables altered in place or rebuilt by this batch (a Delete replacement counts too). */
   readonly migratedTables: number;
   /** Each table migrated: which path (in place or rebuilt), the differences found, why, the lock wait. */
@@ -92,16 +115,44 @@ export async function ingestBatch(
       first.name,
     );
     const prepared = await clock.time('migrate', () => prepareTables(client, context));
-    const writers = await createWriters(client, prepared, context.options.upsert);
+    const quarantine = context.options.badRows === BadRows.QUARANTINE;
+    const writers = await createWriters(client, prepared, context.options.upsert, quarantine);
+    // Under QUARANTINE the batch is tried as always, but in a savepoint it can go back to.
+    if (quarantine) await client.query('SAVEPOINT pgbi_batch');
+    let badRow: unknown;
     await clock.time('copy', () =>
       new BatchRows(rows, writersByTable(writers), context.options.maxRowsPerTableBuffer).copyAll(
-        (writer, chunks, row, positions) =>
-          copyWithPosition(client, writer, chunks, row, positions, context.batchNumber),
+        async (writer, chunks, row, positions) => {
+          if (badRow !== undefined) return drain(chunks); // keep reading: every row must be kept
+          try {
+            await copyWithPosition(client, writer, chunks, row, positions, context.batchNumber);
+          } catch (error) {
+            if (!quarantine || badRowSqlState(error) === undefined) throw error;
+            badRow = error;
+          }
+        },
       ),
     );
     const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
-    await clock.time('merge', () => mergeAll(client, prepared, writers));
-    const swaps = await clock.time('migrate', () => finishNewTables(client, prepared, context.options));
+    assertFewBadRows(writers, context);
+    let swaps: { cancelledBackends: number; terminatedBackends: number } | undefined;
+    if (badRow === undefined) {
+      try {
+        await clock.time('merge', () => mergeAll(client, prepared, writers));
+        swaps = await clock.time('migrate', () => finishNewTables(client, prepared, context.options));
+      } catch (error) {
+        if (!quarantine || badRowSqlState(error) === undefined) throw error;
+      }
+    }
+    let isolation: BadRowIsolation | undefined;
+    if (swaps === undefined) {
+      // A row's data failed the batch: back to before the rows, and find which ones.
+      await client.query('ROLLBACK TO SAVEPOINT pgbi_batch');
+      isolation = await clock.time('isolate', () => isolateBadRows(client, prepared, writers, context));
+      swaps = await clock.time('migrate', () => finishNewTables(client, prepared, context.options, true));
+    }
+    const rejected = [...writers.flatMap((w) => w.rejected), ...(isolation?.rejected ?? [])];
+    await insertRejectedRows(client, rejected, context.hooks?.rejectedRowOrigin ?? ingestOrigin(context));
     await writeTableComment(client, first.schema, first.name, withHighWatermark(comment, watermark));
     for (const table of context.tables) await context.options.onBeforeVisible(client, table, metadata);
     await context.hooks?.beforeCommit?.(client);
@@ -109,7 +160,9 @@ export async function ingestBatch(
     const rebuilt = prepared.flatMap((p) => p.migration ?? []);
     return {
       applied: true,
-      rows: new Map(writers.map((w) => [w.table, w.rowCount])),
+      rows: new Map(writers.map((w) => [w.table, w.rowCount - (isolation?.rejectedPerWriter.get(w) ?? 0)])),
+      rejectedRows: rejected.length,
+      rejected,
       phaseMs: clock.ms,
       migratedTables: prepared.filter((p) => p.replacesLive).length + inPlace.length,
       migrations: [...inPlace, ...rebuilt],
@@ -124,6 +177,8 @@ export async function ingestBatch(
 const emptyReport = {
   applied: false,
   rows: new Map(),
+  rejectedRows: 0,
+  rejected: [],
   migratedTables: 0,
   migrations: [],
   cancelledBackends: 0,
@@ -168,16 +223,23 @@ async function prepareTables(client: pg.ClientBase, context: BatchContext): Prom
   return prepared;
 }
 
-async function createWriters(client: pg.ClientBase, prepared: readonly PreparedTable[], upsert: Upsert) {
+async function createWriters(
+  client: pg.ClientBase,
+  prepared: readonly PreparedTable[],
+  upsert: Upsert,
+  quarantine: boolean,
+) {
   const writers: TableWriter[] = [];
   for (const [i, p] of prepared.entries()) {
     if (upsert === Upsert.IF_PRIMARY_KEY && p.table.primaryKey.length > 0) {
       const staging = stagingTableName(i);
       const ordinal = ordinalColumnName(p.table);
       await createStagingTable(client, p.table, staging, ordinal);
-      writers.push(new TableWriter(p.table, `pg_temp.${quoteIdent(staging)}`, ordinal));
+      writers.push(new TableWriter(p.table, `pg_temp.${quoteIdent(staging)}`, ordinal, quarantine));
     } else {
-      writers.push(new TableWriter(p.table, qualifiedName(p.table.schema, p.relationName)));
+      writers.push(
+        new TableWriter(p.table, qualifiedName(p.table.schema, p.relationName), undefined, quarantine),
+      );
     }
   }
   return writers;
@@ -206,18 +268,21 @@ async function mergeAll(
   }
 }
 
-/** Indexes on tables created in this batch (built after the load: faster), then replacements swapped in. */
+/**
+ * Indexes on tables created in this batch (built after the load: faster; before it when
+ * isolating bad rows, `indexesBuilt`, so a duplicate key fails on its row), then replacements swapped in.
+ */
 async function finishNewTables(
   client: pg.ClientBase,
   prepared: readonly PreparedTable[],
   options: ResolvedOptions,
+  indexesBuilt = false,
 ) {
   let cancelledBackends = 0;
   let terminatedBackends = 0;
   for (const p of prepared) {
     if (!p.buildIndexes) continue;
-    for (const sql of createIndexesSql(qualifiedName(p.table.schema, p.relationName), p.builtFrom))
-      await client.query(sql);
+    if (!indexesBuilt) await buildIndexes(client, p);
     if (!p.replacesLive) continue;
     const swap = await replaceTable(
       client,
@@ -230,6 +295,51 @@ async function finishNewTables(
     await renameReplacementIndexes(client, p.table.schema, p.table.name, p.relationName);
   }
   return { cancelledBackends, terminatedBackends };
+}
+
+async function buildIndexes(client: pg.ClientBase, p: PreparedTable): Promise<void> {
+  for (const sql of createIndexesSql(qualifiedName(p.table.schema, p.relationName), p.builtFrom))
+    await client.query(sql);
+}
+
+/**
+ * After the batch went back to its savepoint: every table's kept rows again, the refused ones
+ * set aside (bad-rows.ts). Indexes of new tables first, so a duplicate key fails on its row.
+ */
+async function isolateBadRows(
+  client: pg.ClientBase,
+  prepared: readonly PreparedTable[],
+  writers: readonly TableWriter[],
+  context: BatchContext,
+): Promise<BadRowIsolation> {
+  const before = writers.reduce((n, w) => n + w.rejected.length, 0);
+  const isolation = new BadRowIsolation(client, context.options.maxBadRows, before, context.batchNumber);
+  for (const p of prepared) if (p.buildIndexes) await buildIndexes(client, p);
+  for (const writer of writers) await isolation.copyTable(writer);
+  for (const [i, writer] of writers.entries()) {
+    if (writer.ordinalColumn && writer.rowCount > 0)
+      await isolation.mergeTable(writer, stagingTableName(i), (prepared[i] as PreparedTable).relationName);
+  }
+  return isolation;
+}
+
+/** Rows refused while encoding count towards maxBadRows too. */
+function assertFewBadRows(writers: readonly TableWriter[], context: BatchContext): void {
+  const count = writers.reduce((n, w) => n + w.rejected.length, 0);
+  const last = writers.findLast((w) => w.rejected.length > 0);
+  if (last && count > context.options.maxBadRows)
+    throw tooManyBadRows(last, count, context.options.maxBadRows, context.batchNumber);
+}
+
+/** ingest()'s rejected rows: stream = the first table, no seq. */
+function ingestOrigin(context: BatchContext): (row: RejectedRow) => RejectedRowOrigin {
+  const first = context.tables[0] as IngestTable;
+  const stream = `${first.schema}.${first.name}`;
+  return (row) => ({ stream, seq: null, rowNumber: row.batchRow });
+}
+
+async function drain(chunks: AsyncIterable<string>): Promise<void> {
+  for await (const _ of chunks);
 }
 
 /** Runs one COPY and, if PostgreSQL refuses a value, names the table, row and column. */
@@ -307,7 +417,7 @@ async function rollbackQuietly(client: pg.ClientBase, original: unknown): Promis
 }
 
 class PhaseClock {
-  readonly ms = { migrate: 0, copy: 0, merge: 0, commit: 0 };
+  readonly ms = { migrate: 0, copy: 0, merge: 0, commit: 0, isolate: 0 };
 
   async time<T>(phase: keyof PhaseClock['ms'], fn: () => Promise<T>): Promise<T> {
     const start = performance.now();

@@ -42,6 +42,8 @@ export async function mergeStagedRows(
   staging: string,
   ordinal: string,
   targetName: string,
+  /** Only the staged rows whose ordinals are in this range (isolating bad rows: bad-rows.ts). */
+  ordinals?: readonly [number, number],
 ): Promise<number> {
   const names = table.columns.map((c) => c.name);
   const key = columnList(table.primaryKey);
@@ -52,6 +54,7 @@ export async function mergeStagedRows(
   const result = await client.query(
     `INSERT INTO ${qualifiedName(table.schema, targetName)} (${columnList(names)})
      SELECT DISTINCT ON (${key}) ${columnList(names)} FROM pg_temp.${quoteIdent(staging)}
+      ${ordinals ? `WHERE ${quoteIdent(ordinal)} BETWEEN ${ordinals[0]} AND ${ordinals[1]}` : ''}
       ORDER BY ${key}, ${quoteIdent(ordinal)} DESC
      ON CONFLICT (${key}) ${onConflict}`,
   );

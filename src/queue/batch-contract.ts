@@ -259,17 +259,8 @@ export function wireValueProblem(
   return undefined; // text, dates, times, uuid, ...: strings (PostgreSQL parses them); numbers and booleans print as text
 }
 
-/** A JavaScript value as it travels: Buffers as base64, Dates as ISO 8601, bigints as strings. */
-export function toWireValue(value: unknown): unknown {
-  if (value === undefined || value === null) return null;
-  if (value instanceof Uint8Array)
-    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
-  if (value instanceof Date) return value.toISOString();
-  if (typeof value === 'bigint') return value.toString();
-  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-  if (Array.isArray(value)) return value.map(toWireValue);
-  return value;
-}
+/** Moved to the core (ingest() stores quarantined rows in the wire format); kept here for the queue. */
+export { toWireValue } from '../ingest/wire-value.ts';
 
 /** The inverse, for the worker: only bytea needs decoding; everything else COPY takes as it is. */
 export function fromWireValue(base: string, value: unknown): unknown {
