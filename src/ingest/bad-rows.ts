@@ -58,21 +58,22 @@ export class BadRowIsolation {
 
   /** COPYs all the writer's kept lines, rejecting the ones PostgreSQL refuses. */
   async copyTable(writer: TableWriter): Promise<void> {
-    const count = writer.retained?.lines.length ?? 0;
+    const lines = writer.retainedLines();
     await this.#copyRows(
       writer,
-      Array.from({ length: count }, (_, i) => i),
+      lines,
+      Array.from({ length: lines.length }, (_, i) => i),
     );
   }
 
-  async #copyRows(writer: TableWriter, rows: readonly number[]): Promise<void> {
+  async #copyRows(writer: TableWriter, lines: readonly string[], rows: readonly number[]): Promise<void> {
     let rest = rows;
     while (rest.length > 0) {
-      const error = await this.#attempt(() => copyInto(this.#client, writer.copySql, linesOf(writer, rest)));
+      const error = await this.#attempt(() => copyInto(this.#client, writer.copySql, chunksOf(lines, rest)));
       if (!error) return;
       const line = copyErrorPosition(error.where, copyColumns(writer)).line;
       if (line !== undefined && line >= 1 && line <= rest.length) {
-        await this.#copyRows(writer, rest.slice(0, line - 1)); // known good: one COPY
+        await this.#copyRows(writer, lines, rest.slice(0, line - 1)); // known good: one COPY
         this.#reject(writer, rest[line - 1] as number, error);
         rest = rest.slice(line);
       } else if (rest.length === 1) {
@@ -80,8 +81,8 @@ export class BadRowIsolation {
         return;
       } else {
         const middle = rest.length >> 1;
-        await this.#copyRows(writer, rest.slice(0, middle));
-        await this.#copyRows(writer, rest.slice(middle));
+        await this.#copyRows(writer, lines, rest.slice(0, middle));
+        await this.#copyRows(writer, lines, rest.slice(middle));
         return;
       }
     }
@@ -179,8 +180,7 @@ function copyColumns(writer: TableWriter): string[] {
   return writer.ordinalColumn ? [writer.ordinalColumn, ...names] : names;
 }
 
-async function* linesOf(writer: TableWriter, rows: readonly number[]): AsyncGenerator<string> {
-  const lines = writer.retained?.lines as readonly string[];
+async function* chunksOf(lines: readonly string[], rows: readonly number[]): AsyncGenerator<string> {
   let chunk = '';
   for (const i of rows) {
     chunk += lines[i] as string;

@@ -102,28 +102,41 @@ export class BatchRows {
     for (const batchRow of writer.pendingBatchRows) positions.add(batchRow);
     writer.pending = [];
     writer.pendingBatchRows = [];
-    while (!this.#done) {
-      const next = this.#read();
-      const routed = this.#route(isPromiseLike(next) ? await next : next);
-      if (!routed) continue;
-      const [target, line] = routed;
-      if (target === writer) {
-        positions.add(this.#batchRow);
-        chunk += line;
-        if (chunk.length >= CHUNK_CHARS) {
-          yield chunk;
-          chunk = '';
-        }
-      } else {
-        target.pending.push(line);
-        target.pendingBatchRows.push(this.#batchRow);
-        if (target.pending.length >= this.#maxBuffered) {
-          this.#next = target;
-          break;
+    // Under BadRows.QUARANTINE every encoded line is kept (table-writer.ts), even if the COPY stops early.
+    const kept = writer.retained?.chunks;
+    try {
+      while (!this.#done) {
+        const next = this.#read();
+        const routed = this.#route(isPromiseLike(next) ? await next : next);
+        if (!routed) continue;
+        const [target, line] = routed;
+        if (target === writer) {
+          positions.add(this.#batchRow);
+          chunk += line;
+          if (chunk.length >= CHUNK_CHARS) {
+            const full = chunk;
+            chunk = '';
+            kept?.push(full);
+            yield full;
+          }
+        } else {
+          target.pending.push(line);
+          target.pendingBatchRows.push(this.#batchRow);
+          if (target.pending.length >= this.#maxBuffered) {
+            this.#next = target;
+            break;
+          }
         }
       }
+      if (chunk.length > 0) {
+        const last = chunk;
+        chunk = '';
+        kept?.push(last);
+        yield last;
+      }
+    } finally {
+      if (chunk.length > 0) kept?.push(chunk);
     }
-    if (chunk.length > 0) yield chunk;
   }
 
   /** The next row: at once when it is at hand (sync rows, the current block), else a promise. */
