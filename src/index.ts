@@ -40,7 +40,13 @@ export {
   type TableDefinitionInput,
 } from './ingest/table-definition.ts';
 // The queue service: producing, working, operating.
-export { type AdminOptions, type SkipOptions, StreamAdmin, type StreamStatus } from './queue/admin.ts';
+export {
+  type AdminOptions,
+  type ReplayOptions,
+  type SkipOptions,
+  StreamAdmin,
+  type StreamStatus,
+} from './queue/admin.ts';
 export type { CommittedBatch, DrainResult } from './queue/apply-stream.ts';
 // The batch format (docs/batch-format.md): its zod schema, types and the error it throws.
 export {
@@ -68,5 +74,6 @@ export {
   DEFAULT_REDIS_URL,
   type QueueNames,
 } from './queue/queue-config.ts';
+export type { RejectedRowRecord } from './queue/replay.ts';
 export type { StreamInfo } from './queue/stream-store.ts';
 export { Worker, type WorkerEvents, type WorkerOptions } from './queue/worker.ts';

@@ -10,7 +10,7 @@ import type { IngestTable } from './table-definition.ts';
  */
 export class CopyText {
   readonly line: string;
-  /** The JSON text of the row's values as they came (`[v1, v2, ...]`), kept for `BadRows.QUARANTINE`. */
+  /** The JSON text of the row as it came (`["schema.table", [v1, v2, ...]]`), kept for `BadRows.QUARANTINE`. */
   readonly wireJson: string | undefined;
 
   constructor(line: string, wireJson?: string) {

@@ -158,7 +158,7 @@ export class TableWriter {
 /** A row's values in the wire format: as they came for the queue's rows, converted for ingest()'s. */
 function wireValuesOf(values: unknown): readonly unknown[] {
   if (values instanceof CopyText) {
-    if (values.wireJson !== undefined) return JSON.parse(values.wireJson) as unknown[];
+    if (values.wireJson !== undefined) return (JSON.parse(values.wireJson) as [string, unknown[]])[1];
     return values.line.replace(/\n$/, '').split('\t'); // no wire form given: the COPY fields
   }
   return Array.isArray(values) ? values.map(toWireValue) : [];

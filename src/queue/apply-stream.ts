@@ -6,11 +6,13 @@ import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
-import { type BlockingBackendsOptions, Delete, HighWatermark } from '../ingest/options.ts';
+import { BadRows, type BlockingBackendsOptions, Delete, HighWatermark } from '../ingest/options.ts';
+import type { RejectedRow, RejectedRowOrigin } from '../ingest/rejected-rows.ts';
 import { RowBlocks } from '../ingest/row-blocks.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
-import { parseBatchJob } from './batch-contract.ts';
+import { parseBatchJob, rowValueProblem } from './batch-contract.ts';
 import { isPoison } from './failures.ts';
+import { markReplayed } from './replay.ts';
 import { describeGap, type Epoch, type NextBatch, nextBatch } from './stream-position.ts';
 import {
   type CommittedState,
@@ -242,7 +244,9 @@ export class StreamApplier {
             // Under the lock: unchanged, or another worker applied these batches meanwhile.
             return sameState(await committedState(c, stream), before);
           },
+          rejectedRowOrigin: rejectedRowOrigin(stream, next.seq, headers, tables),
           beforeCommit: async (c) => {
+            await markReplayed(c, headers);
             await recordCommit(c, {
               stream,
               seq,
@@ -318,7 +322,7 @@ export class StreamApplier {
     // Every value was validated before it was enqueued (Producer, or admission of a foreign
     // job); PostgreSQL has the last word. The reader checks that each row names a table of the
     // batch, as a row of another table would otherwise be skipped silently.
-    const reader = new WirePartReader(tables, label);
+    const reader = new WirePartReader(tables, label, header.options.badRows === BadRows.QUARANTINE);
     return new RowBlocks(
       (async function* () {
         for (let first = 0; first < header.parts; first += PARTS_PER_READ) {
@@ -342,6 +346,31 @@ export class StreamApplier {
 }
 
 function ignoreClientErrorEvent(): void {}
+
+/**
+ * A quarantined row's stream, batch and number within that batch: a coalesced group numbers its
+ * rows across its batches, each batch's rows in turn. The message is the one the Producer's
+ * validation gives for the row when it has one (validation let the row through under
+ * BadRows.QUARANTINE), so a row ends with the same reason whichever way it came.
+ */
+function rejectedRowOrigin(
+  stream: string,
+  firstSeq: number,
+  headers: readonly BatchHeader[],
+  tables: readonly IngestTable[],
+): (row: RejectedRow) => RejectedRowOrigin {
+  return (row) => {
+    let rowNumber = row.batchRow;
+    let i = 0;
+    while (i < headers.length - 1 && rowNumber > (headers[i] as BatchHeader).rows) {
+      rowNumber -= (headers[i] as BatchHeader).rows;
+      i += 1;
+    }
+    const table = tables.find((t) => t.schema === row.tableSchema && t.name === row.tableName);
+    const problem = table ? rowValueProblem(table, row.values) : undefined;
+    return { stream, seq: firstSeq + i, rowNumber, ...(problem ? { message: problem } : {}) };
+  };
+}
 
 /**
  * The longest prefix of `headers` that can share one transaction: no gap (a header not read),

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { type ErrorContext, PgBulkIngestError } from '../errors.ts';
-import { Delete, type Json, SchemaChanges, Upsert, Visibility } from '../ingest/options.ts';
+import { BadRows, Delete, type Json, SchemaChanges, Upsert, Visibility } from '../ingest/options.ts';
 import {
   defineTable,
   type IngestTable,
@@ -41,6 +41,10 @@ export const batchOptionsSchema = z.strictObject({
   schemaChanges: z
     .enum([SchemaChanges.APPLY, SchemaChanges.ADDITIVE, SchemaChanges.FREEZE])
     .default(SchemaChanges.APPLY),
+  /** @default '__FAIL__' */
+  badRows: z.enum([BadRows.FAIL, BadRows.QUARANTINE]).default(BadRows.FAIL),
+  /** @default 1000 */
+  maxBadRows: z.int().min(0).default(1000),
 });
 
 /** A row on the wire: `["schema.table", [value, ...]]`, values in column order, encoded per type. */
@@ -77,6 +81,8 @@ export const batchJobSchema = z.strictObject({
     delete: Delete.OFF,
     visibility: Visibility.AFTER_EACH_BATCH,
     schemaChanges: SchemaChanges.APPLY,
+    badRows: BadRows.FAIL,
+    maxBadRows: 1000,
   }),
 });
 
@@ -140,16 +146,21 @@ export function parseBatchJob(input: unknown, label = 'Batch'): { job: BatchJob;
   } catch (error) {
     throw new InvalidBatchError(`${label}: ${(error as Error).message}`, { path: 'tables' });
   }
-  validateWireRows(tables, job.rows, label);
+  validateWireRows(tables, job.rows, label, 1, job.options.badRows === BadRows.QUARANTINE);
   return { job, tables };
 }
 
-/** Checks each wire row names a table of the batch and each value fits its column's JSON encoding. */
+/**
+ * Checks each wire row names a table of the batch and each value fits its column's JSON encoding.
+ * `keepBadValues` (BadRows.QUARANTINE): a value that does not fit is let through, for the worker
+ * to quarantine its row with the same reason (rowValueProblem); the row's structure is still checked.
+ */
 export function validateWireRows(
   tables: readonly IngestTable[],
   rows: readonly WireRow[],
   label: string,
   firstRow = 1,
+  keepBadValues = false,
 ) {
   const byKey = new Map(tables.map((t) => [tableKey(t), t]));
   rows.forEach(([key, values], i) => {
@@ -167,6 +178,7 @@ export function validateWireRows(
         { row, table: key },
       );
     }
+    if (keepBadValues) return;
     table.columns.forEach((column, c) => {
       const problem = wireValueProblem(
         column.parsedType.base,
@@ -182,6 +194,20 @@ export function validateWireRows(
       }
     });
   });
+}
+
+/**
+ * Why a row's wire values would be refused by validation (the first value's problem, with its
+ * column), or undefined: the reason the worker gives a quarantined row that validation let
+ * through under BadRows.QUARANTINE.
+ */
+export function rowValueProblem(table: IngestTable, values: readonly unknown[]): string | undefined {
+  for (const [c, column] of table.columns.entries()) {
+    const { base, arrayDimensions } = column.parsedType;
+    const problem = wireValueProblem(base, arrayDimensions, values[c], column.nullable);
+    if (problem) return `column "${column.name}" (${column.type}): ${problem}`;
+  }
+  return undefined;
 }
 
 /** Base types whose wire value is an integer (or a string of digits). */

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import { PgBulkIngestError } from '../errors.ts';
-import { type Batches, Delete, HighWatermark, type Json, type Rows } from '../ingest/options.ts';
+import { BadRows, type Batches, Delete, HighWatermark, type Json, type Rows } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import {
   BATCH_FORMAT_VERSION,
@@ -161,6 +161,7 @@ export class Producer {
       input.rows,
       label,
       content,
+      options.badRows === BadRows.QUARANTINE,
     );
     const header: BatchHeader = {
       version: BATCH_FORMAT_VERSION,
@@ -334,9 +335,10 @@ export class Producer {
     rows: Rows,
     label: string,
     content: Hash,
+    keepBadValues: boolean,
   ) {
     const ttl = Math.max(3600, Math.ceil((this.#options.backpressureTimeoutMs * 2) / 1000));
-    const writers = new Map(tables.map((t) => [t, new WireRowWriter(t)]));
+    const writers = new Map(tables.map((t) => [t, new WireRowWriter(t, keepBadValues)]));
     const part = new PartBuffer(this.#options.partBytes);
     let ready: Buffer[] = []; // finished parts not uploaded yet
     let parts = 0; // parts uploaded, or being uploaded

@@ -28,11 +28,14 @@ export class WireRowWriter {
   readonly table: IngestTable;
   readonly key: string;
   readonly #converters: readonly WireConverter[];
+  /** BadRows.QUARANTINE: a value validation refuses travels as toWireValue writes it, for the worker to quarantine. */
+  readonly #keepBadValues: boolean;
 
-  constructor(table: IngestTable) {
+  constructor(table: IngestTable, keepBadValues = false) {
     this.table = table;
     this.key = tableKey(table);
     this.#converters = table.columns.map(converterFor);
+    this.#keepBadValues = keepBadValues;
   }
 
   /** The row as wire JSON; throws InvalidBatchError naming the batch (`label`), the row and the column. */
@@ -50,6 +53,10 @@ export class WireRowWriter {
         wire[i] = (converters[i] as WireConverter)(values[i]);
       } catch (error) {
         if (!(error instanceof WireValueError)) throw error;
+        if (this.#keepBadValues) {
+          wire[i] = toWireValue(values[i]);
+          continue;
+        }
         const column = this.table.columns[i] as ColumnDefinition;
         throw new InvalidBatchError(
           `${label}, row ${row} (${this.key}), column "${column.name}" (${column.type}): ${error.message}`,
