@@ -18,7 +18,18 @@ export const BEGIN =
 export const END = '<!-- end of settings -->';
 
 /** The commands in the order the doc lists them. */
-const ORDER = ['worker', 'gateway', 'enqueue', 'status', 'skip', 'retry', 'forget', 'demo'];
+const ORDER = [
+  'worker',
+  'gateway',
+  'enqueue',
+  'status',
+  'skip',
+  'retry',
+  'forget',
+  'rejected',
+  'replay',
+  'demo',
+];
 
 export interface Setting {
   readonly flag: string;

@@ -29,6 +29,8 @@ const CONFIG: Record<string, readonly [SettingTable, { shape: Record<string, z.Z
   skip: [CONNECTION_SETTINGS, connectionConfigSchema],
   retry: [CONNECTION_SETTINGS, connectionConfigSchema],
   forget: [CONNECTION_SETTINGS, connectionConfigSchema],
+  rejected: [CONNECTION_SETTINGS, connectionConfigSchema],
+  replay: [CONNECTION_SETTINGS, connectionConfigSchema],
   demo: [DEMO_SETTINGS, demoConfigSchema],
 };
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { StreamAdmin, type StreamStatus } from '../../queue/admin.ts';
+import type { RejectedRowRecord } from '../../queue/replay.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
 import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
 
@@ -96,6 +97,48 @@ export function registerAdminCommands(program: Command): void {
       }),
     ),
   );
+
+  addSettings(
+    program
+      .command('rejected [stream]')
+      .description(
+        'List the rows quarantined under BadRows.QUARANTINE (bulk_ingest.rejected_rows), oldest first: id, stream, batch, row, SQLSTATE, reason, values. Read-only',
+      )
+      .option('--json', 'print JSON'),
+    CONNECTION_SETTINGS,
+  ).action((stream: string | undefined, flags: Record<string, unknown>) =>
+    runCommand(() =>
+      withAdmin(flags, async (admin) => {
+        const rows = await admin.rejected(stream);
+        process.stdout.write(flags.json ? `${JSON.stringify(rows, null, 2)}\n` : formatRejected(rows));
+      }),
+    ),
+  );
+  addSettings(
+    program
+      .command('replay <stream>')
+      .description(
+        'Enqueue rejected rows of the stream, as they are in bulk_ingest.rejected_rows now (fix a value with UPDATE first), as one new batch at the end of the stream; their replayed_at is set when it commits, and a row refused again is quarantined again with a new id',
+      )
+      .option(
+        '--ids <ids>',
+        'comma-separated ids to replay (default: every row of the stream not replayed yet)',
+        (v) => v.split(',').map((id) => Number.parseInt(id.trim(), 10)),
+      ),
+    CONNECTION_SETTINGS,
+  ).action((stream: string, flags: Record<string, unknown>) =>
+    runCommand(() =>
+      withAdmin(flags, async (admin) => {
+        const ids = Array.isArray(flags.ids) ? (flags.ids as number[]) : undefined;
+        const result = await admin.replay(stream, ids ? { ids } : {});
+        process.stdout.write(
+          result.seq === null
+            ? `Nothing to replay on ${stream}\n`
+            : `Enqueued rows ${result.ids.join(', ')} as batch ${result.seq} of ${stream}\n`,
+        );
+      }),
+    ),
+  );
 }
 
 function formatStatuses(statuses: readonly StreamStatus[]): string {
@@ -119,4 +162,14 @@ function formatStatuses(statuses: readonly StreamStatus[]): string {
     })
     .join('\n\n')
     .concat('\n');
+}
+
+function formatRejected(rows: readonly RejectedRowRecord[]): string {
+  if (rows.length === 0) return 'No rejected rows\n';
+  return rows
+    .map(
+      (r) =>
+        `${r.id}\t${r.stream}\tbatch ${r.seq ?? '-'}\trow ${r.rowNumber}\t${r.tableSchema}.${r.tableName}\t${r.sqlState ?? '-'}\t${r.replayedAt ? `replayed ${r.replayedAt.toISOString()}` : 'not replayed'}\t${r.message}\t${JSON.stringify(r.row)}\n`,
+    )
+    .join('');
 }
