@@ -6,9 +6,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
-import { BadRows, defineTable, type Row, StreamAdmin, Upsert } from '../../src/index.ts';
-import { connect, dropSchema, uniqueName } from '../helpers/pg.ts';
-import { inProcessQueue, REDIS_URL, waitFor } from '../helpers/queue.ts';
+import { pino } from 'pino';
+import {
+  BadRows,
+  type CommittedBatch,
+  defineTable,
+  Producer,
+  type Row,
+  StreamAdmin,
+  Upsert,
+  Worker,
+} from '../../src/index.ts';
+import { connect, DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
+import { cleanQueue, inProcessQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
 
 describe('queue with BadRows.QUARANTINE', () => {
   const queue = inProcessQueue();
@@ -99,5 +109,127 @@ describe('queue with BadRows.QUARANTINE', () => {
     assert.equal(again.length, 1);
     assert.notEqual(again[0]?.id, timeRow.id);
     assert.equal(again[0]?.sqlState, '22007');
+  });
+});
+
+describe('queue with BadRows.QUARANTINE: batches found pending together', () => {
+  const schema = uniqueName('queue_quarantine_group');
+  const names = uniqueQueue();
+  after(async () => {
+    await cleanQueue(names);
+    await dropSchema(schema);
+  });
+  const table = (name: string) =>
+    defineTable({
+      schema,
+      name,
+      columns: [
+        { name: 'id', type: 'integer', primaryKey: true },
+        { name: 'n', type: 'integer', nullable: false },
+      ],
+    });
+
+  /** Enqueues with no worker running, then lets one worker (no retries: a poison batch parks at once) drain them. */
+  async function drain(
+    enqueue: (producer: Producer) => Promise<void>,
+    until: (admin: StreamAdmin) => Promise<boolean>,
+  ): Promise<{ committed: CommittedBatch[]; admin: StreamAdmin }> {
+    const producer = new Producer({ redis: REDIS_URL, ...names });
+    const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
+    const worker = new Worker({
+      databaseUrl: DATABASE_URL,
+      redis: REDIS_URL,
+      ...names,
+      concurrency: 1,
+      poisonRetries: 0,
+      logger: pino({ level: 'silent' }),
+    });
+    const committed: CommittedBatch[] = [];
+    worker.on('committed', (batch) => committed.push(batch));
+    try {
+      await enqueue(producer);
+      await worker.start();
+      await waitFor(() => until(admin), 30_000, 'the stream');
+      return { committed, admin };
+    } finally {
+      await worker.close();
+      await producer.close();
+    }
+  }
+
+  it('each quarantined row of a coalesced group carries its own batch seq and its row number in that batch', async () => {
+    const t = table('grouped');
+    const stream = `${schema}.grouped`;
+    const { committed, admin } = await drain(
+      async (producer) => {
+        for (let b = 0; b < 5; b++) {
+          // Batch b (seq b + 1): 10 rows, row b + 2 has a NULL; "x" (not an integer) in batch 3, row 7.
+          const rows = Array.from(
+            { length: 10 },
+            (_, i): Row => [t, [b * 10 + i + 1, i === b + 1 ? null : b === 2 && i === 6 ? 'x' : i]],
+          );
+          await producer.enqueue({
+            tables: [t],
+            highWatermark: b + 1,
+            rows,
+            options: { badRows: BadRows.QUARANTINE },
+          });
+        }
+      },
+      async (a) => (await a.status(stream))[0]?.committedSeq === 5,
+    );
+    try {
+      assert.ok(
+        committed.some((c) => c.headers.length > 1),
+        'the batches were coalesced',
+      );
+      const rejected = await admin.rejected(stream);
+      assert.deepEqual(
+        rejected.map((r) => [r.seq, r.rowNumber, r.sqlState]),
+        [
+          [1, 2, '23502'],
+          [2, 3, '23502'],
+          [3, 4, '23502'],
+          [3, 7, '22P02'],
+          [4, 5, '23502'],
+          [5, 6, '23502'],
+        ],
+      );
+      assert.match(
+        rejected[3]?.message ?? '',
+        /column "n" \(integer\): expected an integer or a string of digits, got "x"/,
+      );
+      assert.equal(
+        committed.reduce((n, c) => n + c.report.rejectedRows, 0),
+        6,
+      );
+    } finally {
+      await admin.close();
+    }
+  });
+
+  it('more than maxBadRows refused rows park the batch, quarantining nothing', async () => {
+    const t = table('parked');
+    const stream = `${schema}.parked`;
+    const { admin } = await drain(
+      async (producer) => {
+        const rows = Array.from({ length: 20 }, (_, i): Row => [t, [i + 1, i % 4 === 0 ? null : i]]);
+        await producer.enqueue({
+          tables: [t],
+          highWatermark: 1,
+          rows,
+          options: { badRows: BadRows.QUARANTINE, maxBadRows: 3 },
+        });
+      },
+      async (a) => (await a.status(stream))[0]?.blocked !== null,
+    );
+    try {
+      const status = (await admin.status(stream))[0];
+      assert.equal(status?.blocked?.seq, 1);
+      assert.match(status?.blocked?.reason ?? '', /more than maxBadRows \(3\)/);
+      assert.deepEqual(await admin.rejected(stream), []);
+    } finally {
+      await admin.close();
+    }
   });
 });
