@@ -124,11 +124,15 @@ export async function ingestBatch(
       new BatchRows(rows, writersByTable(writers), context.options.maxRowsPerTableBuffer).copyAll(
         async (writer, chunks, row, positions) => {
           if (badRow !== undefined) return drain(chunks); // keep reading: every row must be kept
+          if (!quarantine)
+            return copyWithPosition(client, writer, chunks, row, positions, context.batchNumber);
+          const source = new StoppableChunks(chunks);
           try {
-            await copyWithPosition(client, writer, chunks, row, positions, context.batchNumber);
+            await copyWithPosition(client, writer, source.chunks(), row, positions, context.batchNumber);
           } catch (error) {
-            if (!quarantine || badRowSqlState(error) === undefined) throw error;
+            if (badRowSqlState(error) === undefined) throw error;
             badRow = error;
+            await source.drain();
           }
         },
       ),
@@ -340,6 +344,39 @@ function ingestOrigin(context: BatchContext): (row: RejectedRow) => RejectedRowO
 
 async function drain(chunks: AsyncIterable<string>): Promise<void> {
   for await (const _ of chunks);
+}
+
+/**
+ * The chunks of a COPY that may fail on a bad row, read to their end all the same. A failed COPY
+ * makes `pipeline` close its source, possibly while a read is still in flight: the rows'
+ * generator would then be closed under that read, and reading the rest meanwhile would run two
+ * readers of the batch's rows at once (whole blocks of rows were lost that way). So the COPY
+ * gets a wrapper whose closing leaves the generator alone; `drain` waits for the read in flight,
+ * then reads the rest (each line kept by the writer, none COPYed).
+ */
+class StoppableChunks {
+  readonly #source: AsyncIterator<string>;
+  #stopped = false;
+  #inFlight: Promise<IteratorResult<string>> | undefined;
+
+  constructor(chunks: AsyncIterable<string>) {
+    this.#source = chunks[Symbol.asyncIterator]();
+  }
+
+  async *chunks(): AsyncGenerator<string> {
+    for (;;) {
+      this.#inFlight = this.#source.next();
+      const result = await this.#inFlight;
+      if (result.done || this.#stopped) return;
+      yield result.value;
+    }
+  }
+
+  async drain(): Promise<void> {
+    this.#stopped = true;
+    if (this.#inFlight && (await this.#inFlight).done) return;
+    for (;;) if ((await this.#source.next()).done) return;
+  }
 }
 
 /** Runs one COPY and, if PostgreSQL refuses a value, names the table, row and column. */
