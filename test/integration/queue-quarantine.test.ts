@@ -17,8 +17,11 @@ import {
   Upsert,
   Worker,
 } from '../../src/index.ts';
+import { createMetrics, type PgbiMetrics } from '../../src/ops/metrics.ts';
+import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
 import { connect, DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
 import { cleanQueue, inProcessQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { runCli } from '../helpers/worker-process.ts';
 
 describe('queue with BadRows.QUARANTINE', () => {
   const queue = inProcessQueue();
@@ -100,6 +103,20 @@ describe('queue with BadRows.QUARANTINE', () => {
     assert.equal((await admin.status(stream))[0]?.highWatermark, 'hwm-1');
   });
 
+  it('`pg-bulk-ingest rejected <stream> --json` lists what StreamAdmin.rejected() does', async () => {
+    const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...queue.names };
+    const listed = await runCli(['rejected', stream, '--json'], connection);
+    assert.equal(listed.code, 0, listed.stderr);
+    const fromCli = (JSON.parse(listed.stdout) as { id: number; replayedAt: string | null }[]).map((r) => [
+      r.id,
+      r.replayedAt !== null,
+    ]);
+    assert.deepEqual(
+      fromCli,
+      (await admin.rejected(stream)).map((r) => [r.id, r.replayedAt !== null]),
+    );
+  });
+
   it('a replayed row refused again is quarantined again with a new id', async () => {
     const [timeRow] = (await admin.rejected(stream)).filter((r) => r.replayedAt === null);
     assert.ok(timeRow);
@@ -133,7 +150,7 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
   async function drain(
     enqueue: (producer: Producer) => Promise<void>,
     until: (admin: StreamAdmin) => Promise<boolean>,
-  ): Promise<{ committed: CommittedBatch[]; admin: StreamAdmin }> {
+  ): Promise<{ committed: CommittedBatch[]; admin: StreamAdmin; metrics: PgbiMetrics }> {
     const producer = new Producer({ redis: REDIS_URL, ...names });
     const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
     const worker = new Worker({
@@ -146,12 +163,15 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
     });
     const committed: CommittedBatch[] = [];
     worker.on('committed', (batch) => committed.push(batch));
+    const metrics = createMetrics({ defaultMetrics: false });
+    const detach = attachWorkerMetrics(metrics, worker, { databaseUrl: DATABASE_URL });
     try {
       await enqueue(producer);
       await worker.start();
       await waitFor(() => until(admin), 30_000, 'the stream');
-      return { committed, admin };
+      return { committed, admin, metrics };
     } finally {
+      await detach();
       await worker.close();
       await producer.close();
     }
@@ -160,7 +180,7 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
   it('each quarantined row of a coalesced group carries its own batch seq and its row number in that batch', async () => {
     const t = table('grouped');
     const stream = `${schema}.grouped`;
-    const { committed, admin } = await drain(
+    const { committed, admin, metrics } = await drain(
       async (producer) => {
         for (let b = 0; b < 5; b++) {
           // Batch b (seq b + 1): 10 rows, row b + 2 has a NULL; "x" (not an integer) in batch 3, row 7.
@@ -203,6 +223,8 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
         committed.reduce((n, c) => n + c.report.rejectedRows, 0),
         6,
       );
+      const counted = (await metrics.rejectedRows.get()).values.find((v) => v.labels.table === stream);
+      assert.equal(counted?.value, 6);
     } finally {
       await admin.close();
     }
