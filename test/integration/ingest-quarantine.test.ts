@@ -9,6 +9,7 @@ import type pg from 'pg';
 import {
   BadRows,
   BatchError,
+  Delete,
   defineTable,
   type IngestTable,
   ingest,
@@ -119,6 +120,32 @@ describe('ingest() with BadRows.QUARANTINE', () => {
         rejected.map((r) => Number(r.row_number)),
         [1000, 5000, 9000, 11_000, 15_000, 19_000],
       );
+    }));
+
+  it('Delete.BEFORE_FIRST_BATCH: a duplicate key in the replacement table (its index built after the load) is quarantined, and the table replaced', () =>
+    withSchema('quarantine', async ({ schema, client }) => {
+      const table = eventsIn(schema);
+      await ingest(client, [table], batchesOf(['old', null, [[table, [1, null, 'old row']]]]), quarantine);
+      const rows: Row[] = [
+        [table, [2, null, 'a']],
+        [table, [3, null, 'b']],
+        [table, [2, null, 'duplicate']],
+      ];
+      await ingest(client, [table], batchesOf(['new', null, rows]), {
+        ...quarantine,
+        delete: Delete.BEFORE_FIRST_BATCH,
+      });
+      const ids = await client.query(`SELECT id, label FROM "${schema}".events ORDER BY id`);
+      assert.deepEqual(ids.rows, [
+        { id: 2, label: 'a' },
+        { id: 3, label: 'b' },
+      ]);
+      const rejected = await rejectedOf(client, `${schema}.events`);
+      assert.deepEqual(
+        rejected.map((r) => [Number(r.row_number), r.sqlstate]),
+        [[3, '23505']],
+      );
+      assert.equal(await storedHighWatermark(client, schema, 'events'), 'new');
     }));
 
   it('a clean batch quarantines nothing and writes every row', () =>
