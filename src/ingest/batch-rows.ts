@@ -50,8 +50,17 @@ export class BatchRows {
   /** Set when a buffer filled: the table whose COPY must run next. */
   #next: TableWriter | undefined;
 
-  constructor(rows: Rows, writers: ReadonlyMap<IngestTable, TableWriter>, maxBuffered: number) {
+  /** Batch rows to reject unsent, with why (BadRows.QUARANTINE: the queue's validation refused them). */
+  readonly #refused: ReadonlyMap<number, string> | undefined;
+
+  constructor(
+    rows: Rows,
+    writers: ReadonlyMap<IngestTable, TableWriter>,
+    maxBuffered: number,
+    refused?: ReadonlyMap<number, string>,
+  ) {
     this.#writers = writers;
+    this.#refused = refused;
     this.#maxBuffered = maxBuffered;
     if (rows instanceof RowBlocks) this.#blocks = rows.blocks[Symbol.asyncIterator]();
     else if (Symbol.asyncIterator in rows) this.#async = rows[Symbol.asyncIterator]();
@@ -175,6 +184,11 @@ export class BatchRows {
     }
     const writer = this.#writers.get(row[0]);
     if (!writer) return undefined;
+    const refused = this.#refused?.get(this.#batchRow);
+    if (refused !== undefined) {
+      writer.reject(row[1], this.#batchRow, refused);
+      return undefined;
+    }
     // No line: the row was quarantined while encoding (BadRows.QUARANTINE); read on.
     const line = writer.encode(row[1], this.#batchRow);
     return line === undefined ? undefined : [writer, line];

@@ -57,6 +57,11 @@ export interface BatchHooks {
    * table's `schema.table`, seq NULL, the row's number in the batch.
    */
   readonly rejectedRowOrigin?: (row: RejectedRow) => RejectedRowOrigin;
+  /**
+   * Under `BadRows.QUARANTINE`: rows (by number in the batch) to quarantine unsent, with why:
+   * the queue's validation refused one of their values and let them through.
+   */
+  readonly refusedRows?: ReadonlyMap<number, string>;
 }
 
 export type ResolvedOptions = Required<Omit<IngestOptions, 'highWatermark'>> & {
@@ -121,21 +126,23 @@ export async function ingestBatch(
     if (quarantine) await client.query('SAVEPOINT pgbi_batch');
     let badRow: unknown;
     await clock.time('copy', () =>
-      new BatchRows(rows, writersByTable(writers), context.options.maxRowsPerTableBuffer).copyAll(
-        async (writer, chunks, row, positions) => {
-          if (badRow !== undefined) return drain(chunks); // keep reading: every row must be kept
-          if (!quarantine)
-            return copyWithPosition(client, writer, chunks, row, positions, context.batchNumber);
-          const source = new StoppableChunks(chunks);
-          try {
-            await copyWithPosition(client, writer, source.chunks(), row, positions, context.batchNumber);
-          } catch (error) {
-            if (badRowSqlState(error) === undefined) throw error;
-            badRow = error;
-            await source.drain();
-          }
-        },
-      ),
+      new BatchRows(
+        rows,
+        writersByTable(writers),
+        context.options.maxRowsPerTableBuffer,
+        quarantine ? context.hooks?.refusedRows : undefined,
+      ).copyAll(async (writer, chunks, row, positions) => {
+        if (badRow !== undefined) return drain(chunks); // keep reading: every row must be kept
+        if (!quarantine) return copyWithPosition(client, writer, chunks, row, positions, context.batchNumber);
+        const source = new StoppableChunks(chunks);
+        try {
+          await copyWithPosition(client, writer, source.chunks(), row, positions, context.batchNumber);
+        } catch (error) {
+          if (badRowSqlState(error) === undefined) throw error;
+          badRow = error;
+          await source.drain();
+        }
+      }),
     );
     const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
     assertFewBadRows(writers, context);

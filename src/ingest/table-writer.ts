@@ -95,7 +95,7 @@ export class TableWriter {
         if (!(error instanceof ValueEncodingError)) throw error;
         const column = this.table.columns[i]?.name ?? String(i);
         if (this.retained) {
-          this.#reject(values, batchRow, `column "${column}": value ${error.message}`);
+          this.reject(values, batchRow, `column "${column}": value ${error.message}`);
           return undefined;
         }
         throw new RowError(
@@ -130,7 +130,8 @@ export class TableWriter {
     return line;
   }
 
-  #reject(values: unknown, batchRow: number, message: string): void {
+  /** Rejects a row unsent, e.g. one the queue's validation refused (the hook `refusedRows`). */
+  reject(values: unknown, batchRow: number, message: string): void {
     this.rejected.push({
       tableSchema: this.table.schema,
       tableName: this.table.name,

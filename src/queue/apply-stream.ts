@@ -10,7 +10,7 @@ import { BadRows, type BlockingBackendsOptions, Delete, HighWatermark } from '..
 import type { RejectedRow, RejectedRowOrigin } from '../ingest/rejected-rows.ts';
 import { RowBlocks } from '../ingest/row-blocks.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
-import { parseBatchJob, rowValueProblem } from './batch-contract.ts';
+import { parseBatchJob } from './batch-contract.ts';
 import { isPoison } from './failures.ts';
 import { markReplayed } from './replay.ts';
 import { describeGap, type Epoch, type NextBatch, nextBatch } from './stream-position.ts';
@@ -244,7 +244,8 @@ export class StreamApplier {
             // Under the lock: unchanged, or another worker applied these batches meanwhile.
             return sameState(await committedState(c, stream), before);
           },
-          rejectedRowOrigin: rejectedRowOrigin(stream, next.seq, headers, tables),
+          rejectedRowOrigin: rejectedRowOrigin(stream, next.seq, headers),
+          refusedRows: refusedRows(headers),
           beforeCommit: async (c) => {
             await markReplayed(c, headers);
             await recordCommit(c, {
@@ -349,15 +350,12 @@ function ignoreClientErrorEvent(): void {}
 
 /**
  * A quarantined row's stream, batch and number within that batch: a coalesced group numbers its
- * rows across its batches, each batch's rows in turn. The message is the one the Producer's
- * validation gives for the row when it has one (validation let the row through under
- * BadRows.QUARANTINE), so a row ends with the same reason whichever way it came.
+ * rows across its batches, each batch's rows in turn.
  */
 function rejectedRowOrigin(
   stream: string,
   firstSeq: number,
   headers: readonly BatchHeader[],
-  tables: readonly IngestTable[],
 ): (row: RejectedRow) => RejectedRowOrigin {
   return (row) => {
     let rowNumber = row.batchRow;
@@ -366,10 +364,23 @@ function rejectedRowOrigin(
       rowNumber -= (headers[i] as BatchHeader).rows;
       i += 1;
     }
-    const table = tables.find((t) => t.schema === row.tableSchema && t.name === row.tableName);
-    const problem = table ? rowValueProblem(table, row.values) : undefined;
-    return { stream, seq: firstSeq + i, rowNumber, ...(problem ? { message: problem } : {}) };
+    return { stream, seq: firstSeq + i, rowNumber };
   };
+}
+
+/**
+ * The rows the Producer's validation refused and let through (BadRows.QUARANTINE), numbered in
+ * the group, with the validation's reason: quarantined unsent, so a row ends with the same
+ * reason whichever way it came. Undefined when there is none (no lookup per row).
+ */
+function refusedRows(headers: readonly BatchHeader[]): ReadonlyMap<number, string> | undefined {
+  const refused = new Map<number, string>();
+  let before = 0;
+  for (const header of headers) {
+    for (const [row, reason] of header.refusedRows ?? []) refused.set(before + row, reason);
+    before += header.rows;
+  }
+  return refused.size > 0 ? refused : undefined;
 }
 
 /**

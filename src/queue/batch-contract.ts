@@ -152,8 +152,9 @@ export function parseBatchJob(input: unknown, label = 'Batch'): { job: BatchJob;
 
 /**
  * Checks each wire row names a table of the batch and each value fits its column's JSON encoding.
- * `keepBadValues` (BadRows.QUARANTINE): a value that does not fit is let through, for the worker
- * to quarantine its row with the same reason (rowValueProblem); the row's structure is still checked.
+ * `keepBadValues` (BadRows.QUARANTINE): a value that does not fit is let through (the Producer
+ * then lists its row in the header, and the worker quarantines it with the same reason); the
+ * row's structure is still checked.
  */
 export function validateWireRows(
   tables: readonly IngestTable[],
@@ -194,20 +195,6 @@ export function validateWireRows(
       }
     });
   });
-}
-
-/**
- * Why a row's wire values would be refused by validation (the first value's problem, with its
- * column), or undefined: the reason the worker gives a quarantined row that validation let
- * through under BadRows.QUARANTINE.
- */
-export function rowValueProblem(table: IngestTable, values: readonly unknown[]): string | undefined {
-  for (const [c, column] of table.columns.entries()) {
-    const { base, arrayDimensions } = column.parsedType;
-    const problem = wireValueProblem(base, arrayDimensions, values[c], column.nullable);
-    if (problem) return `column "${column.name}" (${column.type}): ${problem}`;
-  }
-  return undefined;
 }
 
 /** Base types whose wire value is an integer (or a string of digits). */

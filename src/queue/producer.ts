@@ -154,6 +154,7 @@ export class Producer {
     await this.#waitForRoom(stream, 0);
     const uploadId = randomUUID();
     const content = createHash('sha256');
+    const refusedRows: [number, string][] = [];
     const { parts, rows, bytes } = await this.#uploadRows(
       stream,
       uploadId,
@@ -161,7 +162,11 @@ export class Producer {
       input.rows,
       label,
       content,
-      options.badRows === BadRows.QUARANTINE,
+      options.badRows === BadRows.QUARANTINE
+        ? (row, reason) => {
+            if (refusedRows.length <= options.maxBadRows) refusedRows.push([row, reason]);
+          }
+        : undefined,
     );
     const header: BatchHeader = {
       version: BATCH_FORMAT_VERSION,
@@ -177,6 +182,7 @@ export class Producer {
       rows,
       bytes,
       enqueuedAt: Date.now(),
+      ...(refusedRows.length > 0 ? { refusedRows } : {}),
     };
     // The idempotency key's fingerprint: everything the batch says, rows included.
     content.update(JSON.stringify([header.tables, header.highWatermark, header.metadata, header.options]));
@@ -335,15 +341,17 @@ export class Producer {
     rows: Rows,
     label: string,
     content: Hash,
-    keepBadValues: boolean,
+    /** BadRows.QUARANTINE: a row with a value validation refuses is kept, and reported here. */
+    onRefused?: (row: number, reason: string) => void,
   ) {
     const ttl = Math.max(3600, Math.ceil((this.#options.backpressureTimeoutMs * 2) / 1000));
-    const writers = new Map(tables.map((t) => [t, new WireRowWriter(t, keepBadValues)]));
+    const writers = new Map(tables.map((t) => [t, new WireRowWriter(t, onRefused !== undefined)]));
     const part = new PartBuffer(this.#options.partBytes);
     let ready: Buffer[] = []; // finished parts not uploaded yet
     let parts = 0; // parts uploaded, or being uploaded
     let bytes = 0;
     let rowNumber = 0;
+    let written = 0; // rows in the parts: the worker's numbering (rows of other tables are skipped)
     const upload = async () => {
       const first = parts;
       parts += ready.length;
@@ -362,6 +370,8 @@ export class Producer {
         const writer = writers.get(row[0]);
         if (writer === undefined) continue; // as in ingest(): rows of other tables are skipped
         const text = writer.write(row[1], label, rowNumber);
+        written += 1;
+        if (writer.problem !== undefined) onRefused?.(written, writer.problem);
         if (!part.fits(text) && part.rows > 0) await finishPart();
         bytes += part.add(text);
         if (bytes > this.#options.maxBatchBytes) {

@@ -30,6 +30,12 @@ export class WireRowWriter {
   readonly #converters: readonly WireConverter[];
   /** BadRows.QUARANTINE: a value validation refuses travels as toWireValue writes it, for the worker to quarantine. */
   readonly #keepBadValues: boolean;
+  /**
+   * With `keepBadValues`: why the row last written would have been refused (its first bad
+   * value: `column "c" (type): reason`), or undefined. The Producer lists these rows in the
+   * batch's header, and the worker quarantines them with this reason, unsent to PostgreSQL.
+   */
+  problem: string | undefined;
 
   constructor(table: IngestTable, keepBadValues = false) {
     this.table = table;
@@ -48,16 +54,18 @@ export class WireRowWriter {
       );
     }
     const wire: unknown[] = new Array(converters.length);
+    this.problem = undefined;
     for (let i = 0; i < converters.length; i++) {
       try {
         wire[i] = (converters[i] as WireConverter)(values[i]);
       } catch (error) {
         if (!(error instanceof WireValueError)) throw error;
+        const column = this.table.columns[i] as ColumnDefinition;
         if (this.#keepBadValues) {
           wire[i] = toWireValue(values[i]);
+          this.problem ??= `column "${column.name}" (${column.type}): ${error.message}`;
           continue;
         }
-        const column = this.table.columns[i] as ColumnDefinition;
         throw new InvalidBatchError(
           `${label}, row ${row} (${this.key}), column "${column.name}" (${column.type}): ${error.message}`,
           {

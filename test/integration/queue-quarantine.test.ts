@@ -75,7 +75,7 @@ describe('queue with BadRows.QUARANTINE', () => {
       rejected.map((r) => [r.seq, r.rowNumber, r.sqlState, r.tableName]),
       [
         [seq, 1000, '22007', 'events'],
-        [seq, 5000, '23502', 'events'],
+        [seq, 5000, null, 'events'], // the Producer's validation refused it: quarantined unsent
         [seq, 9000, '23505', 'events'],
       ],
     );
@@ -183,10 +183,12 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
     const { committed, admin, metrics } = await drain(
       async (producer) => {
         for (let b = 0; b < 5; b++) {
-          // Batch b (seq b + 1): 10 rows, row b + 2 has a NULL; "x" (not an integer) in batch 3, row 7.
+          // Batch b (seq b + 1): 10 rows, row b + 2 has a NULL; "x" (not an integer) in batch 3,
+          // row 7; " 7" in batch 4, row 9: PostgreSQL would take it, the Producer's validation not.
+          const value = (i: number) => (b === 2 && i === 6 ? 'x' : b === 3 && i === 8 ? ' 7' : i);
           const rows = Array.from(
             { length: 10 },
-            (_, i): Row => [t, [b * 10 + i + 1, i === b + 1 ? null : b === 2 && i === 6 ? 'x' : i]],
+            (_, i): Row => [t, [b * 10 + i + 1, i === b + 1 ? null : value(i)]],
           );
           await producer.enqueue({
             tables: [t],
@@ -207,24 +209,28 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
       assert.deepEqual(
         rejected.map((r) => [r.seq, r.rowNumber, r.sqlState]),
         [
-          [1, 2, '23502'],
-          [2, 3, '23502'],
-          [3, 4, '23502'],
-          [3, 7, '22P02'],
-          [4, 5, '23502'],
-          [5, 6, '23502'],
+          // Refused by the Producer's validation: quarantined unsent (no SQLSTATE), with its reason.
+          [1, 2, null],
+          [2, 3, null],
+          [3, 4, null],
+          [3, 7, null],
+          [4, 5, null],
+          [4, 9, null],
+          [5, 6, null],
         ],
       );
+      assert.match(rejected[0]?.message ?? '', /column "n" \(integer\): is null, but the column is NOT NULL/);
       assert.match(
         rejected[3]?.message ?? '',
         /column "n" \(integer\): expected an integer or a string of digits, got "x"/,
       );
+      assert.deepEqual(rejected[5]?.row, [39, ' 7']);
       assert.equal(
         committed.reduce((n, c) => n + c.report.rejectedRows, 0),
-        6,
+        7,
       );
       const counted = (await metrics.rejectedRows.get()).values.find((v) => v.labels.table === stream);
-      assert.equal(counted?.value, 6);
+      assert.equal(counted?.value, 7);
     } finally {
       await admin.close();
     }

@@ -1,12 +1,12 @@
 /**
  * Under BadRows.QUARANTINE the Producer's and the gateway's validation let a row with a bad
- * value through (the worker quarantines it with the same reason, rowValueProblem); a batch whose
+ * value through (the worker quarantines it with the same reason); a batch whose
  * structure is wrong is refused as always. Under BadRows.FAIL nothing changes.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BadRows, defineTable, InvalidBatchError } from '../../src/index.ts';
-import { parseBatchJob, rowValueProblem, toTableDefinitionInput } from '../../src/queue/batch-contract.ts';
+import { parseBatchJob, toTableDefinitionInput } from '../../src/queue/batch-contract.ts';
 import { WireRowWriter } from '../../src/queue/wire-row-writer.ts';
 
 const table = defineTable({
@@ -54,14 +54,16 @@ describe('validation under BadRows.QUARANTINE', () => {
     assert.throws(() => new WireRowWriter(table).write([{ a: 1 }, null], 'Batch 1', 1), InvalidBatchError);
   });
 
-  it('rowValueProblem gives the reason validation gives, naming the column', () => {
-    const values = [1, null];
-    const problem = rowValueProblem(table, values);
+  it('the Producer keeps the reason validation gives for a row it lets through (listed in the header for the worker)', () => {
+    const writer = new WireRowWriter(table, true);
+    writer.write([1, null], 'Batch 1', 1);
+    const problem = writer.problem;
     assert.equal(problem, 'column "label" (text): is null, but the column is NOT NULL');
     assert.throws(
-      () => parseBatchJob(job([['s.t', values]])),
+      () => new WireRowWriter(table).write([1, null], 'Batch 1', 1),
       (e: Error) => e.message.endsWith(problem ?? '?'),
     );
-    assert.equal(rowValueProblem(table, [1, 'ok']), undefined);
+    writer.write([1, 'ok'], 'Batch 1', 2);
+    assert.equal(writer.problem, undefined);
   });
 });
