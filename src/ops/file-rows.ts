@@ -34,6 +34,8 @@ export interface FileRowsOptions {
   readonly delimiter?: string;
   /** Skip CSV header columns and NDJSON keys that are not columns of the table, instead of failing. @default false */
   readonly ignoreExtraColumns?: boolean;
+  /** BadRows.QUARANTINE: a value that does not fit its column is kept, for the worker to quarantine its row. @default false */
+  readonly keepBadValues?: boolean;
 }
 
 /** `--format` if given, else from the file name: .csv/.tsv, .ndjson/.jsonl. */
@@ -210,7 +212,7 @@ function checked(value: unknown, column: ColumnDefinition, options: FileRowsOpti
     value,
     column.nullable,
   );
-  if (problem === undefined) return value;
+  if (problem === undefined || options.keepBadValues) return value;
   throw new RowError(`${options.source} line ${line}, column "${column.name}" (${column.type}): ${problem}`, {
     row: line,
     column: column.name,

@@ -4,6 +4,9 @@
  * gives the Producer's reason); replay after a fix in SQL commits the row exactly once.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
 import { pino } from 'pino';
@@ -115,6 +118,48 @@ describe('queue with BadRows.QUARANTINE', () => {
       fromCli,
       (await admin.rejected(stream)).map((r) => [r.id, r.replayedAt !== null]),
     );
+  });
+
+  it('`pg-bulk-ingest enqueue --bad-rows quarantine`: a value the CLI would refuse travels, and the worker quarantines its row', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgbi-quarantine-'));
+    const file = join(dir, 'rows.csv');
+    writeFileSync(file, 'id,label\n1,one\nabc,two\n3,three\n');
+    const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...queue.names };
+    const cliStream = `${schema}.cli`;
+    const args = [
+      'enqueue',
+      file,
+      '--schema',
+      schema,
+      '--table',
+      'cli',
+      '--columns',
+      'id:integer:pk,label:text',
+    ];
+    try {
+      const refused = await runCli(args, connection);
+      assert.notEqual(refused.code, 0, 'without --bad-rows quarantine the CLI refuses the file');
+      const enqueued = await runCli([...args, '--bad-rows', 'quarantine'], connection);
+      assert.equal(enqueued.code, 0, enqueued.stderr);
+      await waitFor(
+        async () => (await admin.status(cliStream))[0]?.committedSeq === 1,
+        30_000,
+        'the CLI batch',
+      );
+      const ids = await db.query(`SELECT id FROM "${schema}".cli ORDER BY id`);
+      assert.deepEqual(
+        ids.rows.map((r) => r.id),
+        [1, 3],
+      );
+      const rejected = await admin.rejected(cliStream);
+      assert.deepEqual(
+        rejected.map((r) => [r.rowNumber, r.row]),
+        [[2, ['abc', 'two']]],
+      );
+      assert.match(rejected[0]?.message ?? '', /column "id" \(integer\): expected an integer/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a replayed row refused again is quarantined again with a new id', async () => {
