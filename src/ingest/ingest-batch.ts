@@ -50,8 +50,12 @@ export interface BatchHooks {
    * transaction back and leaves the batch unapplied.
    */
   readonly afterBegin?: (client: pg.ClientBase) => Promise<boolean | undefined>;
-  /** Runs just before COMMIT, after `onBeforeVisible`. */
-  readonly beforeCommit?: (client: pg.ClientBase) => Promise<void>;
+  /**
+   * Runs just before COMMIT, after `onBeforeVisible`; `rejected` are the rows this batch
+   * quarantined (already in bulk_ingest.rejected_rows), e.g. to count them in a ledger row
+   * written in the same transaction.
+   */
+  readonly beforeCommit?: (client: pg.ClientBase, rejected: readonly RejectedRow[]) => Promise<void>;
   /**
    * Where a quarantined row is recorded as coming from. Default (`ingest()`): stream = the first
    * table's `schema.table`, seq NULL, the row's number in the batch.
@@ -166,7 +170,7 @@ export async function ingestBatch(
     await insertRejectedRows(client, rejected, context.hooks?.rejectedRowOrigin ?? ingestOrigin(context));
     await writeTableComment(client, first.schema, first.name, withHighWatermark(comment, watermark));
     for (const table of context.tables) await context.options.onBeforeVisible(client, table, metadata);
-    await context.hooks?.beforeCommit?.(client);
+    await context.hooks?.beforeCommit?.(client, rejected);
     await clock.time('commit', () => client.query('COMMIT'));
     const rebuilt = prepared.flatMap((p) => p.migration ?? []);
     return {

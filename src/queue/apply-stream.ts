@@ -369,6 +369,26 @@ function rejectedRowOrigin(
 }
 
 /**
+ * How many rows each batch of a group quarantined, by seq (0 for none): for a ledger row per
+ * batch, in the group's transaction (`beforeCommit` gets the rejected rows) or after it
+ * (`CommittedBatch.report.rejected`).
+ */
+export function rejectedRowsPerSeq(
+  stream: string,
+  firstSeq: number,
+  headers: readonly BatchHeader[],
+  rejected: readonly RejectedRow[],
+): Map<number, number> {
+  const counts = new Map(headers.map((_, i) => [firstSeq + i, 0]));
+  const origin = rejectedRowOrigin(stream, firstSeq, headers);
+  for (const row of rejected) {
+    const seq = origin(row).seq as number;
+    counts.set(seq, (counts.get(seq) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/**
  * The rows the Producer's validation refused and let through (BadRows.QUARANTINE), numbered in
  * the group, with the validation's reason: quarantined unsent, so a row ends with the same
  * reason whichever way it came. Undefined when there is none (no lookup per row).

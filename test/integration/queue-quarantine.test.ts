@@ -22,6 +22,7 @@ import {
 } from '../../src/index.ts';
 import { createMetrics, type PgbiMetrics } from '../../src/ops/metrics.ts';
 import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
+import { rejectedRowsPerSeq } from '../../src/queue/apply-stream.ts';
 import { connect, DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
 import { cleanQueue, inProcessQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
 import { runCli } from '../helpers/worker-process.ts';
@@ -273,6 +274,23 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
       assert.equal(
         committed.reduce((n, c) => n + c.report.rejectedRows, 0),
         7,
+      );
+      // Per batch, as the ledger counts them (coalesced batches each their own).
+      const perSeq = new Map<number, number>();
+      for (const c of committed) {
+        const first = c.seq - c.headers.length + 1;
+        for (const [seq, n] of rejectedRowsPerSeq(stream, first, c.headers, c.report.rejected))
+          perSeq.set(seq, n);
+      }
+      assert.deepEqual(
+        [...perSeq].sort(([a], [b]) => a - b),
+        [
+          [1, 1],
+          [2, 1],
+          [3, 2],
+          [4, 2],
+          [5, 1],
+        ],
       );
       const counted = (await metrics.rejectedRows.get()).values.find((v) => v.labels.table === stream);
       assert.equal(counted?.value, 7);
