@@ -7,7 +7,7 @@ import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
-import type { Json } from '../ingest/options.ts';
+import type { Json, Upsert } from '../ingest/options.ts';
 import type { BatchJobInput } from './batch-contract.ts';
 import { Producer } from './producer.ts';
 import {
@@ -75,6 +75,8 @@ export interface SkipOptions {
 export interface ReplayOptions {
   /** The rejected rows to replay (ids in bulk_ingest.rejected_rows). @default every row of the stream not replayed yet */
   readonly ids?: readonly number[];
+  /** Whether the replayed rows replace rows with the same key (a duplicate is otherwise quarantined again). @default Upsert.OFF */
+  readonly upsert?: Upsert;
 }
 
 /**
@@ -207,7 +209,7 @@ export class StreamAdmin {
       ids = rows.map((r) => r.id);
       if (rows.length === 0) return { seq: null, ids };
       const state = await committedState(client, stream);
-      job = await replayBatch(client, stream, rows, state.highWatermark);
+      job = await replayBatch(client, stream, rows, state.highWatermark, options.upsert);
     } finally {
       client.release();
     }

@@ -9,7 +9,7 @@
 import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import { describeRelation, relationOid } from '../ingest/live-table.ts';
-import { BadRows, type Json } from '../ingest/options.ts';
+import { BadRows, type Json, Upsert } from '../ingest/options.ts';
 import { REJECTED_ROWS_TABLE } from '../ingest/rejected-rows.ts';
 import type { TableDefinitionInput } from '../ingest/table-definition.ts';
 import { BATCH_FORMAT_VERSION, type BatchJobInput, tableKey } from './batch-contract.ts';
@@ -85,13 +85,16 @@ export async function listRejectedRows(
  * The batch that replays `rows` (as they are in the table now: an operator may have fixed a
  * value with UPDATE): the live tables' definitions (the stream's past batches may be gone from
  * Redis; the live table is what the rows must fit now), the stream's committed high watermark
- * (a replay does not move it), BadRows.QUARANTINE, and the ids in its metadata.
+ * (a replay does not move it), BadRows.QUARANTINE, and the ids in its metadata. Upsert.OFF by
+ * default: the batch that refused a row may have been a plain insert, and a replay must not
+ * overwrite a row already in the table unless asked to (a duplicate is quarantined again).
  */
 export async function replayBatch(
   client: pg.ClientBase,
   stream: string,
   rows: readonly RejectedRowRecord[],
   highWatermark: Json | null,
+  upsert: Upsert = Upsert.OFF,
 ): Promise<BatchJobInput> {
   const tables: TableDefinitionInput[] = [];
   const keys = new Map<string, string>();
@@ -108,7 +111,7 @@ export async function replayBatch(
     highWatermark,
     metadata: { [REPLAY_METADATA_KEY]: rows.map((r) => r.id) },
     rows: rows.map((r) => [keys.get(`${r.tableSchema}\u0000${r.tableName}`) as string, [...r.row]]),
-    options: { badRows: BadRows.QUARANTINE },
+    options: { badRows: BadRows.QUARANTINE, upsert },
   };
 }
 

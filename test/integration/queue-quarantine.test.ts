@@ -121,6 +121,27 @@ describe('queue with BadRows.QUARANTINE', () => {
     );
   });
 
+  it('`pg-bulk-ingest replay <stream>` replays every row not replayed yet; a duplicate key is quarantined again, not overwriting the row (Upsert.OFF)', async () => {
+    const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...queue.names };
+    const pending = (await admin.rejected(stream)).filter((r) => r.replayedAt === null);
+    assert.deepEqual(pending.map((r) => r.sqlState).sort(), ['22007', '23505']);
+    const replayed = await runCli(['replay', stream], connection);
+    assert.equal(replayed.code, 0, replayed.stderr);
+    const seq = Number(/as batch (\d+) of/.exec(replayed.stdout)?.[1]);
+    await waitFor(async () => (await admin.status(stream))[0]?.committedSeq === seq, 30_000, 'the replay');
+    const label = await db.query(`SELECT label FROM "${schema}".events WHERE id = 10`);
+    assert.equal(label.rows[0]?.label, 'row 10');
+    const all = await admin.rejected(stream);
+    assert.ok(pending.every((p) => all.find((r) => r.id === p.id)?.replayedAt instanceof Date));
+    assert.deepEqual(
+      all
+        .filter((r) => r.seq === seq)
+        .map((r) => r.sqlState)
+        .sort(),
+      ['22007', '23505'],
+    );
+  });
+
   it('`pg-bulk-ingest enqueue --bad-rows quarantine`: a value the CLI would refuse travels, and the worker quarantines its row', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'pgbi-quarantine-'));
     const file = join(dir, 'rows.csv');

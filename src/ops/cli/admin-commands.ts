@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { PgBulkIngestError } from '../../errors.ts';
+import { Upsert } from '../../ingest/options.ts';
 import { StreamAdmin, type StreamStatus } from '../../queue/admin.ts';
 import type { RejectedRowRecord } from '../../queue/replay.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
@@ -123,14 +125,30 @@ export function registerAdminCommands(program: Command): void {
       .option(
         '--ids <ids>',
         'comma-separated ids to replay (default: every row of the stream not replayed yet)',
-        (v) => v.split(',').map((id) => Number.parseInt(id.trim(), 10)),
+        (v) => v.split(',').map((id) => Number(id.trim())),
+      )
+      .option(
+        '--upsert <mode>',
+        'off (a row whose key is already in the table is quarantined again) or if-primary-key (it replaces that row)',
+        'off',
       ),
     CONNECTION_SETTINGS,
   ).action((stream: string, flags: Record<string, unknown>) =>
     runCommand(() =>
       withAdmin(flags, async (admin) => {
         const ids = Array.isArray(flags.ids) ? (flags.ids as number[]) : undefined;
-        const result = await admin.replay(stream, ids ? { ids } : {});
+        if (ids?.some((id) => !Number.isSafeInteger(id) || id < 1))
+          throw new PgBulkIngestError(
+            'INVALID_OPTIONS',
+            `--ids: expected comma-separated ids, got "${ids.join(',')}"`,
+          );
+        const upsert = REPLAY_UPSERT[String(flags.upsert)];
+        if (upsert === undefined)
+          throw new PgBulkIngestError(
+            'INVALID_OPTIONS',
+            `--upsert: expected off or if-primary-key, got "${String(flags.upsert)}"`,
+          );
+        const result = await admin.replay(stream, { ...(ids ? { ids } : {}), upsert });
         process.stdout.write(
           result.seq === null
             ? `Nothing to replay on ${stream}\n`
@@ -140,6 +158,11 @@ export function registerAdminCommands(program: Command): void {
     ),
   );
 }
+
+const REPLAY_UPSERT: Readonly<Record<string, Upsert>> = {
+  off: Upsert.OFF,
+  'if-primary-key': Upsert.IF_PRIMARY_KEY,
+};
 
 function formatStatuses(statuses: readonly StreamStatus[]): string {
   if (statuses.length === 0) return 'No streams yet.\n';
