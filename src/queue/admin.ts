@@ -205,6 +205,13 @@ export class StreamAdmin {
             `Stream ${stream} has no rejected rows with ids ${missing.join(', ')}`,
             { stream },
           );
+        const done = rows.filter((r) => r.replayedAt !== null);
+        if (done.length > 0)
+          throw new PgBulkIngestError(
+            'INVALID_OPTIONS',
+            `Rejected rows ${done.map((r) => `${r.id} (at ${r.replayedAt?.toISOString()})`).join(', ')} of stream ${stream} were replayed already: replaying them again would write them twice`,
+            { stream },
+          );
       }
       ids = rows.map((r) => r.id);
       if (rows.length === 0) return { seq: null, ids };

@@ -7,7 +7,7 @@
  * their `replayed_at` just before COMMIT. A row refused again is quarantined again, with a new id.
  */
 import type pg from 'pg';
-import { PgBulkIngestError } from '../errors.ts';
+import { BatchError, PgBulkIngestError } from '../errors.ts';
 import { describeRelation, relationOid } from '../ingest/live-table.ts';
 import { BadRows, type Json, Upsert } from '../ingest/options.ts';
 import { REJECTED_ROWS_TABLE } from '../ingest/rejected-rows.ts';
@@ -37,9 +37,20 @@ export interface RejectedRowRecord {
 export async function markReplayed(client: pg.ClientBase, headers: readonly BatchHeader[]): Promise<void> {
   const ids = headers.flatMap((h) => replayIdsOf(h.metadata));
   if (ids.length === 0) return;
-  await client.query(
-    `UPDATE ${REJECTED_ROWS_TABLE} SET replayed_at = now() WHERE id = ANY($1::bigint[]) AND replayed_at IS NULL`,
+  const { rows } = await client.query<{ id: string }>(
+    `UPDATE ${REJECTED_ROWS_TABLE} SET replayed_at = now() WHERE id = ANY($1::bigint[]) AND replayed_at IS NULL
+     RETURNING id`,
     [ids],
+  );
+  if (rows.length === ids.length) return;
+  // Two replays of the same rows were enqueued before either committed: the later one would
+  // write them twice. It fails (and is parked) instead, saying so.
+  const marked = new Set(rows.map((r) => Number(r.id)));
+  const again = ids.filter((id) => !marked.has(id));
+  throw new BatchError(
+    `This replay batch carries rejected rows ${again.join(', ')}, which another replay already committed (or which are gone): skip it`,
+    {},
+    { retryable: false },
   );
 }
 

@@ -14,6 +14,7 @@ import {
   BadRows,
   type CommittedBatch,
   defineTable,
+  ingest,
   Producer,
   type Row,
   StreamAdmin,
@@ -317,6 +318,63 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
       assert.equal(counted?.value, 7);
     } finally {
       await admin.close();
+    }
+  });
+
+  it('the same rows replayed twice before either commits: the second replay is parked, the rows written once', async () => {
+    // No primary key: nothing else would stop the rows being written twice.
+    const t = defineTable({
+      schema,
+      name: 'twice',
+      columns: [{ name: 'n', type: 'integer', nullable: false }],
+    });
+    const stream = `${schema}.twice`;
+    const client = await connect();
+    const replayer = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
+    try {
+      await ingest(
+        client,
+        [t],
+        () => [
+          [
+            'h',
+            null,
+            [
+              [t, [1]],
+              [t, [null]],
+            ] as Row[],
+          ],
+        ],
+        {
+          badRows: BadRows.QUARANTINE,
+        },
+      );
+      const [rejected] = await replayer.rejected(stream);
+      assert.ok(rejected);
+      await client.query('UPDATE bulk_ingest.rejected_rows SET "row" = \'[2]\' WHERE id = $1', [rejected.id]);
+      const { admin } = await drain(
+        async () => {
+          await replayer.replay(stream, { ids: [rejected.id] });
+          await replayer.replay(stream, { ids: [rejected.id] });
+        },
+        async (a) => (await a.status(stream))[0]?.blocked !== null,
+      );
+      try {
+        const status = (await admin.status(stream))[0];
+        assert.equal(status?.committedSeq, 1);
+        assert.match(status?.blocked?.reason ?? '', /another replay already committed/);
+        const rows = await client.query(`SELECT n FROM "${schema}".twice ORDER BY n`);
+        assert.deepEqual(
+          rows.rows.map((r) => r.n),
+          [1, 2],
+        );
+        await assert.rejects(replayer.replay(stream, { ids: [rejected.id] }), /were replayed already/);
+      } finally {
+        await admin.close();
+      }
+    } finally {
+      await replayer.close();
+      await client.end();
     }
   });
 
