@@ -23,7 +23,7 @@ export interface RetainedLines {
    */
   readonly chunks: string[];
   readonly batchRows: number[];
-  /** The values as given (an array, or a CopyText), to store a rejected row in the wire format. */
+  /** The values as given (an array; a queue row's wire JSON text), to store a rejected row in the wire format. */
   readonly values: unknown[];
 }
 
@@ -125,7 +125,10 @@ export class TableWriter {
     const retained = this.retained;
     if (retained) {
       retained.batchRows.push(batchRow);
-      retained.values.push(values);
+      // A queue row keeps only its wire text (a slice of its part), not the CopyText and its line.
+      retained.values.push(
+        values instanceof CopyText && values.wireJson !== undefined ? values.wireJson : values,
+      );
     }
     return line;
   }
@@ -158,6 +161,7 @@ export class TableWriter {
 
 /** A row's values in the wire format: as they came for the queue's rows, converted for ingest()'s. */
 function wireValuesOf(values: unknown): readonly unknown[] {
+  if (typeof values === 'string') return (JSON.parse(values) as [string, unknown[]])[1]; // a queue row's wire text
   if (values instanceof CopyText) {
     if (values.wireJson !== undefined) return (JSON.parse(values.wireJson) as [string, unknown[]])[1];
     return values.line.replace(/\n$/, '').split('\t'); // no wire form given: the COPY fields
