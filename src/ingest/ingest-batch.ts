@@ -128,37 +128,11 @@ export async function ingestBatch(
     const writers = await createWriters(client, prepared, context.options.upsert, quarantine);
     // Under QUARANTINE the batch is tried as always, but in a savepoint it can go back to.
     if (quarantine) await client.query('SAVEPOINT pgbi_batch');
-    let badRow: unknown;
-    await clock.time('copy', () =>
-      new BatchRows(
-        rows,
-        writersByTable(writers),
-        context.options.maxRowsPerTableBuffer,
-        quarantine ? context.hooks?.refusedRows : undefined,
-      ).copyAll(async (writer, chunks, row, positions) => {
-        if (badRow !== undefined) return drain(chunks); // keep reading: every row must be kept
-        if (!quarantine) return copyWithPosition(client, writer, chunks, row, positions, context.batchNumber);
-        const source = new StoppableChunks(chunks);
-        try {
-          await copyWithPosition(client, writer, source.chunks(), row, positions, context.batchNumber);
-        } catch (error) {
-          if (badRowSqlState(error) === undefined) throw error;
-          badRow = error;
-          await source.drain();
-        }
-      }),
-    );
+    const badRow = await clock.time('copy', () => copyRows(client, context, writers, rows, quarantine));
     const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
     assertFewBadRows(writers, context);
-    let swaps: { cancelledBackends: number; terminatedBackends: number } | undefined;
-    if (badRow === undefined) {
-      try {
-        await clock.time('merge', () => mergeAll(client, prepared, writers));
-        swaps = await clock.time('migrate', () => finishNewTables(client, prepared, context.options));
-      } catch (error) {
-        if (!quarantine || badRowSqlState(error) === undefined) throw error;
-      }
-    }
+    let swaps =
+      badRow === undefined ? await mergeAndFinish(client, prepared, writers, context, clock) : undefined;
     let isolation: BadRowIsolation | undefined;
     if (swaps === undefined) {
       // A row's data failed the batch: back to before the rows, and find which ones.
@@ -186,6 +160,58 @@ export async function ingestBatch(
   } catch (error) {
     await rollbackQuietly(client, error);
     throw asBatchError(error, context.batchNumber);
+  }
+}
+
+/**
+ * COPYs the batch's rows. Under QUARANTINE a COPY that a row's data fails (class 22/23) does
+ * not fail the batch: the rest of the rows are still read (and kept, for isolation), none sent,
+ * and the error is returned.
+ */
+async function copyRows(
+  client: pg.ClientBase,
+  context: BatchContext,
+  writers: readonly TableWriter[],
+  rows: Batch[2],
+  quarantine: boolean,
+): Promise<unknown> {
+  let badRow: unknown;
+  const refused = quarantine ? context.hooks?.refusedRows : undefined;
+  const batchRows = new BatchRows(
+    rows,
+    writersByTable(writers),
+    context.options.maxRowsPerTableBuffer,
+    refused,
+  );
+  await batchRows.copyAll(async (writer, chunks, row, positions) => {
+    if (badRow !== undefined) return drain(chunks); // keep reading: every row must be kept
+    if (!quarantine) return copyWithPosition(client, writer, chunks, row, positions, context.batchNumber);
+    const source = new StoppableChunks(chunks);
+    try {
+      await copyWithPosition(client, writer, source.chunks(), row, positions, context.batchNumber);
+    } catch (error) {
+      if (badRowSqlState(error) === undefined) throw error;
+      badRow = error;
+      await source.drain();
+    }
+  });
+  return badRow;
+}
+
+/** Upsert merges, then new tables' indexes and swaps; undefined when, under QUARANTINE, a row's data failed them. */
+async function mergeAndFinish(
+  client: pg.ClientBase,
+  prepared: readonly PreparedTable[],
+  writers: readonly TableWriter[],
+  context: BatchContext,
+  clock: PhaseClock,
+): Promise<{ cancelledBackends: number; terminatedBackends: number } | undefined> {
+  try {
+    await clock.time('merge', () => mergeAll(client, prepared, writers));
+    return await clock.time('migrate', () => finishNewTables(client, prepared, context.options));
+  } catch (error) {
+    if (context.options.badRows !== BadRows.QUARANTINE || badRowSqlState(error) === undefined) throw error;
+    return undefined;
   }
 }
 
