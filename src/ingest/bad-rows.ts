@@ -20,9 +20,12 @@
 import type pg from 'pg';
 import { asDatabaseError, BatchError, type DatabaseErrorLike, RowError } from '../errors.ts';
 import { copyErrorPosition, copyInto } from './copy-into.ts';
-import { mergeStagedRows } from './merge.ts';
-import type { RejectedRow } from './rejected-rows.ts';
+import type { BatchContext } from './ingest-batch.ts';
+import { mergeStagedRows, stagingTableName } from './merge.ts';
+import { buildIndexes, type PreparedTable } from './prepare-table.ts';
+import type { RejectedRow, RejectedRowOrigin } from './rejected-rows.ts';
 import { qualifiedName, quoteIdent } from './sql.ts';
+import type { IngestTable } from './table-definition.ts';
 import type { TableWriter } from './table-writer.ts';
 
 /** Characters per COPY chunk, as batch-rows.ts's CHUNK_CHARS (V8's large-object space). */
@@ -199,4 +202,40 @@ async function* chunksOf(lines: readonly string[], rows: readonly number[]): Asy
     }
   }
   if (chunk.length > 0) yield chunk;
+}
+
+/**
+ * After the batch went back to its savepoint: every table's kept rows again, the refused ones
+ * set aside (bad-rows.ts). Indexes of new tables first, so a duplicate key fails on its row.
+ */
+export async function isolateBadRows(
+  client: pg.ClientBase,
+  prepared: readonly PreparedTable[],
+  writers: readonly TableWriter[],
+  context: BatchContext,
+): Promise<BadRowIsolation> {
+  const before = writers.reduce((n, w) => n + w.rejected.length, 0);
+  const isolation = new BadRowIsolation(client, context.options.maxBadRows, before, context.batchNumber);
+  for (const p of prepared) if (p.buildIndexes) await buildIndexes(client, p);
+  for (const writer of writers) await isolation.copyTable(writer);
+  for (const [i, writer] of writers.entries()) {
+    if (writer.ordinalColumn && writer.rowCount > 0)
+      await isolation.mergeTable(writer, stagingTableName(i), (prepared[i] as PreparedTable).relationName);
+  }
+  return isolation;
+}
+
+/** Rows refused while encoding count towards maxBadRows too. */
+export function assertFewBadRows(writers: readonly TableWriter[], context: BatchContext): void {
+  const count = writers.reduce((n, w) => n + w.rejected.length, 0);
+  const last = writers.findLast((w) => w.rejected.length > 0);
+  if (last && count > context.options.maxBadRows)
+    throw tooManyBadRows(last, count, context.options.maxBadRows, context.batchNumber);
+}
+
+/** ingest()'s rejected rows: stream = the first table, no seq. */
+export function ingestOrigin(context: BatchContext): (row: RejectedRow) => RejectedRowOrigin {
+  const first = context.tables[0] as IngestTable;
+  const stream = `${first.schema}.${first.name}`;
+  return (row) => ({ stream, seq: null, rowNumber: row.batchRow });
 }

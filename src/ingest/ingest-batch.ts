@@ -15,10 +15,14 @@
  */
 import type pg from 'pg';
 import { asDatabaseError, BatchError, isRetryableSqlState, PgBulkIngestError, RowError } from '../errors.ts';
-import { BadRowIsolation, badRowSqlState, tooManyBadRows } from './bad-rows.ts';
-import { BatchRows } from './batch-rows.ts';
-import { copyErrorPosition, copyInto } from './copy-into.ts';
-import type { CopyLinePositions } from './copy-line-positions.ts';
+import {
+  assertFewBadRows,
+  type BadRowIsolation,
+  badRowSqlState,
+  ingestOrigin,
+  isolateBadRows,
+} from './bad-rows.ts';
+import { copyRows } from './copy-rows.ts';
 import { parseComment, readTableComment, withHighWatermark, writeTableComment } from './high-watermark.ts';
 import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableName } from './merge.ts';
 import { migrateInPlace } from './migrate/in-place-migration.ts';
@@ -32,12 +36,11 @@ import {
   SchemaChanges,
   Upsert,
 } from './options.ts';
-import { type PreparedTable, prepareTable } from './prepare-table.ts';
+import { buildIndexes, type PreparedTable, prepareTable } from './prepare-table.ts';
 import { insertRejectedRows, type RejectedRow, type RejectedRowOrigin } from './rejected-rows.ts';
 import { renameReplacementIndexes } from './rename-indexes.ts';
 import { qualifiedName, quoteIdent } from './sql.ts';
 import { replaceTable } from './swap/replace-table.ts';
-import { createIndexesSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
 import { TableWriter } from './table-writer.ts';
 
@@ -163,41 +166,6 @@ export async function ingestBatch(
   }
 }
 
-/**
- * COPYs the batch's rows. Under QUARANTINE a COPY that a row's data fails (class 22/23) does
- * not fail the batch: the rest of the rows are still read (and kept, for isolation), none sent,
- * and the error is returned.
- */
-async function copyRows(
-  client: pg.ClientBase,
-  context: BatchContext,
-  writers: readonly TableWriter[],
-  rows: Batch[2],
-  quarantine: boolean,
-): Promise<unknown> {
-  let badRow: unknown;
-  const refused = quarantine ? context.hooks?.refusedRows : undefined;
-  const batchRows = new BatchRows(
-    rows,
-    writersByTable(writers),
-    context.options.maxRowsPerTableBuffer,
-    refused,
-  );
-  await batchRows.copyAll(async (writer, chunks, row, positions) => {
-    if (badRow !== undefined) return drain(chunks); // keep reading: every row must be kept
-    if (!quarantine) return copyWithPosition(client, writer, chunks, row, positions, context.batchNumber);
-    const source = new StoppableChunks(chunks);
-    try {
-      await copyWithPosition(client, writer, source.chunks(), row, positions, context.batchNumber);
-    } catch (error) {
-      if (badRowSqlState(error) === undefined) throw error;
-      badRow = error;
-      await source.drain();
-    }
-  });
-  return badRow;
-}
-
 /** Upsert merges, then new tables' indexes and swaps; undefined when, under QUARANTINE, a row's data failed them. */
 async function mergeAndFinish(
   client: pg.ClientBase,
@@ -286,10 +254,6 @@ async function createWriters(
   return writers;
 }
 
-function writersByTable(writers: readonly TableWriter[]): Map<IngestTable, TableWriter> {
-  return new Map(writers.map((w) => [w.table, w]));
-}
-
 async function mergeAll(
   client: pg.ClientBase,
   prepared: readonly PreparedTable[],
@@ -336,128 +300,6 @@ async function finishNewTables(
     await renameReplacementIndexes(client, p.table.schema, p.table.name, p.relationName);
   }
   return { cancelledBackends, terminatedBackends };
-}
-
-async function buildIndexes(client: pg.ClientBase, p: PreparedTable): Promise<void> {
-  for (const sql of createIndexesSql(qualifiedName(p.table.schema, p.relationName), p.builtFrom))
-    await client.query(sql);
-}
-
-/**
- * After the batch went back to its savepoint: every table's kept rows again, the refused ones
- * set aside (bad-rows.ts). Indexes of new tables first, so a duplicate key fails on its row.
- */
-async function isolateBadRows(
-  client: pg.ClientBase,
-  prepared: readonly PreparedTable[],
-  writers: readonly TableWriter[],
-  context: BatchContext,
-): Promise<BadRowIsolation> {
-  const before = writers.reduce((n, w) => n + w.rejected.length, 0);
-  const isolation = new BadRowIsolation(client, context.options.maxBadRows, before, context.batchNumber);
-  for (const p of prepared) if (p.buildIndexes) await buildIndexes(client, p);
-  for (const writer of writers) await isolation.copyTable(writer);
-  for (const [i, writer] of writers.entries()) {
-    if (writer.ordinalColumn && writer.rowCount > 0)
-      await isolation.mergeTable(writer, stagingTableName(i), (prepared[i] as PreparedTable).relationName);
-  }
-  return isolation;
-}
-
-/** Rows refused while encoding count towards maxBadRows too. */
-function assertFewBadRows(writers: readonly TableWriter[], context: BatchContext): void {
-  const count = writers.reduce((n, w) => n + w.rejected.length, 0);
-  const last = writers.findLast((w) => w.rejected.length > 0);
-  if (last && count > context.options.maxBadRows)
-    throw tooManyBadRows(last, count, context.options.maxBadRows, context.batchNumber);
-}
-
-/** ingest()'s rejected rows: stream = the first table, no seq. */
-function ingestOrigin(context: BatchContext): (row: RejectedRow) => RejectedRowOrigin {
-  const first = context.tables[0] as IngestTable;
-  const stream = `${first.schema}.${first.name}`;
-  return (row) => ({ stream, seq: null, rowNumber: row.batchRow });
-}
-
-async function drain(chunks: AsyncIterable<string>): Promise<void> {
-  for await (const _ of chunks);
-}
-
-/**
- * The chunks of a COPY that may fail on a bad row, read to their end all the same. A failed COPY
- * makes `pipeline` close its source, possibly while a read is still in flight: the rows'
- * generator would then be closed under that read, and reading the rest meanwhile would run two
- * readers of the batch's rows at once (whole blocks of rows were lost that way). So the COPY
- * gets a wrapper whose closing leaves the generator alone; `drain` waits for the read in flight,
- * then reads the rest (each line kept by the writer, none COPYed).
- */
-class StoppableChunks {
-  readonly #source: AsyncIterator<string>;
-  #stopped = false;
-  #inFlight: Promise<IteratorResult<string>> | undefined;
-
-  constructor(chunks: AsyncIterable<string>) {
-    this.#source = chunks[Symbol.asyncIterator]();
-  }
-
-  async *chunks(): AsyncGenerator<string> {
-    for (;;) {
-      this.#inFlight = this.#source.next();
-      const result = await this.#inFlight;
-      if (result.done || this.#stopped) return;
-      yield result.value;
-    }
-  }
-
-  async drain(): Promise<void> {
-    this.#stopped = true;
-    if (this.#inFlight && (await this.#inFlight).done) return;
-    for (;;) if ((await this.#source.next()).done) return;
-  }
-}
-
-/** Runs one COPY and, if PostgreSQL refuses a value, names the table, row and column. */
-async function copyWithPosition(
-  client: pg.ClientBase,
-  writer: TableWriter,
-  chunks: AsyncIterable<string>,
-  firstTableRow: number,
-  positions: CopyLinePositions,
-  batchNumber: number,
-): Promise<void> {
-  try {
-    await copyInto(client, writer.copySql, chunks);
-  } catch (error) {
-    const db = asDatabaseError(error);
-    if (!db) throw error;
-    const columns = [
-      ...(writer.ordinalColumn ? [writer.ordinalColumn] : []),
-      ...writer.table.columns.map((c) => c.name),
-    ];
-    const { line, column: columnInWhere } = copyErrorPosition(db.where, columns);
-    if (line === undefined) throw error;
-    // A NOT NULL violation names its column in the error's own field, not in the context line.
-    const column =
-      columnInWhere ?? (db.column !== undefined && columns.includes(db.column) ? db.column : undefined);
-    const table = qualifiedName(writer.table.schema, writer.table.name);
-    const tableRow = firstTableRow + line - 1;
-    const batchRow = positions.batchRowOf(line);
-    const where =
-      batchRow === undefined
-        ? `row ${tableRow} of ${table}`
-        : `row ${batchRow} of the batch (row ${tableRow} of ${table})`;
-    throw new RowError(
-      `Batch ${batchNumber}: ${where}${column ? `, column "${column}"` : ''}: ${db.message} (SQLSTATE ${db.code})`,
-      {
-        table,
-        batch: batchNumber,
-        row: batchRow ?? tableRow,
-        ...(column ? { column } : {}),
-        sqlState: db.code,
-      },
-      { cause: error },
-    );
-  }
 }
 
 function asBatchError(error: unknown, batchNumber: number): unknown {
