@@ -28,6 +28,8 @@ const ORDER = [
   'retry',
   'rewind',
   'forget',
+  'rejected',
+  'replay',
   'demo',
 ];
 

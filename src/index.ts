@@ -20,6 +20,7 @@ export {
 export { ingest } from './ingest/ingest.ts';
 export type { TableMigration } from './ingest/migrate/migration-plan.ts';
 export {
+  BadRows,
   type Batch,
   type Batches,
   type BlockingBackendsOptions,
@@ -45,6 +46,7 @@ export {
 export {
   type AdminOptions,
   type HistoryOptions,
+  type ReplayOptions,
   type SkipOptions,
   StreamAdmin,
   type StreamStatus,
@@ -77,6 +79,7 @@ export {
   DEFAULT_REDIS_URL,
   type QueueNames,
 } from './queue/queue-config.ts';
+export type { RejectedRowRecord } from './queue/replay.ts';
 export type { RewindOptions, RewindResult } from './queue/rewind.ts';
 export type { StreamInfo } from './queue/stream-store.ts';
 export { Worker, type WorkerEvents, type WorkerOptions } from './queue/worker.ts';

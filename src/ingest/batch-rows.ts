@@ -50,8 +50,17 @@ export class BatchRows {
   /** Set when a buffer filled: the table whose COPY must run next. */
   #next: TableWriter | undefined;
 
-  constructor(rows: Rows, writers: ReadonlyMap<IngestTable, TableWriter>, maxBuffered: number) {
+  /** Batch rows to reject unsent, with why (BadRows.QUARANTINE: the queue's validation refused them). */
+  readonly #refused: ReadonlyMap<number, string> | undefined;
+
+  constructor(
+    rows: Rows,
+    writers: ReadonlyMap<IngestTable, TableWriter>,
+    maxBuffered: number,
+    refused?: ReadonlyMap<number, string>,
+  ) {
     this.#writers = writers;
+    this.#refused = refused;
     this.#maxBuffered = maxBuffered;
     if (rows instanceof RowBlocks) this.#blocks = rows.blocks[Symbol.asyncIterator]();
     else if (Symbol.asyncIterator in rows) this.#async = rows[Symbol.asyncIterator]();
@@ -102,28 +111,41 @@ export class BatchRows {
     for (const batchRow of writer.pendingBatchRows) positions.add(batchRow);
     writer.pending = [];
     writer.pendingBatchRows = [];
-    while (!this.#done) {
-      const next = this.#read();
-      const routed = this.#route(isPromiseLike(next) ? await next : next);
-      if (!routed) continue;
-      const [target, line] = routed;
-      if (target === writer) {
-        positions.add(this.#batchRow);
-        chunk += line;
-        if (chunk.length >= CHUNK_CHARS) {
-          yield chunk;
-          chunk = '';
-        }
-      } else {
-        target.pending.push(line);
-        target.pendingBatchRows.push(this.#batchRow);
-        if (target.pending.length >= this.#maxBuffered) {
-          this.#next = target;
-          break;
+    // Under BadRows.QUARANTINE every encoded line is kept (table-writer.ts), even if the COPY stops early.
+    const kept = writer.retained?.chunks;
+    try {
+      while (!this.#done) {
+        const next = this.#read();
+        const routed = this.#route(isPromiseLike(next) ? await next : next);
+        if (!routed) continue;
+        const [target, line] = routed;
+        if (target === writer) {
+          positions.add(this.#batchRow);
+          chunk += line;
+          if (chunk.length >= CHUNK_CHARS) {
+            const full = chunk;
+            chunk = '';
+            kept?.push(full);
+            yield full;
+          }
+        } else {
+          target.pending.push(line);
+          target.pendingBatchRows.push(this.#batchRow);
+          if (target.pending.length >= this.#maxBuffered) {
+            this.#next = target;
+            break;
+          }
         }
       }
+      if (chunk.length > 0) {
+        const last = chunk;
+        chunk = '';
+        kept?.push(last);
+        yield last;
+      }
+    } finally {
+      if (chunk.length > 0) kept?.push(chunk);
     }
-    if (chunk.length > 0) yield chunk;
   }
 
   /** The next row: at once when it is at hand (sync rows, the current block), else a promise. */
@@ -147,7 +169,7 @@ export class BatchRows {
     }
   }
 
-  /** The writer and encoded line for a row, or undefined at the end or for a table not ingested. */
+  /** The writer and encoded line for a row, or undefined at the end, for a table not ingested or a row quarantined. */
   #route(result: IteratorResult<Row>): [TableWriter, string] | undefined {
     if (result.done) {
       this.#done = true;
@@ -161,7 +183,15 @@ export class BatchRows {
       });
     }
     const writer = this.#writers.get(row[0]);
-    return writer ? [writer, writer.encode(row[1], this.#batchRow)] : undefined;
+    if (!writer) return undefined;
+    const refused = this.#refused?.get(this.#batchRow);
+    if (refused !== undefined) {
+      writer.reject(row[1], this.#batchRow, refused);
+      return undefined;
+    }
+    // No line: the row was quarantined while encoding (BadRows.QUARANTINE); read on.
+    const line = writer.encode(row[1], this.#batchRow);
+    return line === undefined ? undefined : [writer, line];
   }
 }
 

@@ -10,9 +10,12 @@ import type { IngestTable } from './table-definition.ts';
  */
 export class CopyText {
   readonly line: string;
+  /** The JSON text of the row as it came (`["schema.table", [v1, v2, ...]]`), kept for `BadRows.QUARANTINE`. */
+  readonly wireJson: string | undefined;
 
-  constructor(line: string) {
+  constructor(line: string, wireJson?: string) {
     this.line = line;
+    this.wireJson = wireJson;
   }
 }
 
@@ -20,6 +23,6 @@ export class CopyText {
  * A row whose values are a CopyText, typed as the Row the ingest pipeline carries: rows only
  * reach their values through TableWriter.encode, which tells the two apart.
  */
-export function copyTextRow(table: IngestTable, line: string): Row {
-  return [table, new CopyText(line) as unknown as readonly unknown[]];
+export function copyTextRow(table: IngestTable, line: string, wireJson?: string): Row {
+  return [table, new CopyText(line, wireJson) as unknown as readonly unknown[]];
 }

@@ -15,20 +15,33 @@
  */
 import type pg from 'pg';
 import { asDatabaseError, BatchError, isRetryableSqlState, PgBulkIngestError, RowError } from '../errors.ts';
-import { BatchRows } from './batch-rows.ts';
-import { copyErrorPosition, copyInto } from './copy-into.ts';
-import type { CopyLinePositions } from './copy-line-positions.ts';
+import {
+  assertFewBadRows,
+  type BadRowIsolation,
+  badRowSqlState,
+  ingestOrigin,
+  isolateBadRows,
+} from './bad-rows.ts';
+import { copyRows } from './copy-rows.ts';
 import { parseComment, readTableComment, withHighWatermark, writeTableComment } from './high-watermark.ts';
 import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableName } from './merge.ts';
 import { migrateInPlace } from './migrate/in-place-migration.ts';
 import type { TableMigration } from './migrate/migration-plan.ts';
-import { type Batch, Delete, type IngestOptions, type Json, SchemaChanges, Upsert } from './options.ts';
-import { type PreparedTable, prepareTable } from './prepare-table.ts';
+import {
+  BadRows,
+  type Batch,
+  Delete,
+  type IngestOptions,
+  type Json,
+  SchemaChanges,
+  Upsert,
+} from './options.ts';
+import { buildIndexes, type PreparedTable, prepareTable } from './prepare-table.ts';
+import { insertRejectedRows, type RejectedRow, type RejectedRowOrigin } from './rejected-rows.ts';
 import { renameReplacementIndexes } from './rename-indexes.ts';
 import { qualifiedName, quoteIdent } from './sql.ts';
 import { assertStorableJson } from './storable-json.ts';
 import { replaceTable } from './swap/replace-table.ts';
-import { createIndexesSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
 import { TableWriter } from './table-writer.ts';
 
@@ -41,8 +54,22 @@ export interface BatchHooks {
    * transaction back and leaves the batch unapplied.
    */
   readonly afterBegin?: (client: pg.ClientBase) => Promise<boolean | undefined>;
-  /** Runs just before COMMIT, after `onBeforeVisible`. */
-  readonly beforeCommit?: (client: pg.ClientBase) => Promise<void>;
+  /**
+   * Runs just before COMMIT, after `onBeforeVisible`; `rejected` are the rows this batch
+   * quarantined (already in bulk_ingest.rejected_rows), e.g. to count them in a ledger row
+   * written in the same transaction.
+   */
+  readonly beforeCommit?: (client: pg.ClientBase, rejected: readonly RejectedRow[]) => Promise<void>;
+  /**
+   * Where a quarantined row is recorded as coming from. Default (`ingest()`): stream = the first
+   * table's `schema.table`, seq NULL, the row's number in the batch.
+   */
+  readonly rejectedRowOrigin?: (row: RejectedRow) => RejectedRowOrigin;
+  /**
+   * Under `BadRows.QUARANTINE`: rows (by number in the batch) to quarantine unsent, with why:
+   * the queue's validation refused one of their values and let them through.
+   */
+  readonly refusedRows?: ReadonlyMap<number, string>;
 }
 
 export type ResolvedOptions = Required<Omit<IngestOptions, 'highWatermark'>> & {
@@ -51,9 +78,17 @@ export type ResolvedOptions = Required<Omit<IngestOptions, 'highWatermark'>> & {
 
 export interface BatchReport {
   readonly applied: boolean;
+  /** Rows written per table (rows quarantined not counted). */
   readonly rows: ReadonlyMap<IngestTable, number>;
-  /** Milliseconds per phase: migrate (DDL, copy of kept rows, indexes, swap), copy, merge, commit. */
-  readonly phaseMs: { migrate: number; copy: number; merge: number; commit: number };
+  /** Rows written to bulk_ingest.rejected_rows by this batch (`BadRows.QUARANTINE`); 0 otherwise. */
+  readonly rejectedRows: number;
+  /** Those rows, as the core found them (the hook `rejectedRowOrigin` says where they came from). */
+  readonly rejected: readonly RejectedRow[];
+  /**
+   * Milliseconds per phase: migrate (DDL, copy of kept rows, indexes, swap), copy, merge, commit,
+   * and isolate (finding the bad rows under `BadRows.QUARANTINE`, after the first attempt failed).
+   */
+  readonly phaseMs: { migrate: number; copy: number; merge: number; commit: number; isolate: number };
   /** Tables altered in place or rebuilt by this batch (a Delete replacement counts too). */
   readonly migratedTables: number;
   /** Each table migrated: which path (in place or rebuilt), the differences found, why, the lock wait. */
@@ -99,25 +134,35 @@ export async function ingestBatch(
       first.name,
     );
     const prepared = await clock.time('migrate', () => prepareTables(client, context));
-    const writers = await createWriters(client, prepared, context.options.upsert);
-    await clock.time('copy', () =>
-      new BatchRows(rows, writersByTable(writers), context.options.maxRowsPerTableBuffer).copyAll(
-        (writer, chunks, row, positions) =>
-          copyWithPosition(client, writer, chunks, row, positions, context.batchNumber),
-      ),
-    );
+    const quarantine = context.options.badRows === BadRows.QUARANTINE;
+    const writers = await createWriters(client, prepared, context.options.upsert, quarantine);
+    // Under QUARANTINE the batch is tried as always, but in a savepoint it can go back to.
+    if (quarantine) await client.query('SAVEPOINT pgbi_batch');
+    const badRow = await clock.time('copy', () => copyRows(client, context, writers, rows, quarantine));
     const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
     assertStorableJson(watermark, watermarkLabel, { batch: context.batchNumber });
-    await clock.time('merge', () => mergeAll(client, prepared, writers));
-    const swaps = await clock.time('migrate', () => finishNewTables(client, prepared, context.options));
+    assertFewBadRows(writers, context);
+    let swaps =
+      badRow === undefined ? await mergeAndFinish(client, prepared, writers, context, clock) : undefined;
+    let isolation: BadRowIsolation | undefined;
+    if (swaps === undefined) {
+      // A row's data failed the batch: back to before the rows, and find which ones.
+      await client.query('ROLLBACK TO SAVEPOINT pgbi_batch');
+      isolation = await clock.time('isolate', () => isolateBadRows(client, prepared, writers, context));
+      swaps = await clock.time('migrate', () => finishNewTables(client, prepared, context.options, true));
+    }
+    const rejected = [...writers.flatMap((w) => w.rejected), ...(isolation?.rejected ?? [])];
+    await insertRejectedRows(client, rejected, context.hooks?.rejectedRowOrigin ?? ingestOrigin(context));
     await writeTableComment(client, first.schema, first.name, withHighWatermark(comment, watermark));
     for (const table of context.tables) await context.options.onBeforeVisible(client, table, metadata);
-    await context.hooks?.beforeCommit?.(client);
+    await context.hooks?.beforeCommit?.(client, rejected);
     await clock.time('commit', () => client.query('COMMIT'));
     const rebuilt = prepared.flatMap((p) => p.migration ?? []);
     return {
       applied: true,
-      rows: new Map(writers.map((w) => [w.table, w.rowCount])),
+      rows: new Map(writers.map((w) => [w.table, w.rowCount - (isolation?.rejectedPerWriter.get(w) ?? 0)])),
+      rejectedRows: rejected.length,
+      rejected,
       phaseMs: clock.ms,
       migratedTables: prepared.filter((p) => p.replacesLive).length + inPlace.length,
       migrations: [...inPlace, ...rebuilt],
@@ -129,9 +174,28 @@ export async function ingestBatch(
   }
 }
 
+/** Upsert merges, then new tables' indexes and swaps; undefined when, under QUARANTINE, a row's data failed them. */
+async function mergeAndFinish(
+  client: pg.ClientBase,
+  prepared: readonly PreparedTable[],
+  writers: readonly TableWriter[],
+  context: BatchContext,
+  clock: PhaseClock,
+): Promise<{ cancelledBackends: number; terminatedBackends: number } | undefined> {
+  try {
+    await clock.time('merge', () => mergeAll(client, prepared, writers));
+    return await clock.time('migrate', () => finishNewTables(client, prepared, context.options));
+  } catch (error) {
+    if (context.options.badRows !== BadRows.QUARANTINE || badRowSqlState(error) === undefined) throw error;
+    return undefined;
+  }
+}
+
 const emptyReport = {
   applied: false,
   rows: new Map(),
+  rejectedRows: 0,
+  rejected: [],
   migratedTables: 0,
   migrations: [],
   cancelledBackends: 0,
@@ -176,23 +240,26 @@ async function prepareTables(client: pg.ClientBase, context: BatchContext): Prom
   return prepared;
 }
 
-async function createWriters(client: pg.ClientBase, prepared: readonly PreparedTable[], upsert: Upsert) {
+async function createWriters(
+  client: pg.ClientBase,
+  prepared: readonly PreparedTable[],
+  upsert: Upsert,
+  quarantine: boolean,
+) {
   const writers: TableWriter[] = [];
   for (const [i, p] of prepared.entries()) {
     if (upsert === Upsert.IF_PRIMARY_KEY && p.table.primaryKey.length > 0) {
       const staging = stagingTableName(i);
       const ordinal = ordinalColumnName(p.table);
       await createStagingTable(client, p.table, staging, ordinal);
-      writers.push(new TableWriter(p.table, `pg_temp.${quoteIdent(staging)}`, ordinal));
+      writers.push(new TableWriter(p.table, `pg_temp.${quoteIdent(staging)}`, ordinal, quarantine));
     } else {
-      writers.push(new TableWriter(p.table, qualifiedName(p.table.schema, p.relationName)));
+      writers.push(
+        new TableWriter(p.table, qualifiedName(p.table.schema, p.relationName), undefined, quarantine),
+      );
     }
   }
   return writers;
-}
-
-function writersByTable(writers: readonly TableWriter[]): Map<IngestTable, TableWriter> {
-  return new Map(writers.map((w) => [w.table, w]));
 }
 
 async function mergeAll(
@@ -214,18 +281,21 @@ async function mergeAll(
   }
 }
 
-/** Indexes on tables created in this batch (built after the load: faster), then replacements swapped in. */
+/**
+ * Indexes on tables created in this batch (built after the load: faster; before it when
+ * isolating bad rows, `indexesBuilt`, so a duplicate key fails on its row), then replacements swapped in.
+ */
 async function finishNewTables(
   client: pg.ClientBase,
   prepared: readonly PreparedTable[],
   options: ResolvedOptions,
+  indexesBuilt = false,
 ) {
   let cancelledBackends = 0;
   let terminatedBackends = 0;
   for (const p of prepared) {
     if (!p.buildIndexes) continue;
-    for (const sql of createIndexesSql(qualifiedName(p.table.schema, p.relationName), p.builtFrom))
-      await client.query(sql);
+    if (!indexesBuilt) await buildIndexes(client, p);
     if (!p.replacesLive) continue;
     const swap = await replaceTable(
       client,
@@ -238,50 +308,6 @@ async function finishNewTables(
     await renameReplacementIndexes(client, p.table.schema, p.table.name, p.relationName);
   }
   return { cancelledBackends, terminatedBackends };
-}
-
-/** Runs one COPY and, if PostgreSQL refuses a value, names the table, row and column. */
-async function copyWithPosition(
-  client: pg.ClientBase,
-  writer: TableWriter,
-  chunks: AsyncIterable<string>,
-  firstTableRow: number,
-  positions: CopyLinePositions,
-  batchNumber: number,
-): Promise<void> {
-  try {
-    await copyInto(client, writer.copySql, chunks);
-  } catch (error) {
-    const db = asDatabaseError(error);
-    if (!db) throw error;
-    const columns = [
-      ...(writer.ordinalColumn ? [writer.ordinalColumn] : []),
-      ...writer.table.columns.map((c) => c.name),
-    ];
-    const { line, column: columnInWhere } = copyErrorPosition(db.where, columns);
-    if (line === undefined) throw error;
-    // A NOT NULL violation names its column in the error's own field, not in the context line.
-    const column =
-      columnInWhere ?? (db.column !== undefined && columns.includes(db.column) ? db.column : undefined);
-    const table = qualifiedName(writer.table.schema, writer.table.name);
-    const tableRow = firstTableRow + line - 1;
-    const batchRow = positions.batchRowOf(line);
-    const where =
-      batchRow === undefined
-        ? `row ${tableRow} of ${table}`
-        : `row ${batchRow} of the batch (row ${tableRow} of ${table})`;
-    throw new RowError(
-      `Batch ${batchNumber}: ${where}${column ? `, column "${column}"` : ''}: ${db.message} (SQLSTATE ${db.code})`,
-      {
-        table,
-        batch: batchNumber,
-        row: batchRow ?? tableRow,
-        ...(column ? { column } : {}),
-        sqlState: db.code,
-      },
-      { cause: error },
-    );
-  }
 }
 
 function asBatchError(error: unknown, batchNumber: number): unknown {
@@ -315,7 +341,7 @@ async function rollbackQuietly(client: pg.ClientBase, original: unknown): Promis
 }
 
 class PhaseClock {
-  readonly ms = { migrate: 0, copy: 0, merge: 0, commit: 0 };
+  readonly ms = { migrate: 0, copy: 0, merge: 0, commit: 0, isolate: 0 };
 
   async time<T>(phase: keyof PhaseClock['ms'], fn: () => Promise<T>): Promise<T> {
     const start = performance.now();

@@ -14,6 +14,7 @@ import {
 } from './ingest-batch.ts';
 import { relationOid } from './live-table.ts';
 import {
+  BadRows,
   type Batch,
   type Batches,
   Delete,
@@ -115,7 +116,13 @@ function resolveOptions(options: IngestOptions): ResolvedOptions {
     maxRowsPerTableBuffer: options.maxRowsPerTableBuffer ?? 10_000,
     blockingBackends: options.blockingBackends ?? {},
     schemaChanges: options.schemaChanges ?? SchemaChanges.APPLY,
+    badRows: options.badRows ?? BadRows.FAIL,
+    maxBadRows: options.maxBadRows ?? 1000,
   };
+  expectOneOf('badRows', resolved.badRows, Object.values(BadRows));
+  if (!Number.isInteger(resolved.maxBadRows) || resolved.maxBadRows < 0) {
+    throw invalidOption(`Expected \`maxBadRows\` to be an integer >= 0, got \`${resolved.maxBadRows}\``);
+  }
   expectOneOf('visibility', resolved.visibility, Object.values(Visibility));
   expectOneOf('upsert', resolved.upsert, Object.values(Upsert));
   expectOneOf('delete', resolved.delete, Object.values(Delete));

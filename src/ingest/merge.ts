@@ -74,8 +74,11 @@ export async function mergeStagedRows(
   staging: string,
   ordinal: string,
   targetName: string,
+  /** Only the staged rows whose ordinals are in this range (isolating bad rows: bad-rows.ts). */
+  ordinals?: readonly [number, number],
 ): Promise<MergeResult> {
   const names = columnList(table.columns.map((c) => c.name));
+  const only = ordinals ? `WHERE ${quoteIdent(ordinal)} BETWEEN ${ordinals[0]} AND ${ordinals[1]}` : '';
   const key = columnList(table.primaryKey);
   const updates = table.columns
     .map((c) => c.name)
@@ -87,7 +90,7 @@ export async function mergeStagedRows(
   try {
     // One simple-protocol query of three statements: the savepoint costs no extra round trip.
     const results = (await client.query(
-      `SAVEPOINT ${SAVEPOINT}; INSERT INTO ${target} (${names}) SELECT ${names} FROM ${source} ${onConflict}; RELEASE SAVEPOINT ${SAVEPOINT}`,
+      `SAVEPOINT ${SAVEPOINT}; INSERT INTO ${target} (${names}) SELECT ${names} FROM ${source} ${only} ${onConflict}; RELEASE SAVEPOINT ${SAVEPOINT}`,
     )) as unknown as pg.QueryResult[];
     return { rows: results[1]?.rowCount ?? 0, deduplicated: false };
   } catch (error) {
@@ -96,7 +99,7 @@ export async function mergeStagedRows(
   const results = (await client.query(
     `ROLLBACK TO SAVEPOINT ${SAVEPOINT}; RELEASE SAVEPOINT ${SAVEPOINT};
      INSERT INTO ${target} (${names})
-     SELECT DISTINCT ON (${key}) ${names} FROM ${source}
+     SELECT DISTINCT ON (${key}) ${names} FROM ${source} ${only}
       ORDER BY ${key}, ${quoteIdent(ordinal)} DESC
      ${onConflict}`,
   )) as unknown as pg.QueryResult[];

@@ -67,6 +67,19 @@ export const SchemaChanges = {
 } as const;
 export type SchemaChanges = (typeof SchemaChanges)[keyof typeof SchemaChanges];
 
+/** What a batch does with rows PostgreSQL refuses (docs/under-the-hood.md, "Bad rows"). */
+export const BadRows = {
+  /** Any refused row fails the whole batch: nothing of it is written. */
+  FAIL: '__FAIL__',
+  /**
+   * A row refused for its data (SQLSTATE class 22) or a constraint (class 23), or whose value
+   * cannot be encoded for its column, is written to `bulk_ingest.rejected_rows` in the batch's
+   * transaction instead, and the other rows commit. More than `maxBadRows` of them fail the batch.
+   */
+  QUARANTINE: '__QUARANTINE__',
+} as const;
+export type BadRows = (typeof BadRows)[keyof typeof BadRows];
+
 /** A row: the table it belongs to and its values in column order. */
 export type Row = readonly [table: IngestTable, values: readonly unknown[]];
 export type Rows = Iterable<Row> | AsyncIterable<Row>;
@@ -107,6 +120,10 @@ export interface IngestOptions {
   readonly maxRowsPerTableBuffer?: number;
   /** What a batch may do to a live table that differs from its definition. @default SchemaChanges.APPLY */
   readonly schemaChanges?: SchemaChanges;
+  /** What to do with rows PostgreSQL refuses: fail the batch, or quarantine them. @default BadRows.FAIL */
+  readonly badRows?: BadRows;
+  /** With `BadRows.QUARANTINE`: more refused rows than this in one batch fail the batch. @default 1000 */
+  readonly maxBadRows?: number;
   /** Cancel, then terminate, backends that block a table swap (or an in-place ALTER, after retrying that long); `false` waits for them forever. @default {} (the delays above) */
   readonly blockingBackends?: BlockingBackendsOptions | false;
 }

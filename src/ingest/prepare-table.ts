@@ -18,7 +18,7 @@ import { relationOid } from './live-table.ts';
 import { describeDifferences, planMigration, type TableMigration } from './migrate/migration-plan.ts';
 import { type Delete, Delete as DeleteMode, SchemaChanges } from './options.ts';
 import { columnList, qualifiedName, quoteIdent, temporaryRelationName } from './sql.ts';
-import { createTableSql } from './table-ddl.ts';
+import { createIndexesSql, createTableSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
 
 export interface PreparedTable {
@@ -128,4 +128,10 @@ async function copyKeptColumns(client: pg.ClientBase, table: IngestTable, oid: n
   await client.query(
     `INSERT INTO ${qualifiedName(table.schema, replacement)} (${columnList(kept.map((c) => c.name))}) SELECT ${select} FROM ${live}`,
   );
+}
+
+/** Builds a prepared table's indexes (a table created in this batch gets them after its load). */
+export async function buildIndexes(client: pg.ClientBase, p: PreparedTable): Promise<void> {
+  for (const sql of createIndexesSql(qualifiedName(p.table.schema, p.relationName), p.builtFrom))
+    await client.query(sql);
 }

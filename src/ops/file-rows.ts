@@ -10,10 +10,11 @@
  * - NDJSON: one JSON object per line, keys are column names; a missing key is NULL. Numbers keep
  *   the digits they are written with (see wire-numbers.ts), as the same value in CSV would.
  */
+
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { PgBulkIngestError, RowError } from '../errors.ts';
-import { parseJsonKeepingNumbers } from '../ingest/exact-json.ts';
+import { JsonNumber, parseJsonKeepingNumbers } from '../ingest/exact-json.ts';
 import type { ColumnDefinition, IngestTable } from '../ingest/table-definition.ts';
 import { tableKey, wireValueProblem } from '../queue/batch-contract.ts';
 import { exactWireValue, WireNumberError } from '../queue/wire-numbers.ts';
@@ -37,6 +38,8 @@ export interface FileRowsOptions {
   readonly delimiter?: string;
   /** Skip CSV header columns and NDJSON keys that are not columns of the table, instead of failing. @default false */
   readonly ignoreExtraColumns?: boolean;
+  /** BadRows.QUARANTINE: a value that does not fit its column is kept, for the worker to quarantine its row. @default false */
+  readonly keepBadValues?: boolean;
 }
 
 /** `--format` if given, else from the file name: .csv/.tsv, .ndjson/.jsonl. */
@@ -217,8 +220,9 @@ function checked(parsed: unknown, column: ColumnDefinition, options: FileRowsOpt
   } catch (error) {
     if (!(error instanceof WireNumberError)) throw error;
     problem = error.message;
+    value = parsed instanceof JsonNumber ? parsed.toValue() : parsed; // kept as it came, if asked
   }
-  if (problem === undefined) return value;
+  if (problem === undefined || options.keepBadValues) return value;
   throw new RowError(`${options.source} line ${line}, column "${column.name}" (${column.type}): ${problem}`, {
     row: line,
     column: column.name,

@@ -19,13 +19,14 @@ export const BATCH_OUTCOMES = ['committed', 'duplicate', 'retried', 'parked'] as
 export type BatchOutcome = (typeof BATCH_OUTCOMES)[number];
 
 /** Where a batch's time goes: waiting for the advisory locks, then the core's phases. */
-export const BATCH_PHASES = ['lock_wait', 'migrate', 'copy', 'merge', 'commit'] as const;
+export const BATCH_PHASES = ['lock_wait', 'migrate', 'copy', 'merge', 'commit', 'isolate'] as const;
 export type BatchPhase = (typeof BATCH_PHASES)[number];
 
 /** The names of the metrics defined here (the default process metrics come on top). */
 export const METRIC_NAMES = [
   'pgbi_batches_total',
   'pgbi_committed_rows_total',
+  'pgbi_rejected_rows_total',
   'pgbi_committed_bytes_total',
   'pgbi_batch_phase_duration_seconds',
   'pgbi_batches_per_transaction',
@@ -86,6 +87,13 @@ export class PgbiMetrics {
     registers: [this.registry],
   });
 
+  readonly rejectedRows = new Counter({
+    name: 'pgbi_rejected_rows_total',
+    help: 'Rows quarantined in bulk_ingest.rejected_rows (BadRows.QUARANTINE) by this worker, by table (schema.table)',
+    labelNames: ['table'] as const,
+    registers: [this.registry],
+  });
+
   readonly bytes = new Counter({
     name: 'pgbi_committed_bytes_total',
     help: 'Wire (JSON) bytes of the batches committed by this worker, by stream',
@@ -95,7 +103,7 @@ export class PgbiMetrics {
 
   readonly phaseSeconds = new Histogram({
     name: 'pgbi_batch_phase_duration_seconds',
-    help: 'Time a committed batch spent in each phase: lock_wait, migrate, copy, merge, commit',
+    help: 'Time a committed batch spent in each phase: lock_wait, migrate, copy, merge, commit, isolate (finding bad rows under BadRows.QUARANTINE)',
     labelNames: ['phase'] as const,
     buckets: PHASE_BUCKETS,
     registers: [this.registry],

@@ -62,7 +62,14 @@ function recordCommitted(metrics: PgbiMetrics, batch: CommittedBatch): void {
   const { stream, headers, report } = batch;
   metrics.batches.inc({ stream, outcome: 'committed' }, headers.length);
   metrics.batchesPerTransaction.observe(headers.length);
-  for (const [table, rows] of report.rows) metrics.rows.inc({ table: tableKey(table) }, rows);
+  for (const [table, rows] of report.rows) {
+    metrics.rows.inc({ table: tableKey(table) }, rows);
+    // inc by 0 too: a table's series exists from its first commit on (rate() needs a start).
+    const rejected = report.rejected.filter(
+      (r) => r.tableSchema === table.schema && r.tableName === table.name,
+    );
+    metrics.rejectedRows.inc({ table: tableKey(table) }, rejected.length);
+  }
   metrics.bytes.inc(
     { stream },
     headers.reduce((sum, h) => sum + h.bytes, 0),

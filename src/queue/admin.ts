@@ -7,8 +7,10 @@ import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
-import type { Json } from '../ingest/options.ts';
+import type { Json, Upsert } from '../ingest/options.ts';
+import type { BatchJobInput } from './batch-contract.ts';
 import { DEFAULT_HISTORY_LIMIT, type LedgerEntry, ledgerBatchOf } from './ledger.ts';
+import { Producer } from './producer.ts';
 import {
   bullQueues,
   DEFAULT_DATABASE_URL,
@@ -18,6 +20,7 @@ import {
   kickStream,
   type QueueNames,
 } from './queue-config.ts';
+import { listRejectedRows, type RejectedRowRecord, replayBatch } from './replay.ts';
 import { type RewindOptions, type RewindResult, rewindStream } from './rewind.ts';
 import { describeGap, nextBatch } from './stream-position.ts';
 import {
@@ -77,6 +80,14 @@ export interface HistoryOptions {
   readonly limit?: number;
 }
 
+/** Options of `admin.replay()`. */
+export interface ReplayOptions {
+  /** The rejected rows to replay (ids in bulk_ingest.rejected_rows). @default every row of the stream not replayed yet */
+  readonly ids?: readonly number[];
+  /** Whether the replayed rows replace rows with the same key (a duplicate is otherwise quarantined again). @default Upsert.OFF */
+  readonly upsert?: Upsert;
+}
+
 /**
  * Status, skip and retry in code (the `status`, `skip` and `retry` commands use it): reads each
  * stream's state from PostgreSQL and Redis, and moves a blocked stream on. `close()` when done.
@@ -86,8 +97,10 @@ export class StreamAdmin {
   readonly #redis: Redis;
   readonly #store: StreamStore;
   readonly #queue: Queue<KickData>;
+  readonly #options: AdminOptions;
 
   constructor(options: AdminOptions = {}) {
+    this.#options = options;
     this.#pool = new pg.Pool({ connectionString: options.databaseUrl ?? DEFAULT_DATABASE_URL, max: 2 });
     this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL);
     this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
@@ -196,6 +209,66 @@ export class StreamAdmin {
     }
     await forgetCommittedState(this.#pool, stream);
     await this.#store.forget(stream);
+  }
+
+  /** Rows quarantined under BadRows.QUARANTINE (bulk_ingest.rejected_rows), oldest first: of one stream, or all. Read-only. */
+  async rejected(stream?: string): Promise<RejectedRowRecord[]> {
+    const client = await this.#pool.connect();
+    try {
+      return await listRejectedRows(client, stream);
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * Enqueues a stream's rejected rows (those named by `ids`, else every one not replayed yet), as
+   * they are in the table now, as one new batch at the end of the stream. Their `replayed_at` is
+   * set when that batch commits; a row refused again is quarantined again with a new id.
+   * Returns the batch's seq and the ids it carries (none: nothing enqueued).
+   */
+  async replay(stream: string, options: ReplayOptions = {}): Promise<{ seq: number | null; ids: number[] }> {
+    const client = await this.#pool.connect();
+    let job: BatchJobInput;
+    let ids: number[];
+    try {
+      const rows = (await listRejectedRows(client, stream, options.ids)).filter(
+        (r) => options.ids !== undefined || r.replayedAt === null,
+      );
+      if (options.ids) {
+        const missing = options.ids.filter((id) => !rows.some((r) => r.id === id));
+        if (missing.length > 0)
+          throw new PgBulkIngestError(
+            'INVALID_OPTIONS',
+            `Stream ${stream} has no rejected rows with ids ${missing.join(', ')}`,
+            { stream },
+          );
+        const done = rows.filter((r) => r.replayedAt !== null);
+        if (done.length > 0)
+          throw new PgBulkIngestError(
+            'INVALID_OPTIONS',
+            `Rejected rows ${done.map((r) => `${r.id} (at ${r.replayedAt?.toISOString()})`).join(', ')} of stream ${stream} were replayed already: replaying them again would write them twice`,
+            { stream },
+          );
+      }
+      ids = rows.map((r) => r.id);
+      if (rows.length === 0) return { seq: null, ids };
+      const state = await committedState(client, stream);
+      job = await replayBatch(client, stream, rows, state.highWatermark, options.upsert);
+    } finally {
+      client.release();
+    }
+    const producer = new Producer({
+      redis: this.#options.redis ?? DEFAULT_REDIS_URL,
+      ...(this.#options.prefix ? { prefix: this.#options.prefix } : {}),
+      ...(this.#options.queueName ? { queueName: this.#options.queueName } : {}),
+    });
+    try {
+      const result = await producer.enqueueJob(job, `Replay of stream ${stream}`);
+      return { seq: result.seq, ids };
+    } finally {
+      await producer.close();
+    }
   }
 
   async close(): Promise<void> {

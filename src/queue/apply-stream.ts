@@ -6,11 +6,13 @@ import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
-import { type BlockingBackendsOptions, Delete, HighWatermark } from '../ingest/options.ts';
+import { BadRows, type BlockingBackendsOptions, Delete, HighWatermark } from '../ingest/options.ts';
+import type { RejectedRow, RejectedRowOrigin } from '../ingest/rejected-rows.ts';
 import { RowBlocks } from '../ingest/row-blocks.ts';
 import { parseBatchJob } from './batch-contract.ts';
 import { isPoison } from './failures.ts';
 import { ledgerBatchOf } from './ledger.ts';
+import { markReplayed } from './replay.ts';
 import { describeGap, type Epoch, type NextBatch, nextBatch } from './stream-position.ts';
 import {
   type CommittedState,
@@ -233,7 +235,12 @@ export class StreamApplier {
       const gap = next.gap ? describeGap(stream, next.gap) : null;
       // One reader per batch: each counts its own batch's rows per table for its ledger row.
       const readers = headers.map(
-        (_, i) => new WirePartReader(tables, `Stream ${stream}, batch ${next.seq + i}`),
+        (h, i) =>
+          new WirePartReader(
+            tables,
+            `Stream ${stream}, batch ${next.seq + i}`,
+            h.options.badRows === BadRows.QUARANTINE, // keeps each row's wire text to quarantine it
+          ),
       );
       const rows = new RowBlocks(this.#groupRows(stream, next.seq, headers, readers));
       await runIngest(
@@ -247,7 +254,10 @@ export class StreamApplier {
             // Under the lock: unchanged, or another worker applied these batches meanwhile.
             return sameState(await committedState(c, stream), before);
           },
-          beforeCommit: async (c) => {
+          rejectedRowOrigin: rejectedRowOrigin(stream, next.seq, headers),
+          refusedRows: refusedRows(headers),
+          beforeCommit: async (c, rejected) => {
+            await markReplayed(c, headers);
             await recordCommit(c, {
               stream,
               seq,
@@ -257,8 +267,14 @@ export class StreamApplier {
               prefix: this.#store.prefix,
               gap,
             });
+            const rejectedPerSeq = rejectedRowsPerSeq(stream, next.seq, headers, rejected);
             const batches = headers.map((h, i) =>
-              ledgerBatchOf(next.seq + i, h, (readers[i] as WirePartReader).rowsPerTable()),
+              ledgerBatchOf(
+                next.seq + i,
+                h,
+                (readers[i] as WirePartReader).rowsPerTable(),
+                rejectedPerSeq.get(next.seq + i) ?? 0,
+              ),
             );
             await recordBatches(c, stream, epoch, 'committed', batches);
             this.#hooks.fault?.('before-commit', stream, seq);
@@ -350,6 +366,61 @@ export class StreamApplier {
 }
 
 function ignoreClientErrorEvent(): void {}
+
+/**
+ * A quarantined row's stream, batch and number within that batch: a coalesced group numbers its
+ * rows across its batches, each batch's rows in turn.
+ */
+function rejectedRowOrigin(
+  stream: string,
+  firstSeq: number,
+  headers: readonly BatchHeader[],
+): (row: RejectedRow) => RejectedRowOrigin {
+  return (row) => {
+    let rowNumber = row.batchRow;
+    let i = 0;
+    while (i < headers.length - 1 && rowNumber > (headers[i] as BatchHeader).rows) {
+      rowNumber -= (headers[i] as BatchHeader).rows;
+      i += 1;
+    }
+    return { stream, seq: firstSeq + i, rowNumber };
+  };
+}
+
+/**
+ * How many rows each batch of a group quarantined, by seq (0 for none): for a ledger row per
+ * batch, in the group's transaction (`beforeCommit` gets the rejected rows) or after it
+ * (`CommittedBatch.report.rejected`).
+ */
+export function rejectedRowsPerSeq(
+  stream: string,
+  firstSeq: number,
+  headers: readonly BatchHeader[],
+  rejected: readonly RejectedRow[],
+): Map<number, number> {
+  const counts = new Map(headers.map((_, i) => [firstSeq + i, 0]));
+  const origin = rejectedRowOrigin(stream, firstSeq, headers);
+  for (const row of rejected) {
+    const seq = origin(row).seq as number;
+    counts.set(seq, (counts.get(seq) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/**
+ * The rows the Producer's validation refused and let through (BadRows.QUARANTINE), numbered in
+ * the group, with the validation's reason: quarantined unsent, so a row ends with the same
+ * reason whichever way it came. Undefined when there is none (no lookup per row).
+ */
+function refusedRows(headers: readonly BatchHeader[]): ReadonlyMap<number, string> | undefined {
+  const refused = new Map<number, string>();
+  let before = 0;
+  for (const header of headers) {
+    for (const [row, reason] of header.refusedRows ?? []) refused.set(before + row, reason);
+    before += header.rows;
+  }
+  return refused.size > 0 ? refused : undefined;
+}
 
 /**
  * The longest prefix of `headers` that can share one transaction: no gap (a header not read),

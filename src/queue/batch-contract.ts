@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { type ErrorContext, PgBulkIngestError } from '../errors.ts';
 import { isoString } from '../ingest/copy-encoding.ts';
 import { JsonNumber, toPlainJson } from '../ingest/exact-json.ts';
-import { Delete, type Json, SchemaChanges, Upsert, Visibility } from '../ingest/options.ts';
+import { BadRows, Delete, type Json, SchemaChanges, Upsert, Visibility } from '../ingest/options.ts';
 import type { ParsedType } from '../ingest/pg-type.ts';
 import { assertStorableJson } from '../ingest/storable-json.ts';
 import {
@@ -55,6 +55,10 @@ export const batchOptionsSchema = z.strictObject({
   schemaChanges: z
     .enum([SchemaChanges.APPLY, SchemaChanges.ADDITIVE, SchemaChanges.FREEZE])
     .default(SchemaChanges.APPLY),
+  /** @default '__FAIL__' */
+  badRows: z.enum([BadRows.FAIL, BadRows.QUARANTINE]).default(BadRows.FAIL),
+  /** @default 1000 */
+  maxBadRows: z.int().min(0).default(1000),
 });
 
 /** A row on the wire: `["schema.table", [value, ...]]`, values in column order, encoded per type. */
@@ -91,6 +95,8 @@ export const batchJobSchema = z.strictObject({
     delete: Delete.OFF,
     visibility: Visibility.AFTER_EACH_BATCH,
     schemaChanges: SchemaChanges.APPLY,
+    badRows: BadRows.FAIL,
+    maxBadRows: 1000,
   }),
 });
 
@@ -155,7 +161,7 @@ export function parseBatchJob(input: unknown, label = 'Batch'): { job: BatchJob;
     throw new InvalidBatchError(`${label}: ${(error as Error).message}`, { path: 'tables' });
   }
   const rows = exactWireRows(tables, job.rows, label);
-  validateWireRows(tables, rows, label);
+  validateWireRows(tables, rows, label, 1, job.options.badRows === BadRows.QUARANTINE);
   return { job: { ...job, rows: rows as BatchJob['rows'] }, tables };
 }
 
@@ -215,12 +221,18 @@ function hasJsonNumber(value: unknown): boolean {
   return value instanceof JsonNumber || (Array.isArray(value) && value.some(hasJsonNumber));
 }
 
-/** Checks each wire row names a table of the batch and each value fits its column's JSON encoding. */
+/**
+ * Checks each wire row names a table of the batch and each value fits its column's JSON encoding.
+ * `keepBadValues` (BadRows.QUARANTINE): a value that does not fit is let through (the Producer
+ * then lists its row in the header, and the worker quarantines it with the same reason); the
+ * row's structure is still checked.
+ */
 export function validateWireRows(
   tables: readonly IngestTable[],
   rows: readonly WireRow[],
   label: string,
   firstRow = 1,
+  keepBadValues = false,
 ) {
   const byKey = new Map(tables.map((t) => [tableKey(t), t]));
   rows.forEach(([key, values], i) => {
@@ -238,6 +250,7 @@ export function validateWireRows(
         { row, table: key },
       );
     }
+    if (keepBadValues) return;
     table.columns.forEach((column, c) => {
       const problem = wireValueProblem(column.parsedType, values[c], column.nullable);
       if (problem) {
@@ -313,20 +326,8 @@ function elementProblem(
   return (typeof value === 'string' ? stringProblem(value) : undefined) ?? rule?.(value);
 }
 
-/**
- * A JavaScript value as it travels: Buffers as base64, Dates as ISO 8601 (as ingest() writes
- * them), bigints as strings. Not for json/jsonb values, which travel as they are.
- */
-export function toWireValue(value: unknown): unknown {
-  if (value === undefined || value === null) return null;
-  if (value instanceof Uint8Array)
-    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
-  if (value instanceof Date) return isoString(value);
-  if (typeof value === 'bigint') return value.toString();
-  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
-  if (Array.isArray(value)) return value.map(toWireValue);
-  return value;
-}
+/** Moved to the core (ingest() stores quarantined rows in the wire format); kept here for the queue. */
+export { toWireValue } from '../ingest/wire-value.ts';
 
 /** The inverse, for the worker: only bytea needs decoding; everything else COPY takes as it is. */
 export function fromWireValue(base: string, value: unknown): unknown {

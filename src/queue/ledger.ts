@@ -50,6 +50,8 @@ export interface LedgerBatch {
   readonly highWatermark: Json | null;
   readonly metadata: Json | null;
   readonly rows: Readonly<Record<string, number>>;
+  /** Rows of the batch quarantined in its transaction (BadRows.QUARANTINE). */
+  readonly rejectedRows: number;
   readonly bytes: number | null;
   readonly enqueuedAt: Date | null;
 }
@@ -59,6 +61,7 @@ export function ledgerBatchOf(
   seq: number,
   header: BatchHeader | null,
   rows: Readonly<Record<string, number>>,
+  rejectedRows = 0,
 ): LedgerBatch {
   const first = header?.tables[0];
   return {
@@ -68,6 +71,7 @@ export function ledgerBatchOf(
     highWatermark: header?.highWatermark ?? null,
     metadata: header?.metadata ?? null,
     rows,
+    rejectedRows,
     bytes: header?.bytes ?? null,
     enqueuedAt: header ? new Date(header.enqueuedAt) : null,
   };

@@ -9,6 +9,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import { PgBulkIngestError } from '../errors.ts';
 import { stringifyJson } from '../ingest/exact-json.ts';
 import {
+  BadRows,
   type Batches,
   Delete,
   HighWatermark,
@@ -120,6 +121,7 @@ export class Producer {
   readonly #queue: Queue<KickData>;
   readonly #options: Required<Omit<ProducerOptions, 'redis' | 'queueName' | 'prefix'>>;
   readonly #writers = new WeakMap<IngestTable, WireRowWriter>();
+  readonly #keepingWriters = new WeakMap<IngestTable, WireRowWriter>();
 
   constructor(options: ProducerOptions = {}) {
     this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL, options.redisTimeoutMs ?? 0, true);
@@ -171,6 +173,7 @@ export class Producer {
       assertStorableJson(input.highWatermark, watermarkLabel, { stream });
     const uploadId = randomUUID();
     const content = createHash('sha256');
+    const refusedRows: [number, string][] = [];
     const { parts, rows, bytes, inlinePart } = await this.#uploadRows(
       stream,
       uploadId,
@@ -178,6 +181,11 @@ export class Producer {
       input.rows,
       label,
       content,
+      options.badRows === BadRows.QUARANTINE
+        ? (row, reason) => {
+            if (refusedRows.length <= options.maxBadRows) refusedRows.push([row, reason]);
+          }
+        : undefined,
     );
     const header: BatchHeader = {
       version: BATCH_FORMAT_VERSION,
@@ -193,6 +201,7 @@ export class Producer {
       rows,
       bytes,
       enqueuedAt: Date.now(),
+      ...(refusedRows.length > 0 ? { refusedRows } : {}),
     } as BatchHeader; // a Date watermark travels as its ISO string (stringifyJson, as toJSON does)
     try {
       assertStorableJson(header.highWatermark, watermarkLabel, { stream });
@@ -350,12 +359,16 @@ export class Producer {
     );
   }
 
-  /** A table's row writer, made once per table object (its converters are chosen per column). */
-  #writerFor(table: IngestTable): WireRowWriter {
-    let writer = this.#writers.get(table);
+  /**
+   * A table's row writer, made once per table object (its converters are chosen per column);
+   * `keepBadValues` (BadRows.QUARANTINE) gets a writer of its own.
+   */
+  #writerFor(table: IngestTable, keepBadValues: boolean): WireRowWriter {
+    const cache = keepBadValues ? this.#keepingWriters : this.#writers;
+    let writer = cache.get(table);
     if (writer === undefined) {
-      writer = new WireRowWriter(table);
-      this.#writers.set(table, writer);
+      writer = new WireRowWriter(table, keepBadValues);
+      cache.set(table, writer);
     }
     return writer;
   }
@@ -373,14 +386,17 @@ export class Producer {
     rows: Rows,
     label: string,
     content: Hash,
+    /** BadRows.QUARANTINE: a row with a value validation refuses is kept, and reported here. */
+    onRefused?: (row: number, reason: string) => void,
   ) {
     const ttl = Math.max(3600, Math.ceil((this.#options.backpressureTimeoutMs * 2) / 1000));
-    const writers = new Map(tables.map((t) => [t, this.#writerFor(t)]));
+    const writers = new Map(tables.map((t) => [t, this.#writerFor(t, onRefused !== undefined)]));
     const part = new PartBuffer();
     let ready: Buffer[] = []; // finished parts not uploaded yet
     let parts = 0; // parts uploaded, or being uploaded
     let bytes = 0;
     let rowNumber = 0;
+    let written = 0; // rows in the parts: the worker's numbering (rows of other tables are skipped)
     const upload = async () => {
       if (parts === 0) await this.#waitForRoom(stream, 0);
       const first = parts;
@@ -400,6 +416,8 @@ export class Producer {
         const writer = writers.get(row[0]);
         if (writer === undefined) continue; // as in ingest(): rows of other tables are skipped
         const text = writer.write(row[1], label, rowNumber);
+        written += 1;
+        if (writer.problem !== undefined) onRefused?.(written, writer.problem);
         // A row that would take the part well past partBytes starts the next part.
         if (part.rows > 0 && !part.fits(text, this.#options.partBytes + 64 * 1024)) await finishPart();
         bytes += part.add(text);

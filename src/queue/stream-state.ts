@@ -297,12 +297,13 @@ export async function recordSkip(
  */
 const RECORD_BATCHES = `
   INSERT INTO ${STATE_SCHEMA}.batches AS b
-    (stream, seq, epoch, batch_id, table_schema, table_name, high_watermark, metadata, rows, bytes,
-     enqueued_at, committed_at, outcome)
+    (stream, seq, epoch, batch_id, table_schema, table_name, high_watermark, metadata, rows,
+     rejected_rows, bytes, enqueued_at, committed_at, outcome)
   SELECT $1, x.seq, $2, x.batch_id, x.table_schema, x.table_name, x.high_watermark, x.metadata,
-         coalesce(x.rows, '{}'), x.bytes, x.enqueued_at, clock_timestamp(), $3
+         coalesce(x.rows, '{}'), coalesce(x.rejected_rows, 0), x.bytes, x.enqueued_at, clock_timestamp(), $3
   FROM jsonb_to_recordset($4::jsonb) AS x(seq bigint, batch_id text, table_schema text, table_name text,
-       high_watermark jsonb, metadata jsonb, rows jsonb, bytes bigint, enqueued_at timestamptz)
+       high_watermark jsonb, metadata jsonb, rows jsonb, rejected_rows integer, bytes bigint,
+       enqueued_at timestamptz)
   ON CONFLICT (stream, seq) DO UPDATE
     SET epoch = EXCLUDED.epoch, batch_id = EXCLUDED.batch_id, table_schema = EXCLUDED.table_schema,
         table_name = EXCLUDED.table_name, high_watermark = EXCLUDED.high_watermark,
@@ -325,6 +326,7 @@ export async function recordBatches(
     high_watermark: b.highWatermark,
     metadata: b.metadata,
     rows: b.rows,
+    rejected_rows: b.rejectedRows,
     bytes: b.bytes,
     enqueued_at: b.enqueuedAt?.toISOString() ?? null,
   }));

@@ -28,6 +28,12 @@ export interface BatchHeader {
   readonly bytes: number;
   /** Milliseconds since the epoch when the producer enqueued it. */
   readonly enqueuedAt: number;
+  /**
+   * BadRows.QUARANTINE: rows the Producer's validation would have refused for a value, let
+   * through to be quarantined by the worker: `[row (1-based among the batch's rows), reason]`,
+   * at most maxBadRows + 1 of them (one more fails the batch anyway).
+   */
+  readonly refusedRows?: readonly (readonly [number, string])[];
 }
 
 export interface StreamInfo {

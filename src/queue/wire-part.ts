@@ -47,8 +47,12 @@ export class WirePartReader {
   /** Names the batch in errors, e.g. `Stream s, batch 3`. */
   readonly #label: string;
 
-  constructor(tables: readonly IngestTable[], label: string) {
+  /** BadRows.QUARANTINE: each transcoded row carries its wire JSON, to be stored if PostgreSQL refuses it. */
+  readonly #keepWire: boolean;
+
+  constructor(tables: readonly IngestTable[], label: string, keepWire = false) {
     this.#label = label;
+    this.#keepWire = keepWire;
     this.#plans = new Map(
       tables.map((table) => {
         const types = table.columns.map((c) => c.parsedType);
@@ -163,7 +167,12 @@ export class WirePartReader {
       i = end;
     }
     if (s.charCodeAt(i) !== CLOSE_ARRAY || s.charCodeAt(i + 1) !== CLOSE_ARRAY) return -1;
-    this.#transcoded = copyTextRow(plan.table, `${line}\n`);
+    // Under BadRows.QUARANTINE the row's wire text goes along (a slice: no copy), to be stored if refused.
+    this.#transcoded = copyTextRow(
+      plan.table,
+      `${line}\n`,
+      this.#keepWire ? s.slice(start, i + 2) : undefined,
+    );
     plan.rows += 1;
     return i + 2;
   }

@@ -33,11 +33,20 @@ export class WireRowWriter {
   readonly table: IngestTable;
   readonly key: string;
   readonly #converters: readonly WireConverter[];
+  /** BadRows.QUARANTINE: a value validation refuses travels as toWireValue writes it, for the worker to quarantine. */
+  readonly #keepBadValues: boolean;
+  /**
+   * With `keepBadValues`: why the row last written would have been refused (its first bad
+   * value: `column "c" (type): reason`), or undefined. The Producer lists these rows in the
+   * batch's header, and the worker quarantines them with this reason, unsent to PostgreSQL.
+   */
+  problem: string | undefined;
 
-  constructor(table: IngestTable) {
+  constructor(table: IngestTable, keepBadValues = false) {
     this.table = table;
     this.key = tableKey(table);
     this.#converters = table.columns.map(converterFor);
+    this.#keepBadValues = keepBadValues;
   }
 
   /** The row as wire JSON; throws InvalidBatchError naming the batch (`label`), the row and the column. */
@@ -50,11 +59,18 @@ export class WireRowWriter {
       );
     }
     const wire: unknown[] = new Array(converters.length);
+    this.problem = undefined;
     for (let i = 0; i < converters.length; i++) {
       try {
         wire[i] = (converters[i] as WireConverter)(values[i]);
       } catch (error) {
         if (!(error instanceof WireValueError)) throw error;
+        if (this.#keepBadValues) {
+          // BadRows.QUARANTINE: the row travels as it came, marked; the worker quarantines it.
+          wire[i] = toWireValue(values[i]);
+          this.problem ??= this.#where(i, error.message);
+          continue;
+        }
         throw this.#valueError(i, error.message, label, row);
       }
     }
@@ -90,8 +106,16 @@ export class WireRowWriter {
     this.table.columns.forEach((column, i) => {
       if (column.parsedType.base === 'json') return;
       const problem = jsonValueProblem(wire[i], true);
-      if (problem !== undefined) throw this.#valueError(i, problem, label, row);
+      if (problem === undefined) return;
+      if (!this.#keepBadValues) throw this.#valueError(i, problem, label, row);
+      this.problem ??= this.#where(i, problem);
     });
+  }
+
+  /** `column "c" (type): problem`. */
+  #where(i: number, problem: string): string {
+    const column = this.table.columns[i] as ColumnDefinition;
+    return `column "${column.name}" (${column.type}): ${problem}`;
   }
 
   #valueError(i: number, problem: string, label: string, row: number): InvalidBatchError {

@@ -34,6 +34,7 @@ const PINNED_VALUES = [
   'Visibility',
   'Upsert',
   'Delete',
+  'BadRows',
   'Producer',
   'Worker',
   'StreamAdmin',
@@ -132,7 +133,7 @@ describe('the packed package installed in a project outside the repository', () 
 const names = ${JSON.stringify(PINNED_VALUES)};
 console.log(JSON.stringify({
   missing: names.filter((name) => api[name] === undefined),
-  constants: { HighWatermark: api.HighWatermark, Visibility: api.Visibility, Upsert: api.Upsert, Delete: api.Delete },
+  constants: { HighWatermark: api.HighWatermark, Visibility: api.Visibility, Upsert: api.Upsert, Delete: api.Delete, BadRows: api.BadRows },
 }));
 `,
     );
@@ -143,6 +144,7 @@ console.log(JSON.stringify({
       Visibility: { AFTER_EACH_BATCH: '__AFTER_EACH_BATCH__' },
       Upsert: { OFF: '__OFF__', IF_PRIMARY_KEY: '__IF_PRIMARY_KEY__' },
       Delete: { OFF: '__OFF__', BEFORE_FIRST_BATCH: '__BEFORE_FIRST_BATCH__' },
+      BadRows: { FAIL: '__FAIL__', QUARANTINE: '__QUARANTINE__' },
     });
   });
 

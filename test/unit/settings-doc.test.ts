@@ -31,6 +31,8 @@ const CONFIG: Record<string, readonly [SettingTable, { shape: Record<string, z.Z
   retry: [CONNECTION_SETTINGS, connectionConfigSchema],
   rewind: [CONNECTION_SETTINGS, connectionConfigSchema],
   forget: [CONNECTION_SETTINGS, connectionConfigSchema],
+  rejected: [CONNECTION_SETTINGS, connectionConfigSchema],
+  replay: [CONNECTION_SETTINGS, connectionConfigSchema],
   demo: [DEMO_SETTINGS, demoConfigSchema],
 };
 

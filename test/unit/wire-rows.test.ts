@@ -115,7 +115,7 @@ const generalRows: unknown[][] = [
 
 function direct(table: IngestTable, rows: unknown[][]): string[] {
   const writer = new TableWriter(table, 'target');
-  return rows.map((values, i) => writer.encode(values, i + 1));
+  return rows.map((values, i) => writer.encode(values, i + 1) as string); // FAIL mode: always a line
 }
 
 /** Rows through the queue's encoding; `transcoded` counts the rows that took the fast path. */
@@ -133,7 +133,7 @@ function viaQueue(rows: [IngestTable, unknown[]][], part?: (texts: string[]) => 
   for (const [table, values] of new WirePartReader(tables, 'Batch 1').rows(text)) {
     n += 1;
     if ((values as unknown) instanceof CopyText) transcoded += 1;
-    lines.get(table)?.push((copyWriters.get(table) as TableWriter).encode(values, n));
+    lines.get(table)?.push((copyWriters.get(table) as TableWriter).encode(values, n) as string);
   }
   return { lines, transcoded };
 }

@@ -1,7 +1,10 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { PgBulkIngestError } from '../../errors.ts';
 import { stringifyJson } from '../../ingest/exact-json.ts';
+import { Upsert } from '../../ingest/options.ts';
 import { StreamAdmin, type StreamStatus } from '../../queue/admin.ts';
 import { DEFAULT_HISTORY_LIMIT, type LedgerEntry } from '../../queue/ledger.ts';
+import type { RejectedRowRecord } from '../../queue/replay.ts';
 import { connectionConfigSchema, parseConfig } from '../config.ts';
 import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
 
@@ -151,6 +154,64 @@ export function registerAdminCommands(program: Command): void {
       }),
     ),
   );
+
+  addSettings(
+    program
+      .command('rejected [stream]')
+      .description(
+        'List the rows quarantined under BadRows.QUARANTINE (bulk_ingest.rejected_rows), oldest first: id, stream, batch, row, SQLSTATE, reason, values. Read-only',
+      )
+      .option('--json', 'print JSON'),
+    CONNECTION_SETTINGS,
+  ).action((stream: string | undefined, flags: Record<string, unknown>) =>
+    runCommand(() =>
+      withAdmin(flags, async (admin) => {
+        const rows = await admin.rejected(stream);
+        process.stdout.write(flags.json ? `${JSON.stringify(rows, null, 2)}\n` : formatRejected(rows));
+      }),
+    ),
+  );
+  addSettings(
+    program
+      .command('replay <stream>')
+      .description(
+        'Enqueue rejected rows of the stream, as they are in bulk_ingest.rejected_rows now (fix a value with UPDATE first), as one new batch at the end of the stream; their replayed_at is set when it commits, and a row refused again is quarantined again with a new id',
+      )
+      .option(
+        '--ids <ids>',
+        'comma-separated ids to replay (default: every row of the stream not replayed yet)',
+        (v) => v.split(',').map((id) => Number(id.trim())),
+      )
+      .option(
+        '--upsert <mode>',
+        'off (a row whose key is already in the table is quarantined again) or if-primary-key (it replaces that row)',
+        'off',
+      ),
+    CONNECTION_SETTINGS,
+  ).action((stream: string, flags: Record<string, unknown>) =>
+    runCommand(() =>
+      withAdmin(flags, async (admin) => {
+        const ids = Array.isArray(flags.ids) ? (flags.ids as number[]) : undefined;
+        if (ids?.some((id) => !Number.isSafeInteger(id) || id < 1))
+          throw new PgBulkIngestError(
+            'INVALID_OPTIONS',
+            `--ids: expected comma-separated ids, got "${ids.join(',')}"`,
+          );
+        const upsert = REPLAY_UPSERT[String(flags.upsert)];
+        if (upsert === undefined)
+          throw new PgBulkIngestError(
+            'INVALID_OPTIONS',
+            `--upsert: expected off or if-primary-key, got "${String(flags.upsert)}"`,
+          );
+        const result = await admin.replay(stream, { ...(ids ? { ids } : {}), upsert });
+        process.stdout.write(
+          result.seq === null
+            ? `Nothing to replay on ${stream}\n`
+            : `Enqueued rows ${result.ids.join(', ')} as batch ${result.seq} of ${stream}\n`,
+        );
+      }),
+    ),
+  );
 }
 
 /** A flag's value as an integer >= 1, or a usage error naming the flag. */
@@ -196,6 +257,11 @@ function formatHistory(stream: string, entries: readonly LedgerEntry[]): string 
     .concat('\n');
 }
 
+const REPLAY_UPSERT: Readonly<Record<string, Upsert>> = {
+  off: Upsert.OFF,
+  'if-primary-key': Upsert.IF_PRIMARY_KEY,
+};
+
 function formatStatuses(statuses: readonly StreamStatus[]): string {
   if (statuses.length === 0) return 'No streams yet.\n';
   return statuses
@@ -217,4 +283,14 @@ function formatStatuses(statuses: readonly StreamStatus[]): string {
     })
     .join('\n\n')
     .concat('\n');
+}
+
+function formatRejected(rows: readonly RejectedRowRecord[]): string {
+  if (rows.length === 0) return 'No rejected rows\n';
+  return rows
+    .map(
+      (r) =>
+        `${r.id}\t${r.stream}\tbatch ${r.seq ?? '-'}\trow ${r.rowNumber}\t${r.tableSchema}.${r.tableName}\t${r.sqlState ?? '-'}\t${r.replayedAt ? `replayed ${r.replayedAt.toISOString()}` : 'not replayed'}\t${r.message}\t${JSON.stringify(r.row)}\n`,
+    )
+    .join('');
 }

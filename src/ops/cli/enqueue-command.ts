@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { PgBulkIngestError } from '../../errors.ts';
 import { parseJson } from '../../ingest/exact-json.ts';
-import { Delete, type Json, Upsert } from '../../ingest/options.ts';
+import { BadRows, Delete, type Json, Upsert } from '../../ingest/options.ts';
 import type { IngestTable } from '../../ingest/table-definition.ts';
 import { tableKey } from '../../queue/batch-contract.ts';
 import { type EnqueueResult, Producer } from '../../queue/producer.ts';
@@ -43,6 +43,7 @@ export const enqueueConfigSchema = producerConfigSchema.extend({
 
 const UPSERT = { 'if-primary-key': Upsert.IF_PRIMARY_KEY, off: Upsert.OFF } as const;
 const DELETE = { off: Delete.OFF, 'before-first-batch': Delete.BEFORE_FIRST_BATCH } as const;
+const BAD_ROWS = { fail: BadRows.FAIL, quarantine: BadRows.QUARANTINE } as const;
 
 export function registerEnqueueCommand(program: Command): void {
   const command = program
@@ -81,6 +82,16 @@ export function registerEnqueueCommand(program: Command): void {
       'if-primary-key',
     )
     .option('--delete <mode>', "off, or before-first-batch (the file replaces the table's contents)", 'off')
+    .option(
+      '--bad-rows <mode>',
+      'fail (a refused row fails its batch) or quarantine (refused rows go to bulk_ingest.rejected_rows, the others commit)',
+      'fail',
+    )
+    .option(
+      '--max-bad-rows <n>',
+      'with --bad-rows quarantine: more refused rows than this fail the batch',
+      '1000',
+    )
     .option('--stream <name>', 'the stream (default "<schema>.<table>")')
     .option('--no-progress', 'no progress line (it is only drawn when stderr is a terminal)');
   addSettings(command, ENQUEUE_SETTINGS).action((file: string, flags: Record<string, unknown>) =>
@@ -121,6 +132,8 @@ interface EnqueuePlan {
   readonly metadata: Json;
   readonly upsert: Upsert;
   readonly deleteMode: Delete;
+  readonly badRows: BadRows;
+  readonly maxBadRows: number;
   readonly batchRows: number;
   /** The file's size, for the progress line; undefined for stdin. */
   readonly size: number | undefined;
@@ -140,13 +153,18 @@ function planFrom(
       throw optionError(`Cannot read ${file}: ${(error as Error).message}`);
     }
   }
+  const badRows = choice(BAD_ROWS, flags.badRows, '--bad-rows');
   const rowOptions: FileRowsOptions = {
     table,
     format: formatOf(file, flags.format as string | undefined),
     source: file === '-' ? 'stdin' : file,
     delimiter: (flags.delimiter as string | undefined) ?? (/\.tsv$/i.test(file) ? '\t' : ','),
     ignoreExtraColumns: flags.ignoreExtraColumns === true,
+    keepBadValues: badRows === BadRows.QUARANTINE,
   };
+  const maxBadRows = Number(flags.maxBadRows);
+  if (!Number.isSafeInteger(maxBadRows) || maxBadRows < 0 || !/^\d+$/.test(String(flags.maxBadRows)))
+    throw optionError(`--max-bad-rows: expected an integer >= 0, got "${String(flags.maxBadRows)}"`);
   return {
     rowOptions,
     stream: (flags.stream as string | undefined) ?? tableKey(table),
@@ -154,6 +172,8 @@ function planFrom(
     metadata: jsonFlag(flags, 'metadata', '--metadata') ?? null,
     upsert: choice(UPSERT, flags.upsert, '--upsert'),
     deleteMode: choice(DELETE, flags.delete, '--delete'),
+    badRows,
+    maxBadRows,
     batchRows,
     size,
   };
@@ -200,7 +220,12 @@ async function enqueueFile(
         metadata: plan.metadata,
         rows: batch(),
         // Like ingest(): the table is replaced before the first batch, not before each one.
-        options: { upsert: plan.upsert, delete: first ? plan.deleteMode : Delete.OFF },
+        options: {
+          upsert: plan.upsert,
+          delete: first ? plan.deleteMode : Delete.OFF,
+          badRows: plan.badRows,
+          maxBadRows: plan.maxBadRows,
+        },
         stream: plan.stream,
       },
       `Batch ${results.length + 1}`,

@@ -1,0 +1,78 @@
+/**
+ * A worker killed (SIGKILL) while it isolates a batch's bad rows: nothing of the batch was
+ * committed, so the next worker applies it whole, and each bad row is quarantined exactly once.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BadRows, defineTable, Producer, type Row, Upsert } from '../../src/index.ts';
+import { committedSeqs, eventually, withQueueFixture } from '../helpers/worker-process.ts';
+
+describe('quarantine and a killed worker', () => {
+  it('a worker killed mid-isolation quarantines nothing twice', { timeout: 120_000 }, async () => {
+    await withQueueFixture('quarantine_kill', async ({ schema, connection, fleet, db }) => {
+      const table = defineTable({
+        schema,
+        name: 'events',
+        columns: [
+          { name: 'id', type: 'integer', primaryKey: true },
+          { name: 'at', type: 'timestamptz' },
+          { name: 'label', type: 'text', nullable: false },
+        ],
+      });
+      const stream = `${schema}.events`;
+      const rows = Array.from({ length: 100_000 }, (_, i): Row => {
+        const n = i + 1;
+        if (n === 10_000) return [table, [n, 'not a time', 'x']];
+        if (n === 50_000) return [table, [n, null, null]];
+        if (n === 90_000) return [table, [10, null, 'duplicate']];
+        return [table, [n, null, `row ${n}`]];
+      });
+      const producer = new Producer({ redis: connection.redisUrl, ...connection });
+      try {
+        await producer.enqueue({
+          tables: [table],
+          highWatermark: 'h',
+          rows,
+          options: { badRows: BadRows.QUARANTINE, upsert: Upsert.OFF },
+        });
+      } finally {
+        await producer.close();
+      }
+      const first = fleet.start({ LOG_LEVEL: 'info' }, 'first');
+      // Isolation is the only time a worker's session runs statements on savepoint pgbi_rows.
+      const deadline = Date.now() + 60_000;
+      let isolating = false;
+      while (!isolating && Date.now() < deadline) {
+        const found = await db.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pgbi_rows%' AND pid <> pg_backend_pid()`,
+        );
+        isolating = (found.rowCount ?? 0) > 0;
+        if (!isolating) await sleep(2);
+      }
+      assert.ok(isolating, 'the worker was seen isolating bad rows');
+      await first.kill9();
+      assert.equal((await committedSeqs(db, [stream])).get(stream), 0, 'killed before its commit');
+      fleet.start({ LOG_LEVEL: 'info' }, 'second');
+      await eventually(
+        async () => (await committedSeqs(db, [stream])).get(stream) === 1,
+        60_000,
+        'the batch committed',
+      );
+      const count = await db.query(`SELECT count(*)::int AS n FROM "${schema}".events`);
+      assert.equal(count.rows[0]?.n, 99_997);
+      const rejected = await db.query(
+        'SELECT row_number::int AS n, sqlstate FROM bulk_ingest.rejected_rows WHERE stream = $1 ORDER BY row_number',
+        [stream],
+      );
+      assert.deepEqual(
+        rejected.rows.map((r) => [r.n, r.sqlstate]),
+        [
+          [10_000, '22007'],
+          [50_000, null], // refused by the Producer's validation: quarantined unsent
+          [90_000, '23505'],
+        ],
+      );
+    });
+  });
+});
