@@ -68,9 +68,9 @@ describe('quarantine and a killed worker', () => {
       assert.deepEqual(
         rejected.rows.map((r) => [r.n, r.sqlstate]),
         [
-          [10_000, '22007'],
-          [50_000, null], // refused by the Producer's validation: quarantined unsent
-          [90_000, '23505'],
+          [10_000, null], // refused by the Producer's validation: quarantined unsent
+          [50_000, null],
+          [90_000, '23505'], // refused by PostgreSQL: isolated by the worker
         ],
       );
     });

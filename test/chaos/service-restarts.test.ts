@@ -85,7 +85,11 @@ async function runThrough(
   const tables: IngestTable[] = [];
   for (let s = 0; s < STREAMS; s++) tables.push(await plainTable(f.db, f.schema, `s${s}`));
   const streams = tables.map((t) => `${f.schema}.${t.name}`);
-  for (let w = 0; w < 3; w++) f.fleet.start();
+  // Started before the first batch: workers keep up with the producer from the start, so commits
+  // come a few batches at a time (coalescing would otherwise take the whole backlog in one
+  // transaction, and the disruption would find nothing left to disrupt).
+  const workers = Array.from({ length: 3 }, () => f.fleet.start({ LOG_LEVEL: 'info' }));
+  await eventually(async () => workers.every((w) => w.readyAt !== undefined), 60_000, 'the workers to start');
   const supervisor = f.fleet.supervise();
   const producer = new Producer({ redis: f.connection.redisUrl, ...f.connection });
   const check = new pg.Client({ connectionString: databaseUrl });
