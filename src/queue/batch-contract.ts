@@ -9,7 +9,6 @@
  */
 import { z } from 'zod';
 import { type ErrorContext, PgBulkIngestError } from '../errors.ts';
-import { isoString } from '../ingest/copy-encoding.ts';
 import { JsonNumber, toPlainJson } from '../ingest/exact-json.ts';
 import { BadRows, Delete, type Json, SchemaChanges, Upsert, Visibility } from '../ingest/options.ts';
 import type { ParsedType } from '../ingest/pg-type.ts';

@@ -27,7 +27,7 @@ const BATCHES_PER_STREAM = 100;
 const WORKERS = 4;
 
 /** Every ~second, SIGKILLs a random working worker (started with LOG_LEVEL=info); the supervisor restarts it. */
-function chaosMonkey(fleet: WorkerFleet, everyMs: [number, number] = [700, 1300]) {
+function chaosMonkey(fleet: WorkerFleet, everyMs: [number, number] = [400, 900]) {
   let stopped = false;
   const killed = new Set<number>();
   const loop = (async () => {
@@ -93,7 +93,9 @@ describe('queue chaos (G4)', () => {
               const batch = plainBatch(s * 10_000 + i);
               batch.seq = (await enqueuePlain(producer, t, batch)).seq;
               (sent[s] as SentBatch[]).push(batch);
-              await sleep(randomInt(0, 80));
+              // Batches arrive while workers drain: each drain finds a few pending and coalesces
+              // them, so groups are being committed when workers are killed.
+              await sleep(randomInt(30, 130));
             }
           }),
         );
