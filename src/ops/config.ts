@@ -66,6 +66,12 @@ export type SettingSources = Readonly<Record<string, string>>;
  * Validates settings; an error names each bad setting, where it comes from, and the value given,
  * except for the `secrets` (a token must not reach a terminal or a log, even a wrong one).
  */
+/** A URL-like setting as it may be shown: its password, if any, masked. */
+function withoutPassword(value: unknown): unknown {
+  if (typeof value !== 'string') return value;
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/i, '$1***@');
+}
+
 export function parseConfig<S extends z.ZodType>(
   schema: S,
   input: Record<string, unknown>,
@@ -79,7 +85,8 @@ export function parseConfig<S extends z.ZodType>(
   const problems = result.error.issues.map((issue) => {
     const key = String(issue.path[0] ?? '');
     const value = present[key];
-    const got = value === undefined || secrets.has(key) ? '' : `, got ${JSON.stringify(value)}`;
+    const got =
+      value === undefined || secrets.has(key) ? '' : `, got ${JSON.stringify(withoutPassword(value))}`;
     return `  ${sources[key] ?? key}: ${issue.message}${got}`;
   });
   throw new PgBulkIngestError('INVALID_CONFIG', `Invalid configuration:\n${problems.join('\n')}`);

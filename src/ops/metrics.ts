@@ -32,6 +32,7 @@ export const METRIC_NAMES = [
   'pgbi_batches_per_transaction',
   'pgbi_enqueue_to_commit_seconds',
   'pgbi_table_migrations_total',
+  'pgbi_migration_lock_wait_seconds',
   'pgbi_blocking_backends_total',
   'pgbi_redis_data_loss_total',
   'pgbi_state_collect_errors_total',
@@ -126,8 +127,15 @@ export class PgbiMetrics {
 
   readonly migrations = new Counter({
     name: 'pgbi_table_migrations_total',
-    help: 'Tables migrated (rebuilt and swapped in) by the batches this worker committed, by stream',
-    labelNames: ['stream'] as const,
+    help: 'Tables migrated by the batches this worker committed, by stream and path (in_place: altered under a short lock; rebuild: built and swapped in)',
+    labelNames: ['stream', 'path'] as const,
+    registers: [this.registry],
+  });
+
+  readonly migrationLockWaitSeconds = new Histogram({
+    name: 'pgbi_migration_lock_wait_seconds',
+    help: 'Time an in-place migration waited for its ALTER lock (short lock timeouts, retried with backoff)',
+    buckets: PHASE_BUCKETS,
     registers: [this.registry],
   });
 

@@ -79,7 +79,11 @@ function recordCommitted(metrics: PgbiMetrics, batch: CommittedBatch): void {
   const now = Date.now();
   for (const h of headers) metrics.latencySeconds.observe({ stream }, Math.max(0, now - h.enqueuedAt) / 1000);
   // inc by 0 too: the series exists from the stream's first commit on.
-  metrics.migrations.inc({ stream }, report.migratedTables);
+  for (const path of ['in_place', 'rebuild']) metrics.migrations.inc({ stream, path }, 0);
+  for (const m of report.migrations) {
+    metrics.migrations.inc({ stream, path: m.path === 'in-place' ? 'in_place' : 'rebuild' });
+    if (m.path === 'in-place') metrics.migrationLockWaitSeconds.observe(m.lockWaitMs / 1000);
+  }
   if (report.cancelledBackends > 0)
     metrics.blockingBackends.inc({ action: 'cancelled' }, report.cancelledBackends);
   if (report.terminatedBackends > 0)

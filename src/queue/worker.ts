@@ -116,7 +116,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #stopping = new AbortController();
   #bull: BullWorker | undefined;
   #bullAdmissions: BullWorker | undefined;
-  #sweeping = false;
+  #sweeping: Promise<void> | undefined;
   /** BullMQ does not close a connection it was given: we do. */
   #bullConnection: Redis | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -261,19 +261,23 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   /**
    * Kicks every stream that has pending batches and is not blocked, whatever happened to its
-   * kicks. Never runs twice at once: a slow sweep (many streams) skips the next tick.
+   * kicks. Never runs twice at once: while one runs, a call (the next tick of a slow sweep over
+   * many streams) gets the sweep in flight.
    */
-  async sweep(): Promise<void> {
-    if (this.#sweeping) return;
-    this.#sweeping = true;
+  sweep(): Promise<void> {
+    this.#sweeping ??= this.#sweepOnce().finally(() => {
+      this.#sweeping = undefined;
+    });
+    return this.#sweeping;
+  }
+
+  async #sweepOnce(): Promise<void> {
     try {
       const due = await this.#store.streamsToKick();
       for (let i = 0; i < due.length; i += 50)
         await Promise.all(due.slice(i, i + 50).map((stream) => kickStream(this.#queue, stream)));
     } catch (error) {
       this.#log.warn({ err: error }, 'sweep failed');
-    } finally {
-      this.#sweeping = false;
     }
   }
 

@@ -210,6 +210,9 @@ describe('queue integrity', () => {
       assert.match(broken?.error ?? '', /cannot be read/);
       assert.equal(all.find((s) => s.stream === next.stream)?.error, null);
       await worker.sweep(); // must not throw
+      const sweep = worker.sweep();
+      assert.equal(worker.sweep(), sweep, 'a sweep never runs twice at once: a call meanwhile joins it');
+      await sweep;
       assert.ok((await worker.streams()).some((s) => s.stream === next.stream));
     } finally {
       own.disconnect();
