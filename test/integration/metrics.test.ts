@@ -193,8 +193,12 @@ describe('metrics: a worker scraped after a known run', () => {
       assert.equal(sample(text, 'pgbi_batch_phase_duration_seconds_count', { phase }), 6, `phase ${phase}`);
     }
     assert.equal(sample(text, 'pgbi_enqueue_to_commit_seconds_count', { stream: ordersStream }), 3);
-    assert.equal(sample(text, 'pgbi_table_migrations_total', { stream: eventsStream }), 1);
-    assert.equal(sample(text, 'pgbi_table_migrations_total', { stream: ordersStream }), 0);
+    // Adding a nullable column at the end: altered in place, not rebuilt.
+    const migrations = (stream: string, path: string) =>
+      sample(text, 'pgbi_table_migrations_total', { stream, path });
+    assert.deepEqual([migrations(eventsStream, 'in_place'), migrations(eventsStream, 'rebuild')], [1, 0]);
+    assert.deepEqual([migrations(ordersStream, 'in_place'), migrations(ordersStream, 'rebuild')], [0, 0]);
+    assert.equal(sample(text, 'pgbi_migration_lock_wait_seconds_count'), 1);
     const lag = (stream: string) => sample(text, 'pgbi_stream_lag_batches', { stream });
     assert.deepEqual([lag(ordersStream), lag(eventsStream), lag(codesStream)], [0, 0, 2]);
     assert.equal(sample(text, 'pgbi_stream_blocked', { stream: ordersStream }), 0);
