@@ -80,6 +80,7 @@ function recordCommitted(metrics: PgbiMetrics, batch: CommittedBatch): void {
   for (const h of headers) metrics.latencySeconds.observe({ stream }, Math.max(0, now - h.enqueuedAt) / 1000);
   // inc by 0 too: the series exists from the stream's first commit on.
   for (const path of ['in_place', 'rebuild']) metrics.migrations.inc({ stream, path }, 0);
+  metrics.redisDataLoss.inc({ stream }, 0); // the series exists (at 0) from the stream's first commit
   for (const m of report.migrations) {
     metrics.migrations.inc({ stream, path: m.path === 'in-place' ? 'in_place' : 'rebuild' });
     if (m.path === 'in-place') metrics.migrationLockWaitSeconds.observe(m.lockWaitMs / 1000);

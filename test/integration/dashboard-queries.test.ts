@@ -19,7 +19,7 @@ import { type OpsServer, startOpsServer } from '../../src/ops/http-server.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
 import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
 import { panelQueries } from '../helpers/dashboards.ts';
-import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
+import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
 
 const HAVE_PROMETHEUS = !spawnSync('prometheus', ['--version']).error;
@@ -155,7 +155,12 @@ describe('dashboards: every panel query returns data from Prometheus', {
     });
     for (let i = 2; i <= 4; i++)
       await producer.enqueue({ tables: [wider], highWatermark: i, rows: [[wider, [i, 'b', 'x']]] });
-    await producer.enqueue({ tables: [wider], highWatermark: 5, rows: [[wider, [5, 'much too long', 'x']]] });
+    // A value only PostgreSQL refuses (a CHECK the definition does not know): parked by the worker.
+    await waitFor(async () => (await producer.streamInfo(stream)).committedSeq === 4, 15_000, 'batches 2-4');
+    await withClient((c) =>
+      c.query(`ALTER TABLE "${schema}".orders ADD CONSTRAINT no_z CHECK (code <> 'z')`),
+    );
+    await producer.enqueue({ tables: [wider], highWatermark: 5, rows: [[wider, [5, 'z', 'x']]] });
     await waitFor(
       async () => (await producer.streamInfo(stream)).blocked !== null,
       15_000,
