@@ -28,6 +28,7 @@ import {
   committedStates,
   ensureStateTables,
   forgetCommittedState,
+  inTransaction,
   ledgerHistory,
   lockStreamAndTables,
   recordSkip,
@@ -143,10 +144,7 @@ export class StreamAdmin {
   async skip(stream: string, options: SkipOptions = {}): Promise<number> {
     await ensureStateTables(this.#pool);
     const info = await this.#store.info(stream);
-    const client = await this.#pool.connect();
-    let skipped: { seq: number; epoch: string };
-    try {
-      await client.query('BEGIN');
+    const skipped = await inTransaction(this.#pool, async (client) => {
       await lockStreamAndTables(client, stream, []);
       const next = nextBatch(await committedState(client, stream), info.epochs);
       if (next === null || next.seq > info.enqueuedSeq)
@@ -159,16 +157,11 @@ export class StreamAdmin {
       }
       const header = await this.#store.header(stream, next.seq);
       const reason = options.reason ?? info.blocked?.reason ?? 'skipped by an operator';
-      skipped = { seq: next.seq, epoch: next.epoch };
+      const position = { seq: next.seq, epoch: next.epoch };
       // Its ledger row says what the batch carried; nothing of it was written (rows: {}).
-      await recordSkip(client, { stream, ...skipped }, ledgerBatchOf(next.seq, header, {}), reason);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+      await recordSkip(client, { stream, ...position }, ledgerBatchOf(next.seq, header, {}), reason);
+      return position;
+    });
     const state = await committedState(this.#pool, stream);
     await this.#store.markCommitted(stream, skipped.seq, skipped.epoch, state.highWatermark, Date.now());
     await this.#store.clearBlocked(stream);

@@ -21,6 +21,7 @@ import { qualifiedName } from '../ingest/sql.ts';
 import {
   committedState,
   ensureStateTables,
+  inTransaction,
   ledgerHistory,
   lockStreamAndTables,
   recordRewind,
@@ -65,10 +66,7 @@ export async function rewindStream(
       stream,
     });
   await ensureStateTables(pool);
-  const client = await pool.connect();
-  let result: RewindResult;
-  try {
-    await client.query('BEGIN');
+  const result = await inTransaction(pool, async (client) => {
     const [entry] = await ledgerHistory(client, stream, 1, toSeq);
     if (entry === undefined)
       throw refused(
@@ -96,7 +94,7 @@ export async function rewindStream(
       throw refused(stream, toSeq, `its table ${qualifiedName(table.schema, table.name)} does not exist`);
     const parsed = parseComment(comment, table.schema, table.name);
     await writeTableComment(client, table.schema, table.name, withHighWatermark(parsed, entry.highWatermark));
-    result = {
+    const result: RewindResult = {
       stream,
       toSeq,
       highWatermark: entry.highWatermark,
@@ -106,13 +104,8 @@ export async function rewindStream(
       note: busy,
     };
     await recordRewind(client, result);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+    return result;
+  });
   // After the commit. Should this fail, PostgreSQL is rewound and Redis is not: run it again.
   await store.setCommittedHighWatermark(stream, result.highWatermark);
   return result;

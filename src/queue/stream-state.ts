@@ -87,19 +87,30 @@ const CREATE_STATE_TABLES = `
     END IF;
   END $$;`;
 
-export async function ensureStateTables(pool: pg.Pool): Promise<void> {
+/** Runs `body` in a transaction on a pooled connection: COMMIT if it resolves, else ROLLBACK. */
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  body: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('pg-bulk-ingest state tables', 0))`);
-    await client.query(CREATE_STATE_TABLES);
+    const result = await body(client);
     await client.query('COMMIT');
+    return result;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
     client.release();
   }
+}
+
+export async function ensureStateTables(pool: pg.Pool): Promise<void> {
+  await inTransaction(pool, async (client) => {
+    await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('pg-bulk-ingest state tables', 0))`);
+    await client.query(CREATE_STATE_TABLES);
+  });
 }
 
 export interface CommittedState {
