@@ -150,12 +150,19 @@ export class StreamApplier {
       const most = next.seq <= singleUntil ? 1 : this.#limits.maxBatches;
       const last = Math.min(info.enqueuedSeq, epochEnd(info.epochs, next.epoch), next.seq + most - 1);
       const headers = await this.#store.headers(stream, next.seq, last - next.seq + 1);
-      if (headers[0] === null || headers[0] === undefined) {
-        // Freed by a commit we have not seen yet, or lost: PostgreSQL tells which.
-        if (sameState(await committedState(this.#pool, stream), state)) {
+      const first = headers[0] ?? null;
+      if (first === null || (first.epoch !== undefined && first.epoch !== next.epoch)) {
+        // Freed by a commit we have not seen yet, or numbered again by a Redis that lost data
+        // since we looked (a seq of another epoch): look again. Only a view that did not move
+        // means the batch is really gone.
+        if (await this.#viewUnchanged(stream, state, info)) {
+          const found =
+            first === null
+              ? 'it is missing'
+              : `Redis holds a batch of epoch ${first.epoch} under that number`;
           const missing = new PgBulkIngestError(
             'BATCH_MISSING',
-            `Stream ${stream}: batch ${next.seq} is missing from Redis (enqueued up to ${info.enqueuedSeq}, committed ${state.seq}): it cannot be applied. Was Redis or PostgreSQL restored from a backup? Skip it to go on.`,
+            `Stream ${stream}: batch ${next.seq} (epoch ${next.epoch}) cannot be applied: ${found} (enqueued up to ${info.enqueuedSeq}, committed ${state.seq}). Was Redis or PostgreSQL restored from a backup? Skip it to go on.`,
             { stream, seq: next.seq },
           );
           throw new BatchApplyFailure(stream, next.seq, missing);
@@ -173,6 +180,16 @@ export class StreamApplier {
         throw new BatchApplyFailure(stream, next.seq, error);
       }
     }
+  }
+
+  /** Whether PostgreSQL's committed state and Redis's view of the stream are as read before. */
+  async #viewUnchanged(stream: string, state: CommittedState, info: StreamInfo): Promise<boolean> {
+    const [now, again] = await Promise.all([committedState(this.#pool, stream), this.#store.info(stream)]);
+    return (
+      sameState(now, state) &&
+      again.enqueuedSeq === info.enqueuedSeq &&
+      JSON.stringify(again.epochs) === JSON.stringify(info.epochs)
+    );
   }
 
   /**
@@ -435,7 +452,8 @@ export function coalescible(headers: readonly (BatchHeader | null)[], limits: Co
   let rows = first.rows;
   let bytes = first.bytes;
   for (const header of headers.slice(1)) {
-    if (header === null || group.length >= limits.maxBatches) break;
+    // A group never spans two epochs (their seqs are two numberings).
+    if (header === null || header.epoch !== first.epoch || group.length >= limits.maxBatches) break;
     if (rows + header.rows > limits.maxRows || bytes + header.bytes > limits.maxBytes) break;
     if (JSON.stringify(header.options) !== options || JSON.stringify(header.tables) !== tables) break;
     group.push(header);

@@ -149,7 +149,7 @@ export class Producer {
       if (isRedisTimeout(error)) {
         throw new PgBulkIngestError(
           'REDIS_UNAVAILABLE',
-          `${label}: Redis did not answer within ${this.#options.redisTimeoutMs} ms (down or unreachable). Enqueue it again with batchId "${batchId}": if this attempt got through after all, the retry is reported as a duplicate, and nothing is enqueued twice.`,
+          `${label}: Redis did not answer within ${this.#options.redisTimeoutMs} ms (down or unreachable). Enqueue it again with batchId "${batchId}": if this attempt got through after all, the retry is reported as a duplicate, and nothing is enqueued twice (as long as Redis keeps its data: see docs/queue.md, "Redis losing data").`,
           {},
           { cause: error },
         );

@@ -56,6 +56,7 @@ for i = 0, parts - 1 do
   if redis.call('EXISTS', partKey(i)) == 0 then return {-3, i} end
 end
 local runId = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local epoch = s[5]
 if not s[5] or s[6] ~= runId then
   -- New to this Redis process: start an epoch. Numbering continues above anything this Redis
   -- remembers, committed or enqueued (a worker may have raised committedSeq from PostgreSQL).
@@ -63,13 +64,17 @@ if not s[5] or s[6] ~= runId then
   local from = math.max(enqueued, committed)
   table.insert(epochs, {ARGV[10], from})
   enqueued = from
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[10], 'runId', runId, 'epochs', cjson.encode(epochs))
+  epoch = ARGV[10]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'runId', runId, 'epochs', cjson.encode(epochs))
 end
 for i = 0, parts - 1 do redis.call('PERSIST', partKey(i)) end
 local seq = enqueued + 1
 redis.call('HSET', KEYS[1], 'enqueuedSeq', seq, 'pendingBatches', pendingBatches + 1,
   'pendingBytes', pendingBytes + bytes, 'lastHighWatermark', ARGV[5])
-redis.call('SET', base .. 'batch:' .. seq, ARGV[1])
+-- The header carries its epoch: a worker holding an older view of the stream can tell a batch of
+-- a later epoch that reuses a seq from the one it meant. Spliced in as text (ARGV[1] is a JSON
+-- object): a cjson round trip would round its numbers.
+redis.call('SET', base .. 'batch:' .. seq, '{"epoch":' .. cjson.encode(epoch) .. ',' .. string.sub(ARGV[1], 2))
 redis.call('SET', KEYS[2], seq .. ' ' .. ARGV[9], 'EX', tonumber(ARGV[8]))
 return {seq, 0}
 `;
@@ -78,15 +83,27 @@ return {seq, 0}
  * -- mark-committed
  * Mirrors a PostgreSQL commit into Redis and frees the batches it covers. Self-healing: if a
  * worker died between COMMIT and this script, the next call also frees the batches it missed.
- * If PostgreSQL committed a seq this Redis never assigned (it lost writes), enqueuedSeq is raised
- * to it, so that the next batch gets a new number.
+ * Epoch-aware, since a commit can be reported late (a worker's stale view, a command resent after
+ * Redis restarted): a commit of an epoch this Redis does not know changes nothing (none of its
+ * batches is here); a commit of an earlier epoch frees and mirrors nothing past that epoch's end.
+ * If PostgreSQL committed a seq the current epoch never assigned (Redis lost writes), enqueuedSeq
+ * is raised to it, so that the next batch gets a new number.
+ * `allow-oom`: it mostly deletes, and must run when Redis is full, or workers could never free it.
  * KEYS: 1 state hash, 2 stream key base
  * ARGV: 1 committed seq, 2 its epoch, 3 high watermark JSON, 4 committed at (ms)
  * Returns the number of batches freed.
  */
-export const MARK_COMMITTED = `#!lua
+export const MARK_COMMITTED = `#!lua flags=allow-oom
 local seq = tonumber(ARGV[1])
 local s = redis.call('HMGET', KEYS[1], 'committedSeq', 'enqueuedSeq', 'epochs')
+local epochs = s[3] and cjson.decode(s[3]) or {}
+local index = nil
+for i, e in ipairs(epochs) do
+  if e[1] == ARGV[2] then index = i break end
+end
+if #epochs > 0 and index == nil then return 0 end
+local current = index == nil or index == #epochs
+if not current then seq = math.min(seq, tonumber(epochs[index + 1][2])) end
 local previous = tonumber(s[1] or '0')
 if seq <= previous then return 0 end
 local freedBatches = 0
@@ -105,20 +122,26 @@ end
 redis.call('HSET', KEYS[1], 'committedSeq', seq, 'committedEpoch', ARGV[2],
   'committedHighWatermark', ARGV[3], 'committedAt', ARGV[4])
 redis.call('HDEL', KEYS[1], 'lastError', 'lastErrorAt')
-if tonumber(s[2] or '0') < seq then redis.call('HSET', KEYS[1], 'enqueuedSeq', seq) end
+if current and tonumber(s[2] or '0') < seq then redis.call('HSET', KEYS[1], 'enqueuedSeq', seq) end
 redis.call('HINCRBY', KEYS[1], 'pendingBatches', -freedBatches)
 redis.call('HINCRBY', KEYS[1], 'pendingBytes', -freedBytes)
 -- Epochs before the committed one are done with: keep the list short.
-if s[3] then
-  local epochs = cjson.decode(s[3])
-  for i, e in ipairs(epochs) do
-    if e[1] == ARGV[2] and i > 1 then
-      local kept = {}
-      for j = i, #epochs do table.insert(kept, epochs[j]) end
-      redis.call('HSET', KEYS[1], 'epochs', cjson.encode(kept))
-      break
-    end
-  end
+if index ~= nil and index > 1 then
+  local kept = {}
+  for j = index, #epochs do table.insert(kept, epochs[j]) end
+  redis.call('HSET', KEYS[1], 'epochs', cjson.encode(kept))
 end
 return freedBatches
+`;
+
+/**
+ * -- set-blocked
+ * Parks a stream at a batch, once: false if it was blocked already (two workers parking the same
+ * batch at once). `allow-oom`: a stream must be able to say why it stopped when Redis is full.
+ * KEYS: 1 state hash. ARGV: 1 seq, 2 reason, 3 at (ms). Returns 1 when it blocked the stream.
+ */
+export const SET_BLOCKED = `#!lua flags=allow-oom
+if redis.call('HSETNX', KEYS[1], 'blockedSeq', ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'blockedReason', ARGV[2], 'blockedAt', ARGV[3])
+return 1
 `;

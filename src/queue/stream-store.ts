@@ -9,12 +9,14 @@ import type { Json } from '../ingest/options.ts';
 import type { TableDefinitionInput } from '../ingest/table-definition.ts';
 import type { BatchOptions } from './batch-contract.ts';
 import { QueueKeys } from './queue-keys.ts';
-import { APPEND_BATCH, MARK_COMMITTED } from './redis-scripts.ts';
+import { APPEND_BATCH, MARK_COMMITTED, SET_BLOCKED } from './redis-scripts.ts';
 import type { Epoch } from './stream-position.ts';
 
 /** Everything about a stored batch but its rows. */
 export interface BatchHeader {
   readonly version: number;
+  /** The Redis epoch the batch was numbered in: set by the append script, absent before. */
+  readonly epoch?: string;
   readonly stream: string;
   readonly batchId: string;
   /** The upload its parts belong to: `<stream keys>part:<uploadId>:<i>` (queue-keys.ts). */
@@ -67,6 +69,7 @@ export interface AppendLimits {
 
 type RedisWithScripts = Redis & {
   markCommitted(...args: (string | number)[]): Promise<number>;
+  setBlocked(...args: (string | number)[]): Promise<number>;
 };
 
 /**
@@ -114,6 +117,7 @@ export class StreamStore {
     this.keys = new QueueKeys(prefix);
     redis.defineCommand('appendBatch', { numberOfKeys: 3, lua: APPEND_BATCH });
     redis.defineCommand('markCommitted', { numberOfKeys: 2, lua: MARK_COMMITTED });
+    redis.defineCommand('setBlocked', { numberOfKeys: 1, lua: SET_BLOCKED });
     this.#redis = redis as RedisWithScripts;
   }
 
@@ -250,10 +254,7 @@ export class StreamStore {
    * batch at once): only the first records its reason, so the batch is parked once.
    */
   async setBlocked(stream: string, seq: number, reason: string): Promise<boolean> {
-    const key = this.keys.stream(stream).state;
-    if ((await this.redis.hsetnx(key, 'blockedSeq', seq)) === 0) return false;
-    await this.redis.hset(key, 'blockedReason', reason, 'blockedAt', Date.now());
-    return true;
+    return (await this.#redis.setBlocked(this.keys.stream(stream).state, seq, reason, Date.now())) === 1;
   }
 
   async clearBlocked(stream: string): Promise<void> {

@@ -6,7 +6,14 @@
  */
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Worker as BullWorker, type Job, type JobJson, Queue, UnrecoverableError } from 'bullmq';
+import {
+  Worker as BullWorker,
+  type WorkerOptions as BullWorkerOptions,
+  type Job,
+  type JobJson,
+  Queue,
+  UnrecoverableError,
+} from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
 import { type Logger, pino } from 'pino';
@@ -196,10 +203,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async start(): Promise<void> {
     await ensureStateTables(this.#pool);
     const queues = bullQueues(this.#options);
-    // Foreign batch jobs are admitted one at a time across all workers, in the order they were
-    // added: BullMQ's wait list is FIFO, and only a retry could reorder it, so admission never
-    // fails a job for a transient reason (it retries in place, see #admit).
-    await this.#admissionQueue.setGlobalConcurrency(1);
     this.#bullConnection = connectRedis(this.#options.redis);
     const common = {
       connection: this.#bullConnection,
@@ -214,12 +217,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
       ...common,
       concurrency: this.#options.concurrency,
     });
-    this.#bullAdmissions = new RawTolerantBullWorker(queues.admissions, (job) => this.#admit(job), {
-      ...common,
-      concurrency: 1,
-    });
-    for (const bull of [this.#bull, this.#bullAdmissions])
-      bull.on('error', (error) => this.#log.error({ err: error }, 'queue error'));
+    this.#bull.on('error', (error) => this.#log.error({ err: error }, 'queue error'));
+    // Foreign batch jobs are admitted one at a time across all workers, in the order they were
+    // added: BullMQ's wait list is FIFO, and only a retry could reorder it, so admission never
+    // fails a job for a transient reason (it retries in place, see #admit). Admission starts only
+    // once the queue's global concurrency is set; a Redis out of memory refuses that write, and
+    // the worker applies batches meanwhile (which is what frees Redis).
+    void this.#startAdmissions(queues.admissions, { ...common, concurrency: 1 });
     this.#sweepTimer = setInterval(() => void this.sweep(), this.#options.sweepIntervalMs);
     this.#sweepTimer.unref();
     this.#retention.start();
@@ -227,6 +231,23 @@ export class Worker extends EventEmitter<WorkerEvents> {
       { queue: this.#options.queueName, concurrency: this.#options.concurrency },
       'worker started',
     );
+  }
+
+  async #startAdmissions(queueName: string, options: BullWorkerOptions) {
+    for (let attempt = 1; !this.#stopping.signal.aborted; attempt++) {
+      try {
+        await this.#admissionQueue.setGlobalConcurrency(1);
+        break;
+      } catch (error) {
+        this.#log.warn({ err: error, attempt }, 'cannot set the admission queue concurrency yet; retrying');
+        await sleep(Math.min(5000, 200 * attempt), undefined, { signal: this.#stopping.signal }).catch(
+          () => undefined,
+        );
+      }
+    }
+    if (this.#stopping.signal.aborted) return;
+    this.#bullAdmissions = new RawTolerantBullWorker(queueName, (job) => this.#admit(job), options);
+    this.#bullAdmissions.on('error', (error) => this.#log.error({ err: error }, 'queue error'));
   }
 
   /** For `/readyz`: each resolves when its service answers. */
@@ -274,8 +295,22 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async #sweepOnce(): Promise<void> {
     try {
       const due = await this.#store.streamsToKick();
-      for (let i = 0; i < due.length; i += 50)
-        await Promise.all(due.slice(i, i + 50).map((stream) => kickStream(this.#queue, stream)));
+      const unkicked: string[] = [];
+      for (let i = 0; i < due.length; i += 50) {
+        const slice = due.slice(i, i + 50);
+        const results = await Promise.allSettled(slice.map((stream) => kickStream(this.#queue, stream)));
+        results.forEach((r, j) => r.status === 'rejected' && unkicked.push(slice[j] as string));
+      }
+      // A kick can fail where applying cannot: Redis out of memory refuses BullMQ's writes (no
+      // worker can take a job), while the commit report that frees a batch runs anyway. So the
+      // sweep drains such streams itself; order and exactly-once are PostgreSQL's, whoever drains.
+      for (const stream of unkicked) {
+        if (this.#stopping.signal.aborted) break;
+        this.#log.warn({ stream }, 'kick refused by Redis: the sweep drains the stream itself');
+        await this.#drainWithPoisonRetries(stream).catch((e) =>
+          this.#log.warn({ err: e, stream }, 'drain failed'),
+        );
+      }
     } catch (error) {
       this.#log.warn({ err: error }, 'sweep failed');
     }

@@ -166,6 +166,55 @@ describe('Redis losing data', () => {
     }
   });
 
+  it('regression: a Redis full of pending batches is freed by the workers committing them (their commit report runs under OOM)', {
+    timeout: 60_000,
+  }, async () => {
+    const redis = new PrivateRedis({ persistence: 'none', maxmemory: '3mb' });
+    await redis.start();
+    const t = table('full_of_batches');
+    const names = uniqueQueue();
+    const producer = new Producer({ redis: redis.url, ...names, maxPendingBatches: 0, maxPendingBytes: 0 });
+    const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: redis.url, ...names });
+    try {
+      const rows = Array.from({ length: 200 }, (_, i) => [t, [i, i]] as const);
+      let enqueued = 0;
+      for (let tries = 0; tries < 5000; tries++) {
+        const refused = await producer.enqueue({ tables: [t], highWatermark: enqueued + 1, rows }).then(
+          () => false,
+          (e: Error) => /OOM/.test(e.message),
+        );
+        if (refused) break;
+        enqueued += 1;
+      }
+      assert.ok(enqueued > 3, `${enqueued} batches before Redis was full`);
+      const worker = new Worker({
+        databaseUrl: DATABASE_URL,
+        redis: redis.url,
+        ...names,
+        logger: silent,
+        sweepIntervalMs: 200,
+      });
+      await worker.start();
+      try {
+        const stream = `${schema}.full_of_batches`;
+        await waitFor(
+          async () => (await admin.status(stream))[0]?.committedSeq === enqueued,
+          30_000,
+          'every batch',
+        );
+        await waitFor(async () => (await admin.status(stream))[0]?.pending === 0, 10_000, 'Redis freed');
+        const again = await producer.enqueue({ tables: [t], highWatermark: 'after', rows: [[t, [1, 1]]] });
+        assert.equal(again.seq, enqueued + 1, 'room again once the workers committed');
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await producer.close();
+      await admin.close();
+      await redis.destroy();
+    }
+  });
+
   it('regression: Redis out of memory refuses the enqueue before anything is written', {
     timeout: 30_000,
   }, async () => {
