@@ -299,7 +299,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
       for (let i = 0; i < due.length; i += 50) {
         const slice = due.slice(i, i + 50);
         const results = await Promise.allSettled(slice.map((stream) => kickStream(this.#queue, stream)));
-        results.forEach((r, j) => r.status === 'rejected' && unkicked.push(slice[j] as string));
+        for (const [j, result] of results.entries())
+          if (result.status === 'rejected') unkicked.push(slice[j] as string);
       }
       // A kick can fail where applying cannot: Redis out of memory refuses BullMQ's writes (no
       // worker can take a job), while the commit report that frees a batch runs anyway. So the
