@@ -156,13 +156,13 @@ export class StreamApplier {
         // since we looked (a seq of another epoch): look again. Only a view that did not move
         // means the batch is really gone.
         if (await this.#viewUnchanged(stream, state, info)) {
-          const found =
+          const what =
             first === null
-              ? 'it is missing'
-              : `Redis holds a batch of epoch ${first.epoch} under that number`;
+              ? `batch ${next.seq} is missing from Redis (epoch ${next.epoch})`
+              : `batch ${next.seq} of epoch ${next.epoch} is not in Redis, which holds a batch of epoch ${first.epoch} under that number`;
           const missing = new PgBulkIngestError(
             'BATCH_MISSING',
-            `Stream ${stream}: batch ${next.seq} (epoch ${next.epoch}) cannot be applied: ${found} (enqueued up to ${info.enqueuedSeq}, committed ${state.seq}). Was Redis or PostgreSQL restored from a backup? Skip it to go on.`,
+            `Stream ${stream}: ${what}; enqueued up to ${info.enqueuedSeq}, committed ${state.seq}. It cannot be applied. Was Redis or PostgreSQL restored from a backup? Skip it to go on.`,
             { stream, seq: next.seq },
           );
           throw new BatchApplyFailure(stream, next.seq, missing);
