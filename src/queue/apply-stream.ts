@@ -211,16 +211,6 @@ export class StreamApplier {
     }
   }
 
-  /** One batch in one transaction; false if another worker committed it first (a duplicate). */
-  async applyOne(
-    stream: string,
-    next: NextBatch,
-    before: CommittedState,
-    header: BatchHeader,
-  ): Promise<boolean> {
-    return (await this.applyGroup(stream, next, before, [header])) > 0;
-  }
-
   /**
    * Consecutive batches `next.seq`, `next.seq + 1`, ... (`headers`, sharing tables and options)
    * in one transaction: their rows in order, through one COPY per table (for an upsert the last
@@ -327,7 +317,7 @@ export class StreamApplier {
     readers: readonly WirePartReader[],
   ) {
     for (const [i, header] of headers.entries())
-      yield* this.#rows(stream, firstSeq + i, header, readers[i] as WirePartReader).blocks;
+      yield* this.#rows(stream, firstSeq + i, header, readers[i] as WirePartReader);
   }
 
   /** Ends the connections of batches in flight: PostgreSQL rolls them back. */
@@ -354,31 +344,26 @@ export class StreamApplier {
    * The batch's rows, read from Redis a few parts at a time (memory holds those parts, not the
    * batch), as one block of rows per part.
    */
-  #rows(stream: string, seq: number, header: BatchHeader, reader: WirePartReader): RowBlocks {
-    const store = this.#store;
+  async *#rows(stream: string, seq: number, header: BatchHeader, reader: WirePartReader) {
     const label = `Stream ${stream}, batch ${seq}`;
     // Every value was validated before it was enqueued (Producer, or admission of a foreign
     // job); PostgreSQL has the last word. The reader checks that each row names a table of the
     // batch, as a row of another table would otherwise be skipped silently.
-    return new RowBlocks(
-      (async function* () {
-        for (let first = 0; first < header.parts; first += PARTS_PER_READ) {
-          const parts = await store.parts(header, first, Math.min(PARTS_PER_READ, header.parts - first));
-          for (const [i, part] of parts.entries()) {
-            if (part === null)
-              throw new PgBulkIngestError(
-                'BATCH_MISSING',
-                `${label}: part ${first + i} of its rows is missing from Redis`,
-                {
-                  stream,
-                  seq,
-                },
-              );
-            yield reader.rows(part.toString());
-          }
-        }
-      })(),
-    );
+    for (let first = 0; first < header.parts; first += PARTS_PER_READ) {
+      const parts = await this.#store.parts(header, first, Math.min(PARTS_PER_READ, header.parts - first));
+      for (const [i, part] of parts.entries()) {
+        if (part === null)
+          throw new PgBulkIngestError(
+            'BATCH_MISSING',
+            `${label}: part ${first + i} of its rows is missing from Redis`,
+            {
+              stream,
+              seq,
+            },
+          );
+        yield reader.rows(part.toString());
+      }
+    }
   }
 }
 

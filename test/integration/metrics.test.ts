@@ -301,8 +301,12 @@ describe('metrics: a worker scraped after a known run', () => {
       const before = await committedState(pool, stream);
       const next = nextBatch(before, (await store.info(stream)).epochs);
       assert.ok(next);
-      assert.equal(await applier.applyOne(stream, next, before, header), true);
-      assert.equal(await applier.applyOne(stream, next, before, header), false);
+      assert.equal(await applier.applyGroup(stream, next, before, [header]), 1);
+      assert.equal(
+        await applier.applyGroup(stream, next, before, [header]),
+        0,
+        'a duplicate commits nothing',
+      );
       assert.deepEqual(duplicates, [[stream, 1]]);
     } finally {
       await dupProducer.close();
