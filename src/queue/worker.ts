@@ -118,6 +118,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
   readonly #store: StreamStore;
   readonly #queue: Queue<KickData>;
   readonly #admissionQueue: Queue;
+  /** BullMQ's names for this deployment (kicks, admissions, prefix). */
+  readonly #queues: ReturnType<typeof bullQueues>;
   readonly #admission: Producer;
   readonly #applier: StreamApplier;
   readonly #stopping = new AbortController();
@@ -159,7 +161,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#redis = connectRedis(this.#options.redis);
     this.#store = new StreamStore(this.#redis, this.#options.prefix);
     this.#retention = new LedgerRetention(this.#pool, this.#options.ledgerRetentionDays, this.#log);
-    const queues = bullQueues(this.#options);
+    this.#queues = bullQueues(this.#options);
+    const queues = this.#queues;
     this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
     this.#admissionQueue = new Queue(queues.admissions, { connection: this.#redis, prefix: queues.prefix });
     this.#admission = new Producer({
@@ -202,7 +205,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
   /** Creates the state tables if needed and starts taking jobs. */
   async start(): Promise<void> {
     await ensureStateTables(this.#pool);
-    const queues = bullQueues(this.#options);
+    const queues = this.#queues;
     this.#bullConnection = connectRedis(this.#options.redis);
     const common = {
       connection: this.#bullConnection,
@@ -240,9 +243,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
         break;
       } catch (error) {
         this.#log.warn({ err: error, attempt }, 'cannot set the admission queue concurrency yet; retrying');
-        await sleep(Math.min(5000, 200 * attempt), undefined, { signal: this.#stopping.signal }).catch(
-          () => undefined,
-        );
+        await this.#pause(Math.min(5000, 200 * attempt));
       }
     }
     if (this.#stopping.signal.aborted) return;
@@ -386,18 +387,21 @@ export class Worker extends EventEmitter<WorkerEvents> {
         return;
       } catch (error) {
         const reason = describeError(error);
-        if (isMalformed(error) || isPoison(error)) {
+        if (isPoison(error)) {
           this.#log.error({ jobId: job.id, reason }, 'malformed batch job refused');
           this.emit('parked', { stream: null, seq: null, reason });
           throw new UnrecoverableError(reason);
         }
         if (this.#stopping.signal.aborted) throw error; // stalls back to the head of the queue
         this.#log.warn({ jobId: job.id, reason, attempt }, 'batch job admission failed; retrying');
-        await sleep(Math.min(30_000, 100 * 2 ** Math.min(attempt, 9)), undefined, {
-          signal: this.#stopping.signal,
-        }).catch(() => undefined);
+        await this.#pause(Math.min(30_000, 100 * 2 ** Math.min(attempt, 9)));
       }
     }
+  }
+
+  /** Waits `ms`, or less if the worker is stopping (then it returns at once). */
+  async #pause(ms: number): Promise<void> {
+    await sleep(ms, undefined, { signal: this.#stopping.signal }).catch(() => undefined);
   }
 
   async #drainWithPoisonRetries(stream: string): Promise<DrainResult> {
@@ -416,9 +420,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
             .setLastError(stream, `batch ${error.seq}, attempt ${attempt}: ${reason}`)
             .catch(() => undefined);
           if (!poison) throw error; // transient: BullMQ retries the kick with backoff
-          await sleep(this.#options.poisonBackoffMs * 2 ** (attempt - 1), undefined, {
-            signal: this.#stopping.signal,
-          }).catch(() => undefined);
+          await this.#pause(this.#options.poisonBackoffMs * 2 ** (attempt - 1));
           if (this.#stopping.signal.aborted) throw error;
           continue;
         }
