@@ -203,12 +203,15 @@ export class Producer {
       enqueuedAt: Date.now(),
       ...(refusedRows.length > 0 ? { refusedRows } : {}),
     } as BatchHeader; // a Date watermark travels as its ISO string (stringifyJson, as toJSON does)
-    try {
-      assertStorableJson(header.highWatermark, watermarkLabel, { stream });
-    } catch (error) {
-      if (inlinePart === undefined)
-        await this.#store.deleteParts(stream, uploadId, parts).catch(() => undefined);
-      throw error;
+    // A callable watermark, now called, is checked now (a plain one was, before the rows).
+    if (typeof input.highWatermark === 'function') {
+      try {
+        assertStorableJson(header.highWatermark, watermarkLabel, { stream });
+      } catch (error) {
+        if (inlinePart === undefined)
+          await this.#store.deleteParts(stream, uploadId, parts).catch(() => undefined);
+        throw error;
+      }
     }
     // The idempotency key's fingerprint: everything the batch says, rows included.
     content.update(stringifyJson([header.tables, header.highWatermark, header.metadata, header.options]));
@@ -334,9 +337,9 @@ export class Producer {
   }
 
   /** Waits (or fails) before uploading anything while the stream is over its bound. */
-  async #waitForRoom(stream: string, attempt: number): Promise<void> {
+  async #waitForRoom(stream: string): Promise<void> {
     const deadline = Date.now() + this.#options.backpressureTimeoutMs;
-    for (let wait = 10 + attempt; ; wait = Math.min(wait * 2, 500)) {
+    for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
       const info = await this.#store.info(stream);
       const pending = info.pendingBatches;
       const { maxPendingBatches, maxPendingBytes } = this.#options; // 0: no bound
@@ -398,7 +401,7 @@ export class Producer {
     let rowNumber = 0;
     let written = 0; // rows in the parts: the worker's numbering (rows of other tables are skipped)
     const upload = async () => {
-      if (parts === 0) await this.#waitForRoom(stream, 0);
+      if (parts === 0) await this.#waitForRoom(stream);
       const first = parts;
       parts += ready.length;
       const batch = ready;
@@ -434,14 +437,14 @@ export class Producer {
       if (parts === 0 && ready.length === 1) {
         const inlinePart = ready[0] as Buffer;
         content.update(inlinePart);
-        return { parts: 1, rows: rowNumber, bytes, inlinePart };
+        return { parts: 1, rows: written, bytes, inlinePart };
       }
       if (ready.length > 0) await upload();
     } catch (error) {
       await this.#store.deleteParts(stream, uploadId, parts).catch(() => undefined);
       throw error;
     }
-    return { parts, rows: rowNumber, bytes, inlinePart: undefined };
+    return { parts, rows: written, bytes, inlinePart: undefined };
   }
 }
 

@@ -26,6 +26,7 @@ export interface BatchHeader {
   readonly metadata: Json;
   readonly options: BatchOptions;
   readonly parts: number;
+  /** Rows stored in the parts (rows naming a table not in the batch are skipped, as by ingest()). */
   readonly rows: number;
   readonly bytes: number;
   /** Milliseconds since the epoch when the producer enqueued it. */
