@@ -106,6 +106,24 @@ export async function inTransaction<T>(
   }
 }
 
+/**
+ * The rows of a query on the state tables, or none when its table does not exist yet (no
+ * worker has started on the database: nothing is committed). One round trip, no catalog check;
+ * so never inside a transaction that must go on when the table is missing.
+ */
+async function rowsIfTablesExist<R extends pg.QueryResultRow>(
+  db: pg.Pool | pg.ClientBase,
+  text: string,
+  values: unknown[],
+): Promise<R[]> {
+  try {
+    return (await db.query<R>(text, values)).rows;
+  } catch (error) {
+    if (asDatabaseError(error)?.code === '42P01') return []; // undefined_table
+    throw error;
+  }
+}
+
 export async function ensureStateTables(pool: pg.Pool): Promise<void> {
   await inTransaction(pool, async (client) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtextextended('pg-bulk-ingest state tables', 0))`);
@@ -166,15 +184,8 @@ export async function committedStates(
 ): Promise<Map<string, CommittedState>> {
   const found = new Map<string, CommittedState>();
   if (streams.length === 0) return found;
-  // One round trip (the worker asks before every transaction): a database where no worker has
-  // created the tables yet simply has nothing committed. Never inside a transaction there.
-  const rows = await db.query<StateRow>(COMMITTED_STATE, [streams]).then(
-    (result) => result.rows,
-    (error: unknown) => {
-      if (asDatabaseError(error)?.code === '42P01') return [];
-      throw error;
-    },
-  );
+  // One round trip: the worker asks before every transaction.
+  const rows = await rowsIfTablesExist<StateRow>(db, COMMITTED_STATE, [streams]);
   for (const row of rows) {
     found.set(row.stream, {
       seq: Number(row.seq),
@@ -401,11 +412,7 @@ export async function ledgerHistory(
   limit: number,
   seq: number | null = null,
 ): Promise<LedgerEntry[]> {
-  const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
-    `${STATE_SCHEMA}.batches`,
-  ]);
-  if (!exists.rows[0]?.ok) return [];
-  const { rows } = await db.query<LedgerRow>(LEDGER_HISTORY, [stream, seq, limit]);
+  const rows = await rowsIfTablesExist<LedgerRow>(db, LEDGER_HISTORY, [stream, seq, limit]);
   return rows.map(ledgerEntryOf);
 }
 
@@ -468,19 +475,9 @@ export async function recordRewind(client: pg.ClientBase, r: RewindRecord): Prom
  * new stream, whose seqs 1, 2, ... must not mix with the old stream's rows.
  */
 export async function forgetCommittedState(db: pg.Pool | pg.ClientBase, stream: string): Promise<void> {
-  const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
-    `${STATE_SCHEMA}.stream_state`,
-  ]);
-  if (!exists.rows[0]?.ok) return;
-  await db.query(`DELETE FROM ${STATE_SCHEMA}.stream_state WHERE stream = $1`, [stream]);
-  await db.query(`DELETE FROM ${STATE_SCHEMA}.skipped_batches WHERE stream = $1`, [stream]);
-  // The ledger tables came later: a database no new worker has started on has none yet.
-  for (const table of ['batches', 'rewinds']) {
-    const found = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
-      `${STATE_SCHEMA}.${table}`,
-    ]);
-    if (found.rows[0]?.ok) await db.query(`DELETE FROM ${STATE_SCHEMA}.${table} WHERE stream = $1`, [stream]);
-  }
+  // Each table may be missing (the ledger tables came later than the others).
+  for (const table of ['stream_state', 'skipped_batches', 'batches', 'rewinds'])
+    await rowsIfTablesExist(db, `DELETE FROM ${STATE_SCHEMA}.${table} WHERE stream = $1`, [stream]);
 }
 
 /**
@@ -498,12 +495,8 @@ export async function skippedBatchCounts(
   streams: readonly string[],
 ): Promise<Map<string, number>> {
   if (streams.length === 0) return new Map();
-  const rows = await pool.query<{ stream: string; skipped: string }>(SKIPPED_BATCH_COUNTS, [streams]).then(
-    (result) => result.rows,
-    (error: unknown) => {
-      if (asDatabaseError(error)?.code === '42P01') return [];
-      throw error;
-    },
-  );
+  const rows = await rowsIfTablesExist<{ stream: string; skipped: string }>(pool, SKIPPED_BATCH_COUNTS, [
+    streams,
+  ]);
   return new Map(rows.map((row) => [row.stream, Number(row.skipped)]));
 }
