@@ -291,23 +291,31 @@ export class StreamStore {
    * returned as an Error in its place: one broken stream never hides the others.
    */
   async infos(streams: readonly string[]): Promise<(StreamInfo | Error)[]> {
-    const out: (StreamInfo | Error)[] = [];
+    const replies = await this.#perStream(streams, (pipeline, key) => pipeline.hgetall(key));
+    return streams.map((stream, i) => {
+      const [error, hash] = replies[i] ?? [new Error('no reply')];
+      try {
+        if (error) throw error;
+        return parseInfo(stream, hash as Record<string, string>);
+      } catch (e) {
+        return new Error(`Stream ${stream}: its state in Redis cannot be read: ${(e as Error).message}`);
+      }
+    });
+  }
+
+  /** One command per stream's state hash, INFO_BATCH streams per round trip; the replies in order. */
+  async #perStream(
+    streams: readonly string[],
+    command: (pipeline: ReturnType<Redis['pipeline']>, stateKey: string) => unknown,
+  ): Promise<[Error | null, unknown][]> {
+    const replies: [Error | null, unknown][] = [];
     for (let i = 0; i < streams.length; i += INFO_BATCH) {
-      const slice = streams.slice(i, i + INFO_BATCH);
       const pipeline = this.redis.pipeline();
-      for (const stream of slice) pipeline.hgetall(this.keys.stream(stream).state);
-      const results = (await pipeline.exec()) ?? [];
-      slice.forEach((stream, j) => {
-        const [error, hash] = results[j] ?? [new Error('no reply')];
-        try {
-          if (error) throw error;
-          out.push(parseInfo(stream, hash as Record<string, string>));
-        } catch (e) {
-          out.push(new Error(`Stream ${stream}: its state in Redis cannot be read: ${(e as Error).message}`));
-        }
-      });
+      for (const stream of streams.slice(i, i + INFO_BATCH))
+        command(pipeline, this.keys.stream(stream).state);
+      replies.push(...((await pipeline.exec()) ?? []));
     }
-    return out;
+    return replies;
   }
 
   /**
@@ -316,19 +324,13 @@ export class StreamStore {
    */
   async streamsToKick(): Promise<string[]> {
     const streams = await this.streams();
-    const due: string[] = [];
-    for (let i = 0; i < streams.length; i += INFO_BATCH) {
-      const slice = streams.slice(i, i + INFO_BATCH);
-      const pipeline = this.redis.pipeline();
-      for (const stream of slice)
-        pipeline.hmget(this.keys.stream(stream).state, 'pendingBatches', 'blockedSeq');
-      const results = (await pipeline.exec()) ?? [];
-      slice.forEach((stream, j) => {
-        const [pending, blocked] = (results[j]?.[1] as (string | null)[] | undefined) ?? [];
-        if (Number(pending ?? 0) > 0 && blocked == null) due.push(stream);
-      });
-    }
-    return due;
+    const replies = await this.#perStream(streams, (pipeline, key) =>
+      pipeline.hmget(key, 'pendingBatches', 'blockedSeq'),
+    );
+    return streams.filter((_, i) => {
+      const [pending, blocked] = (replies[i]?.[1] as (string | null)[] | undefined) ?? [];
+      return Number(pending ?? 0) > 0 && blocked == null;
+    });
   }
 
   /** Deletes every key of the stream (its batches too) and unregisters it. */
