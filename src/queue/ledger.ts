@@ -9,16 +9,9 @@ import type { BatchHeader } from './stream-store.ts';
 /** Rows `history` shows unless told otherwise. */
 export const DEFAULT_HISTORY_LIMIT = 20;
 
-/** One batch as the ledger records it (`StreamAdmin.history()`, `pg-bulk-ingest history`). */
-export interface LedgerEntry {
-  readonly stream: string;
+/** What a worker (or `skip`) writes about one batch: the row but for stream, epoch, time and outcome. */
+export interface LedgerBatch {
   readonly seq: number;
-  /**
-   * The Redis epoch the seq was numbered in. After Redis lost data a seq can be numbered again
-   * in a new epoch: the newer batch's row replaces the older one (the gap is reported in
-   * `status` and bulk_ingest.stream_state).
-   */
-  readonly epoch: string | null;
   readonly batchId: string | null;
   /** The batch's first table, whose comment holds the stream's high watermark (null if unknown). */
   readonly table: { readonly schema: string; readonly name: string } | null;
@@ -32,28 +25,25 @@ export interface LedgerEntry {
    * Empty for a skipped batch (nothing was written).
    */
   readonly rows: Readonly<Record<string, number>>;
-  /** Rows refused and quarantined (bulk_ingest.rejected_rows); 0 without quarantine. */
+  /** Rows refused and quarantined in the batch's transaction (bulk_ingest.rejected_rows); 0 without quarantine. */
   readonly rejectedRows: number;
   /** The batch's size on the wire, in bytes. */
   readonly bytes: number | null;
   readonly enqueuedAt: Date | null;
+}
+
+/** One batch as the ledger records it (`StreamAdmin.history()`, `pg-bulk-ingest history`). */
+export interface LedgerEntry extends LedgerBatch {
+  readonly stream: string;
+  /**
+   * The Redis epoch the seq was numbered in. After Redis lost data a seq can be numbered again
+   * in a new epoch: the newer batch's row replaces the older one (the gap is reported in
+   * `status` and bulk_ingest.stream_state).
+   */
+  readonly epoch: string | null;
   /** When it was committed (or skipped). */
   readonly committedAt: Date;
   readonly outcome: 'committed' | 'skipped';
-}
-
-/** What a worker (or `skip`) writes about one batch: the row but for stream, epoch and time. */
-export interface LedgerBatch {
-  readonly seq: number;
-  readonly batchId: string | null;
-  readonly table: { readonly schema: string; readonly name: string } | null;
-  readonly highWatermark: Json | null;
-  readonly metadata: Json | null;
-  readonly rows: Readonly<Record<string, number>>;
-  /** Rows of the batch quarantined in its transaction (BadRows.QUARANTINE). */
-  readonly rejectedRows: number;
-  readonly bytes: number | null;
-  readonly enqueuedAt: Date | null;
 }
 
 /** The ledger row of batch `seq` from its header (null: the header is gone) and its row counts. */
