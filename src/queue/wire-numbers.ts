@@ -16,8 +16,7 @@
  *   bytea get the number, which the batch contract refuses for them as before.
  */
 import { JsonNumber } from '../ingest/exact-json.ts';
-import { INTEGER_RANGES, integerOutOfRange } from '../ingest/value-rules.ts';
-import { INTEGER_TYPES, NUMBER_TYPES } from './batch-contract.ts';
+import { INTEGER_RANGES, INTEGER_TYPES, integerOutOfRange, NUMBER_TYPES } from '../ingest/value-rules.ts';
 
 /** Why a number cannot go into its column. */
 export class WireNumberError extends Error {}
