@@ -40,6 +40,10 @@ describe('queue races with a Redis that lost data', () => {
     const stream = `${schema}.${name}`;
     const store = new StreamStore(new Redis(REDIS_URL, { maxRetriesPerRequest: null }), names.prefix);
     const keys = store.keys.stream(stream);
+    const enqueue = (v: string) =>
+      producer.enqueue({ tables: [table], stream, highWatermark: v, rows: [[table, [v]]] });
+    const applier = (hooks: ApplyHooks = {}, limits?: CoalesceLimits) =>
+      new StreamApplier(pool, store, false, hooks, limits);
     return {
       stream,
       store,
@@ -48,6 +52,11 @@ describe('queue races with a Redis that lost data', () => {
         producer.enqueue({ tables: [table], stream, highWatermark: v, rows: [[table, [v]]] }),
       applier: (hooks: ApplyHooks = {}, limits?: CoalesceLimits) =>
         new StreamApplier(pool, store, false, hooks, limits),
+      /** b1, b2, b3 enqueued and committed: the history every race starts from. */
+      commitThree: async () => {
+        for (const v of ['b1', 'b2', 'b3']) await enqueue(v);
+        await applier().drain(stream);
+      },
       rows: async () =>
         (await pool.query(`SELECT v FROM "${schema}"."${name}" ORDER BY v`)).rows.map((r) => r.v as string),
       close: () => store.redis.disconnect(),
@@ -62,8 +71,7 @@ describe('queue races with a Redis that lost data', () => {
   it('regression: a batch numbered again after a loss is not applied under the old epoch, then again', async () => {
     const s = streamNamed('stale_headers');
     try {
-      for (const v of ['b1', 'b2', 'b3']) await s.enqueue(v);
-      await s.applier().drain(s.stream);
+      await s.commitThree();
       await s.enqueue('b4'); // acknowledged, then lost by Redis
       const headers = s.store.headers.bind(s.store);
       let once = true;
@@ -94,8 +102,7 @@ describe('queue races with a Redis that lost data', () => {
   it("regression: a worker's stale view of Redis does not apply another worker's batches a second time", async () => {
     const s = streamNamed('stale_info');
     try {
-      for (const v of ['b1', 'b2', 'b3']) await s.enqueue(v);
-      await s.applier().drain(s.stream);
+      await s.commitThree();
       const info = s.store.info.bind(s.store);
       let once = true;
       s.store.info = async (stream) => {
@@ -126,8 +133,7 @@ describe('queue races with a Redis that lost data', () => {
   it('regression: catching Redis up does not delete a batch a producer appended meanwhile', async () => {
     const s = streamNamed('catch_up');
     try {
-      for (const v of ['b1', 'b2', 'b3']) await s.enqueue(v);
-      await s.applier().drain(s.stream);
+      await s.commitThree();
       // Redis comes back from an older state: enqueued 1, committed 1, another run id.
       await redis.hset(s.keys.state, 'enqueuedSeq', 1, 'committedSeq', 1, 'runId', 'deadbeef');
       const info = s.store.info.bind(s.store);
@@ -153,8 +159,7 @@ describe('queue races with a Redis that lost data', () => {
   it('regression: a late commit report of an epoch Redis lost frees none of the new batches', async () => {
     const s = streamNamed('late_mark');
     try {
-      for (const v of ['b1', 'b2', 'b3']) await s.enqueue(v);
-      await s.applier().drain(s.stream);
+      await s.commitThree();
       const epoch = (
         await pool.query('SELECT redis_epoch FROM bulk_ingest.stream_state WHERE stream = $1', [s.stream])
       ).rows[0]?.redis_epoch as string;
