@@ -63,6 +63,21 @@ export const batchOptionsSchema = z.strictObject({
 /** A row on the wire: `["schema.table", [value, ...]]`, values in column order, encoded per type. */
 export const wireRowSchema = z.tuple([z.string(), z.array(z.unknown())]);
 
+/** Longest stream name and batch id: both are keys in Redis and text in PostgreSQL. */
+export const MAX_STREAM_LENGTH = 512;
+export const MAX_BATCH_ID_LENGTH = 200;
+
+/**
+ * Why a stream name or batch id cannot be used, or undefined. Both are stored in PostgreSQL text
+ * columns (bulk_ingest), which refuse a NUL and turn a lone surrogate into U+FFFD (two names would
+ * become one): refused before anything is enqueued, not found by a worker afterwards.
+ */
+export function nameProblem(name: string, maxLength: number): string | undefined {
+  if (name.length === 0) return 'is empty';
+  if (name.length > maxLength) return `is longer than ${maxLength} characters (${name.length})`;
+  return stringProblem(name);
+}
+
 export const batchJobSchema = z.strictObject({
   /** Format version; a worker refuses versions it does not know. */
   version: z
@@ -72,14 +87,14 @@ export const batchJobSchema = z.strictObject({
   stream: z
     .string()
     .min(1)
-    .max(512)
+    .max(MAX_STREAM_LENGTH)
     .optional()
     .describe('The ordered stream this batch belongs to; default "<schema>.<table>" of the first table'),
   /** Idempotency key: enqueueing the same batchId twice on a stream enqueues it once. @default a random UUID */
   batchId: z
     .string()
     .min(1)
-    .max(200)
+    .max(MAX_BATCH_ID_LENGTH)
     .optional()
     .describe('Idempotency key: the same batchId enqueued twice on a stream is enqueued once'),
   tables: z

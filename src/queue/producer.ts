@@ -24,6 +24,9 @@ import {
   type BatchOptions,
   batchOptionsSchema,
   InvalidBatchError,
+  MAX_BATCH_ID_LENGTH,
+  MAX_STREAM_LENGTH,
+  nameProblem,
   parseBatchJob,
   tableKey,
   toTableDefinitionInput,
@@ -165,6 +168,13 @@ export class Producer {
     const options = batchOptionsSchema.parse(input.options ?? {});
     const stream = input.stream ?? tableKey(tables[0] as IngestTable);
     const batchId = input.batchId;
+    for (const [what, name, max] of [
+      ['stream name', stream, MAX_STREAM_LENGTH],
+      ['batchId', batchId, MAX_BATCH_ID_LENGTH],
+    ] as const) {
+      const problem = nameProblem(name, max);
+      if (problem) throw new InvalidBatchError(`${label}: the ${what} ${JSON.stringify(name)} ${problem}`, {});
+    }
     // Refused before anything is written: a value JSON (or jsonb) cannot hold would be
     // acknowledged, then fail at the worker. A callable watermark is checked once called.
     const watermarkLabel = `${label}: the high watermark`;

@@ -108,6 +108,42 @@ describe('queue integrity', () => {
     assert.ok(all.some((x) => x.stream === `${s}:batch:2` && x.error === null));
   });
 
+  it('a stream named with braces, percent signs, colons and a newline is committed under its own keys', async () => {
+    const t = keyed('odd_names');
+    const stream = `${schema}.{odd}%3A:\nname}`;
+    await producer.enqueue({
+      tables: [t],
+      highWatermark: 1,
+      rows: [[t, [1, 'odd']]],
+      stream,
+      batchId: '{b}%:1',
+    });
+    await committed(stream, 1);
+    assert.deepEqual(await rowsOf(`"${schema}".odd_names`), [[1, 'odd']]);
+    assert.equal((await admin.status(stream))[0]?.error, null);
+  });
+
+  it('regression: a stream name or batchId PostgreSQL cannot store (NUL, lone surrogate) is refused at enqueue (was acknowledged, then broke status for every stream)', async () => {
+    const t = keyed('bad_names');
+    for (const [stream, batchId, what] of [
+      [`${schema}.a\u0000b`, 'b-1', /stream name .* holds a NUL character/],
+      [`${schema}.a\ud800b`, 'b-2', /stream name .* holds a lone UTF-16 surrogate/],
+      [`${schema}.fine`, 'x\u0000y', /batchId .* holds a NUL character/],
+      [`${schema}.fine`, '', /batchId "" is empty/],
+      [`${schema}.${'s'.repeat(600)}`, 'b-3', /stream name .* is longer than 512 characters/],
+    ] as const) {
+      const error = (await rejection(() =>
+        producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1, 'x']]], stream, batchId }),
+      )) as PgBulkIngestError;
+      assert.equal(error.code, 'INVALID_BATCH_JOB');
+      assert.match(error.message, what);
+    }
+    assert.ok(
+      (await admin.status()).every((s) => s.error === null),
+      'status still works for every stream',
+    );
+  });
+
   it('regression: tables "S.x"."t" and "S"."x.t" get their own rows and their own default streams', async () => {
     const dotted = keyed('t', `${schema}.x`);
     const plain = keyed('x.t');
