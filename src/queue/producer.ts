@@ -173,7 +173,8 @@ export class Producer {
       ['batchId', batchId, MAX_BATCH_ID_LENGTH],
     ] as const) {
       const problem = nameProblem(name, max);
-      if (problem) throw new InvalidBatchError(`${label}: the ${what} ${JSON.stringify(name)} ${problem}`, {});
+      if (problem)
+        throw new InvalidBatchError(`${label}: the ${what} ${JSON.stringify(name)} ${problem}`, {});
     }
     // Refused before anything is written: a value JSON (or jsonb) cannot hold would be
     // acknowledged, then fail at the worker. A callable watermark is checked once called.
