@@ -5,6 +5,7 @@
  * part of the shape: they are ignored when deciding whether a table must be migrated.
  */
 import type pg from 'pg';
+import { InvariantError } from '../errors.ts';
 import { quoteIdent } from './sql.ts';
 import { createTableSql } from './table-ddl.ts';
 import type { IndexDefinition, IngestTable } from './table-definition.ts';
@@ -33,30 +34,65 @@ export interface LiveIndex {
 }
 
 /**
- * -- describe-table: the shape of one relation.
- * Inputs: $1 relation oid. Outputs: one row per column (attnum order), then indexes separately.
- * Expression and partial indexes are reported as such, so they always count as a difference.
+ * -- describe-table: the shape of one relation, in one round trip.
+ * Inputs: a WHERE clause on `c` (pg_class) and its parameters. Outputs: one row per relation:
+ * its oid, its columns (attnum order) and its indexes, as JSON. Expression and partial indexes
+ * are reported as such, so they always count as a difference.
  */
-const COLUMNS_SQL = `
-  SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS "notNull"
-    FROM pg_attribute a
-   WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-   ORDER BY a.attnum`;
+const describeSql = (where: string) => `
+  SELECT c.oid,
+         (SELECT coalesce(json_agg(json_build_object('name', a.attname::text,
+                                                     'type', format_type(a.atttypid, a.atttypmod),
+                                                     'notNull', a.attnotnull) ORDER BY a.attnum), '[]')
+            FROM pg_attribute a
+           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+         (SELECT coalesce(json_agg(json_build_object(
+                   'primary', i.indisprimary, 'unique', i.indisunique, 'method', am.amname,
+                   'expression', (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL),
+                   'invalid', NOT (i.indisvalid AND i.indisready), 'name', ic.relname::text,
+                   'constraint', (SELECT json_build_object('name', con.conname, 'type', con.contype)
+                                    FROM pg_constraint con
+                                   WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+                                     AND con.contype IN ('u', 'x', 'p')),
+                   'referenced', EXISTS (SELECT 1 FROM pg_constraint f
+                                          WHERE f.contype = 'f' AND f.conindid = i.indexrelid),
+                   'columns', ARRAY(SELECT a.attname::text
+                                      FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                                      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                                     ORDER BY k.ord))), '[]')
+            FROM pg_index i
+            JOIN pg_class ic ON ic.oid = i.indexrelid
+            JOIN pg_am am ON am.oid = ic.relam
+           WHERE i.indrelid = c.oid) AS indexes
+    FROM pg_class c
+   WHERE ${where}`;
 
-const INDEXES_SQL = `
-  SELECT i.indisprimary AS "primary", i.indisunique AS "unique", am.amname AS method,
-         (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) AS "expression",
-         NOT (i.indisvalid AND i.indisready) AS invalid, ic.relname::text AS name,
-         (SELECT json_build_object('name', con.conname, 'type', con.contype) FROM pg_constraint con
-           WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('u', 'x', 'p')) AS "constraint",
-         EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid) AS referenced,
-         ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                ORDER BY k.ord) AS columns
-    FROM pg_index i
-    JOIN pg_class ic ON ic.oid = i.indexrelid
-    JOIN pg_am am ON am.oid = ic.relam
-   WHERE i.indrelid = $1`;
+const DESCRIBE_BY_OID_SQL = describeSql('c.oid = $1');
+const DESCRIBE_BY_NAME_SQL = describeSql(
+  "c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+);
+
+interface DescribedRow {
+  oid: number;
+  columns: TableShape['columns'];
+  indexes: {
+    primary: boolean;
+    unique: boolean;
+    method: string;
+    expression: boolean;
+    invalid: boolean;
+    name: string;
+    constraint: { name: string; type: string } | null;
+    referenced: boolean;
+    columns: string[];
+  }[];
+}
+
+/** A live table: its oid and its shape. */
+export interface LiveTable {
+  readonly oid: number;
+  readonly shape: TableShape;
+}
 
 export async function relationOid(
   client: pg.ClientBase,
@@ -71,21 +107,23 @@ export async function relationOid(
   return rows[0]?.oid ?? null;
 }
 
+/** The table `schema.name` (an ordinary or partitioned table), read in one query; null if there is none. */
+export async function describeTable(
+  client: pg.ClientBase,
+  schema: string,
+  name: string,
+): Promise<LiveTable | null> {
+  const row = (await client.query<DescribedRow>(DESCRIBE_BY_NAME_SQL, [schema, name])).rows[0];
+  return row === undefined ? null : { oid: row.oid, shape: shapeOf(row) };
+}
+
 export async function describeRelation(client: pg.ClientBase, oid: number): Promise<TableShape> {
-  const columns = (await client.query(COLUMNS_SQL, [oid])).rows;
-  const indexRows = (
-    await client.query<{
-      primary: boolean;
-      unique: boolean;
-      method: string;
-      expression: boolean;
-      invalid: boolean;
-      name: string;
-      constraint: { name: string; type: string } | null;
-      referenced: boolean;
-      columns: string[];
-    }>(INDEXES_SQL, [oid])
-  ).rows;
+  const row = (await client.query<DescribedRow>(DESCRIBE_BY_OID_SQL, [oid])).rows[0];
+  if (row === undefined) throw new InvariantError(`Relation ${oid} vanished while being described`);
+  return shapeOf(row);
+}
+
+function shapeOf({ columns, indexes: indexRows }: DescribedRow): TableShape {
   const primary = indexRows.find((i) => i.primary && !i.invalid);
   const indexDetails = indexRows
     .filter((i) => i !== primary)
@@ -127,12 +165,20 @@ export async function describeDefinition(client: pg.ClientBase, table: IngestTab
   const known = definitionShapes.get(key);
   if (known) return known;
   const probe = quoteIdent(`_pgbi_probe_${process.pid}`);
-  await client.query(`${createTableSql(`pg_temp.${probe}`, table, { temporary: true })} ON COMMIT DROP`);
-  const { rows } = await client.query<{ oid: number }>(`SELECT $1::regclass::oid AS oid`, [
-    `pg_temp.${probe}`,
-  ]);
-  const shape = await describeRelation(client, rows[0]?.oid as number);
-  await client.query(`DROP TABLE pg_temp.${probe}`);
+  // Outside a transaction (a plan made before the batch's), the probe gets one of its own.
+  const own = (client as pg.Client).getTransactionStatus?.() === 'I';
+  if (own) await client.query('BEGIN');
+  let shape: TableShape;
+  try {
+    await client.query(`${createTableSql(`pg_temp.${probe}`, table, { temporary: true })} ON COMMIT DROP`);
+    const { rows } = await client.query<{ oid: number }>(`SELECT $1::regclass::oid AS oid`, [
+      `pg_temp.${probe}`,
+    ]);
+    shape = await describeRelation(client, rows[0]?.oid as number);
+    await client.query(`DROP TABLE pg_temp.${probe}`);
+  } finally {
+    if (own) await client.query('ROLLBACK');
+  }
   const result = {
     ...shape,
     indexes: table.indexes.map((i) => indexKey(i.unique, i.using, i.columns)).sort(),

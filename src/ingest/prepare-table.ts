@@ -14,7 +14,7 @@
  * merged into the live shape (ADDITIVE), or nothing at all (FREEZE: a difference fails the batch).
  */
 import type pg from 'pg';
-import { relationOid } from './live-table.ts';
+import { describeTable } from './live-table.ts';
 import { describeDifferences, planMigration, type TableMigration } from './migrate/migration-plan.ts';
 import { type Delete, Delete as DeleteMode, SchemaChanges } from './options.ts';
 import { columnList, qualifiedName, quoteIdent, temporaryRelationName } from './sql.ts';
@@ -42,19 +42,21 @@ export async function prepareTable(
   deleteMode: Delete,
   schemaChanges: SchemaChanges = SchemaChanges.APPLY,
 ): Promise<PreparedTable> {
-  await ensureSchema(client, table.schema);
-  let oid = await relationOid(client, table.schema, table.name);
-  if (oid === null) {
+  // One query when the table exists (most batches): its shape, which also says its schema exists.
+  let live = await describeTable(client, table.schema, table.name);
+  if (live === null) {
+    await ensureSchema(client, table.schema);
     // As for the schema: another session may be creating the table right now.
     await lockName(client, 'new table', table.schema, table.name);
-    oid = await relationOid(client, table.schema, table.name);
+    live = await describeTable(client, table.schema, table.name);
   }
   const asIs = { table, builtFrom: table, relationName: table.name, replacesLive: false };
-  if (oid === null) {
+  if (live === null) {
     await client.query(createTableSql(qualifiedName(table.schema, table.name), table));
     return { ...asIs, buildIndexes: true };
   }
-  const plan = await planMigration(client, table, oid, schemaChanges);
+  const { oid } = live;
+  const plan = await planMigration(client, table, live, schemaChanges);
   const deleting = deleteMode === DeleteMode.BEFORE_FIRST_BATCH;
   if (plan.path === 'none' && !deleting) return { ...asIs, buildIndexes: false };
   const builtFrom = plan.target.table;

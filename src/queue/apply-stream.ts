@@ -22,15 +22,18 @@ import {
   recordCommit,
   streamConflict,
 } from './stream-state.ts';
-import type { BatchHeader, StreamInfo, StreamStore } from './stream-store.ts';
+import type { BatchHeader, PartRef, StreamInfo, StreamStore } from './stream-store.ts';
 import { WirePartReader } from './wire-part.ts';
 
 /**
- * Parts read from Redis per round trip. Parts are small (the Producer's partBytes, 48 KiB by
- * default, so that each is an ordinary young-generation string for V8 rather than a large object
- * that lingers until a full garbage collection); reading several at once keeps round trips few.
+ * What one round trip reads from Redis: parts (of one batch or of many consecutive small ones)
+ * up to about this many bytes, at most MAX_PARTS_PER_READ keys. Parts are small (the Producer's
+ * partBytes, 48 KiB by default, so that each is an ordinary young-generation string for V8 rather
+ * than a large object that lingers until a full garbage collection): a large batch is read 8
+ * parts at a time; a group of 10-row batches, a few hundred batches at a time.
  */
-const PARTS_PER_READ = 8;
+const BYTES_PER_READ = 8 * 48 * 1024;
+const MAX_PARTS_PER_READ = 256;
 
 /** One committed transaction: one batch, or several consecutive ones coalesced. */
 export interface CommittedBatch {
@@ -126,9 +129,11 @@ export class StreamApplier {
   async drain(stream: string, signal?: AbortSignal): Promise<DrainResult> {
     let applied = 0;
     let singleUntil = 0;
-    for (;;) {
+    for (let round = 0; ; round++) {
       if (signal?.aborted) return { kind: 'stopped', applied };
-      const info = await this.#store.info(stream);
+      // The first read takes the stream's pending kick: this drain sees every batch appended so
+      // far, and an append from now on kicks again (stream-store.ts).
+      const info = round === 0 ? await this.#store.takeKickAndInfo(stream) : await this.#store.info(stream);
       if (info.blocked) return { kind: 'blocked', seq: info.blocked.seq, reason: info.blocked.reason };
       const state = await committedState(this.#pool, stream);
       const next = nextBatch(state, info.epochs);
@@ -309,15 +314,34 @@ export class StreamApplier {
     }
   }
 
-  /** The rows of each batch of a group, in order, one block per part. */
+  /**
+   * The rows of each batch of a group, in order, one block per part, read from Redis a few
+   * parts at a time (memory holds those parts, not the group). Every value was validated before
+   * it was enqueued (Producer, or admission of a foreign job); PostgreSQL has the last word. Each
+   * batch's reader checks that each row names a table of the batch, as a row of another table
+   * would otherwise be skipped silently.
+   */
   async *#groupRows(
     stream: string,
     firstSeq: number,
     headers: readonly BatchHeader[],
     readers: readonly WirePartReader[],
   ) {
-    for (const [i, header] of headers.entries())
-      yield* this.#rows(stream, firstSeq + i, header, readers[i] as WirePartReader);
+    for (const chunk of partReads(headers)) {
+      const parts = await this.#store.partsOf(stream, chunk);
+      for (const [j, part] of parts.entries()) {
+        const { index, position } = chunk[j] as GroupPartRef;
+        if (part === null) {
+          const seq = firstSeq + position;
+          throw new PgBulkIngestError(
+            'BATCH_MISSING',
+            `Stream ${stream}, batch ${seq}: part ${index} of its rows is missing from Redis`,
+            { stream, seq },
+          );
+        }
+        yield (readers[position] as WirePartReader).rows(part.toString());
+      }
+    }
   }
 
   /** Ends the connections of batches in flight: PostgreSQL rolls them back. */
@@ -339,35 +363,34 @@ export class StreamApplier {
     );
     return { tables, options: job.options };
   }
-
-  /**
-   * The batch's rows, read from Redis a few parts at a time (memory holds those parts, not the
-   * batch), as one block of rows per part.
-   */
-  async *#rows(stream: string, seq: number, header: BatchHeader, reader: WirePartReader) {
-    const label = `Stream ${stream}, batch ${seq}`;
-    // Every value was validated before it was enqueued (Producer, or admission of a foreign
-    // job); PostgreSQL has the last word. The reader checks that each row names a table of the
-    // batch, as a row of another table would otherwise be skipped silently.
-    for (let first = 0; first < header.parts; first += PARTS_PER_READ) {
-      const parts = await this.#store.parts(header, first, Math.min(PARTS_PER_READ, header.parts - first));
-      for (const [i, part] of parts.entries()) {
-        if (part === null)
-          throw new PgBulkIngestError(
-            'BATCH_MISSING',
-            `${label}: part ${first + i} of its rows is missing from Redis`,
-            {
-              stream,
-              seq,
-            },
-          );
-        yield reader.rows(part.toString());
-      }
-    }
-  }
 }
 
 function ignoreClientErrorEvent(): void {}
+
+/** A part of a group's batch at `position` in the group. */
+type GroupPartRef = PartRef & { readonly position: number };
+
+/**
+ * The parts of a group's batches, in order, cut into reads of about BYTES_PER_READ (a part's
+ * size estimated from its batch's header), at least one part each.
+ */
+function* partReads(headers: readonly BatchHeader[]): Generator<GroupPartRef[]> {
+  let read: GroupPartRef[] = [];
+  let bytes = 0;
+  for (const [position, batch] of headers.entries()) {
+    const partBytes = batch.bytes / Math.max(1, batch.parts);
+    for (let index = 0; index < batch.parts; index++) {
+      if (read.length > 0 && (bytes + partBytes > BYTES_PER_READ || read.length >= MAX_PARTS_PER_READ)) {
+        yield read;
+        read = [];
+        bytes = 0;
+      }
+      read.push({ batch, index, position });
+      bytes += partBytes;
+    }
+  }
+  if (read.length > 0) yield read;
+}
 
 /**
  * A quarantined row's stream, batch and number within that batch: a coalesced group numbers its

@@ -109,7 +109,7 @@ export interface EnqueueResult {
   readonly duplicate: boolean;
 }
 
-/** Parts uploaded per round trip to Redis (see PARTS_PER_READ in apply-stream.ts). */
+/** Parts uploaded per round trip to Redis (see BYTES_PER_READ in apply-stream.ts). */
 const PARTS_PER_WRITE = 16;
 
 /**
@@ -305,7 +305,7 @@ export class Producer {
     for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
       const result = await this.#store.append(header, contentHash, randomUUID(), this.#options, inlinePart);
       if (result.kind === 'appended' || result.kind === 'duplicate') {
-        await this.#kick(header.stream);
+        if (result.kick) await this.#kick(header.stream);
         return { stream: header.stream, seq: result.seq, duplicate: result.kind === 'duplicate' };
       }
       if (result.kind === 'conflict') {

@@ -8,7 +8,8 @@
  *   p:{S}:state                   HASH  the stream: epoch, epochs, runId, enqueuedSeq, committedSeq
  *                                       (mirror of PostgreSQL), committedEpoch, pendingBatches,
  *                                       pendingBytes, lastHighWatermark, committedHighWatermark,
- *                                       committedAt, blockedSeq/Reason/At, lastError/At
+ *                                       committedAt, blockedSeq/Reason/At, lastError/At,
+ *                                       kickPending (a kick sent, no drain started since)
  *   p:{S}:batch:<seq>             STRING the batch header (JSON)
  *   p:{S}:part:<upload>:<i>       STRING part i of the rows of one upload (JSON array of wire rows)
  *   p:{S}:batchid:<B>             STRING "<seq> <content hash>", with a TTL: the idempotency window

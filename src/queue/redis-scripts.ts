@@ -21,8 +21,8 @@
  *       6 max pending batches (0 = no bound), 7 max pending bytes (0 = no bound),
  *       8 batchId TTL seconds, 9 content hash, 10 a new epoch id (used if an epoch starts),
  *       11 part 0 itself for a batch of one part ('' when its parts were uploaded)
- * Returns {seq, 0} when appended, {seq, 1} when this batchId was appended before with the same
- *   content (a retry: this upload's parts are deleted), {-4, seq} when it was appended before
+ * Returns {seq, 0, kick} when appended, {seq, 1, 1} when this batchId was appended before with
+ *   the same content (a retry: this upload's parts are deleted), {-4, seq} when it was appended before
  *   with other content, {-1, pending batches} / {-2, pending bytes} over the backpressure bound,
  *   {-3, part index} when a part is missing (expired: the producer was too slow).
  */
@@ -37,7 +37,7 @@ if existing then
   local space = string.find(existing, ' ', 1, true)
   local seq = tonumber(string.sub(existing, 1, space - 1))
   if string.sub(existing, space + 1) ~= ARGV[9] then return {-4, seq} end
-  return {seq, 1}
+  return {seq, 1, 1}
 end
 local s = redis.call('HMGET', KEYS[1], 'enqueuedSeq', 'committedSeq', 'pendingBatches', 'pendingBytes',
   'epoch', 'runId', 'epochs')
@@ -76,7 +76,10 @@ redis.call('HSET', KEYS[1], 'enqueuedSeq', seq, 'pendingBatches', pendingBatches
 -- object): a cjson round trip would round its numbers.
 redis.call('SET', base .. 'batch:' .. seq, '{"epoch":' .. cjson.encode(epoch) .. ',' .. string.sub(ARGV[1], 2))
 redis.call('SET', KEYS[2], seq .. ' ' .. ARGV[9], 'EX', tonumber(ARGV[8]))
-return {seq, 0}
+-- kick: 1 when the caller must wake a worker. kickPending says a kick was sent and no drain
+-- has started since (a drain clears it before it reads the stream): that drain, or the kick's,
+-- will see this batch, so a burst of appends sends one kick, not one each.
+return {seq, 0, redis.call('HSETNX', KEYS[1], 'kickPending', 1)}
 `;
 
 /**

@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import { BatchError, PgBulkIngestError } from '../errors.ts';
-import { describeRelation, relationOid } from '../ingest/live-table.ts';
+import { describeTable } from '../ingest/live-table.ts';
 import { BadRows, type Json, Upsert } from '../ingest/options.ts';
 import { REJECTED_ROWS_TABLE } from '../ingest/rejected-rows.ts';
 import type { TableDefinitionInput } from '../ingest/table-definition.ts';
@@ -131,8 +131,8 @@ async function liveDefinition(
   schema: string,
   name: string,
 ): Promise<TableDefinitionInput> {
-  const oid = await relationOid(client, schema, name);
-  if (oid === null)
+  const live = await describeTable(client, schema, name);
+  if (live === null)
     throw new PgBulkIngestError(
       'INVALID_OPTIONS',
       `Cannot replay rows of ${schema}.${name}: the table is gone`,
@@ -140,7 +140,7 @@ async function liveDefinition(
         table: `${schema}.${name}`,
       },
     );
-  const shape = await describeRelation(client, oid);
+  const { shape } = live;
   return {
     schema,
     name,

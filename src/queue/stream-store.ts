@@ -39,6 +39,12 @@ export interface BatchHeader {
   readonly refusedRows?: readonly (readonly [number, string])[];
 }
 
+/** Part `index` of a batch's rows. */
+export interface PartRef {
+  readonly batch: BatchHeader;
+  readonly index: number;
+}
+
 export interface StreamInfo {
   readonly stream: string;
   readonly enqueuedSeq: number;
@@ -57,7 +63,8 @@ export interface StreamInfo {
 }
 
 export type AppendResult =
-  | { readonly kind: 'appended' | 'duplicate'; readonly seq: number }
+  /** `kick`: no kick is pending for the stream, the caller must send one (APPEND_BATCH). */
+  | { readonly kind: 'appended' | 'duplicate'; readonly seq: number; readonly kick: boolean }
   | { readonly kind: 'conflict'; readonly seq: number }
   | { readonly kind: 'backpressure'; readonly pendingBatches?: number; readonly pendingBytes?: number }
   | { readonly kind: 'missing-part'; readonly part: number };
@@ -69,6 +76,7 @@ export interface AppendLimits {
 }
 
 type RedisWithScripts = Redis & {
+  appendBatch(...args: (string | number | Buffer)[]): Promise<[number, number, number?]>;
   markCommitted(...args: (string | number)[]): Promise<number>;
   setBlocked(...args: (string | number)[]): Promise<number>;
 };
@@ -154,7 +162,9 @@ export class StreamStore {
 
   /**
    * Appends a batch whose parts are uploaded: one atomic script (see APPEND_BATCH). The stream
-   * is registered first (idempotent; a registered stream with nothing pending is harmless).
+   * is registered first (idempotent, its own slot; a registered stream with nothing pending is
+   * harmless). Both commands are issued in one tick: on an auto-pipelining connection (the
+   * Producer's) they share one write with the other appends of that tick.
    */
   async append(
     header: BatchHeader,
@@ -164,35 +174,31 @@ export class StreamStore {
     inlinePart?: Buffer,
   ): Promise<AppendResult> {
     const keys = this.keys.stream(header.stream);
-    // One round trip: the registry (idempotent, its own slot) and the script.
-    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & {
-      appendBatch(...args: (string | number | Buffer)[]): unknown;
-    };
-    pipeline.sadd(this.keys.streams, header.stream);
-    pipeline.appendBatch(
-      keys.state,
-      keys.batchId(header.batchId),
-      keys.base,
-      stringifyJson(header),
-      header.uploadId,
-      header.parts,
-      header.bytes,
-      stringifyJson(header.highWatermark),
-      limits.maxPendingBatches,
-      limits.maxPendingBytes,
-      limits.batchIdTtlSeconds,
-      contentHash,
-      newEpoch,
-      inlinePart ?? '',
-    );
-    const results = await pipeline.exec();
-    for (const [error] of results ?? []) if (error) throw error;
-    const [code, value] = (results?.[1]?.[1] ?? []) as [number, number];
+    const [, reply] = await Promise.all([
+      this.redis.sadd(this.keys.streams, header.stream),
+      this.#redis.appendBatch(
+        keys.state,
+        keys.batchId(header.batchId),
+        keys.base,
+        stringifyJson(header),
+        header.uploadId,
+        header.parts,
+        header.bytes,
+        stringifyJson(header.highWatermark),
+        limits.maxPendingBatches,
+        limits.maxPendingBytes,
+        limits.batchIdTtlSeconds,
+        contentHash,
+        newEpoch,
+        inlinePart ?? '',
+      ),
+    ]);
+    const [code, value, kick] = reply;
     if (code === -1) return { kind: 'backpressure', pendingBatches: value };
     if (code === -2) return { kind: 'backpressure', pendingBytes: value };
     if (code === -3) return { kind: 'missing-part', part: value };
     if (code === -4) return { kind: 'conflict', seq: value };
-    return { kind: value === 1 ? 'duplicate' : 'appended', seq: code };
+    return { kind: value === 1 ? 'duplicate' : 'appended', seq: code, kick: kick === 1 };
   }
 
   async header(stream: string, seq: number): Promise<BatchHeader | null> {
@@ -208,15 +214,13 @@ export class StreamStore {
   }
 
   /**
-   * Parts `first` to `first + count - 1` of a batch's rows, UTF-8 JSON (wire-part.ts reads them),
-   * in one round trip; null for a part that is gone. As Buffers, outside V8's heap: the caller
-   * decodes one at a time, when it needs it.
+   * Parts of batches of one stream (`PartRef`s), UTF-8 JSON (wire-part.ts reads them), in one
+   * round trip; null for a part that is gone. As Buffers, outside V8's heap: the caller decodes
+   * one at a time, when it needs it.
    */
-  async parts(header: BatchHeader, first: number, count: number): Promise<(Buffer | null)[]> {
-    const keys = this.keys.stream(header.stream);
-    return this.redis.mgetBuffer(
-      Array.from({ length: count }, (_, i) => keys.part(header.uploadId, first + i)),
-    );
+  async partsOf(stream: string, refs: readonly PartRef[]): Promise<(Buffer | null)[]> {
+    const keys = this.keys.stream(stream);
+    return this.redis.mgetBuffer(refs.map(({ batch, index }) => keys.part(batch.uploadId, index)));
   }
 
   /** `seq` (of `epoch`) is committed in PostgreSQL: mirror it and free what it covers. */
@@ -284,6 +288,18 @@ export class StreamStore {
 
   async info(stream: string): Promise<StreamInfo> {
     return parseInfo(stream, await this.redis.hgetall(this.keys.stream(stream).state));
+  }
+
+  /**
+   * `info`, first clearing `kickPending` (APPEND_BATCH), in one round trip: what a drain reads
+   * first. A batch appended before the clear is in what this returns; one appended after it
+   * sends a new kick.
+   */
+  async takeKickAndInfo(stream: string): Promise<StreamInfo> {
+    const state = this.keys.stream(stream).state;
+    const results = (await this.redis.pipeline().hdel(state, 'kickPending').hgetall(state).exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+    return parseInfo(stream, results[1]?.[1] as Record<string, string>);
   }
 
   /**

@@ -15,7 +15,7 @@
 
 import type pg from 'pg';
 import { asDatabaseError, InvariantError, SchemaChangeError } from '../../errors.ts';
-import { indexKey, relationOid } from '../live-table.ts';
+import { describeTable, indexKey } from '../live-table.ts';
 import type { BlockingBackendsOptions, SchemaChanges } from '../options.ts';
 import { columnList, MAX_IDENTIFIER_BYTES, qualifiedName, quoteIdent } from '../sql.ts';
 import { withBlockersRemoved } from '../swap/force-execute.ts';
@@ -87,13 +87,11 @@ async function alterOnce(
   retry: LockRetry,
   attempt: { start: number | undefined },
 ): Promise<{ plan: MigrationPlan; steps: Steps; lockWaitMs: number } | null> {
+  // Planned twice: cheaply first, in one query outside any transaction (most batches find
+  // nothing to do: no transaction, no hook), then under the hook's locks, in case another
+  // session migrated the table meanwhile.
+  if ((await inPlacePlan(client, table, options)) === null) return null;
   await client.query('BEGIN');
-  // Planned twice: cheaply first (most batches find nothing to do, and skip the hook), then
-  // under the hook's locks, in case another session migrated the table meanwhile.
-  if ((await inPlacePlan(client, table, options)) === null) {
-    await client.query('COMMIT');
-    return null;
-  }
   if ((await options.afterBegin?.(client)) === false) {
     await client.query('ROLLBACK');
     return null;
@@ -116,10 +114,10 @@ async function inPlacePlan(
   table: IngestTable,
   options: InPlaceOptions,
 ): Promise<MigrationPlan | null> {
-  const oid = await relationOid(client, table.schema, table.name);
-  if (oid === null) return null;
+  const live = await describeTable(client, table.schema, table.name);
+  if (live === null) return null;
   try {
-    const plan = await planMigration(client, table, oid, options.schemaChanges);
+    const plan = await planMigration(client, table, live, options.schemaChanges);
     return plan.path === 'in-place' ? plan : null;
   } catch (error) {
     // A refused schema change (FREEZE, ADDITIVE conflict): the batch's own transaction reports

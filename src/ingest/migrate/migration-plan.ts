@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { SchemaChangeError } from '../../errors.ts';
-import { describeDefinition, describeRelation, type TableShape } from '../live-table.ts';
+import { describeDefinition, type LiveTable, type TableShape } from '../live-table.ts';
 import { SchemaChanges } from '../options.ts';
 import { qualifiedName } from '../sql.ts';
 import type { IngestTable } from '../table-definition.ts';
@@ -40,13 +40,14 @@ const COLUMN_DEPENDENTS_SQL = `
      AND NOT (d.classid = 'pg_class'::regclass AND d.deptype = 'a')
      AND d.classid <> 'pg_attrdef'::regclass`;
 
+/** Plans `liveTable`'s migration to `table` (the live table as describeTable read it). */
 export async function planMigration(
   client: pg.ClientBase,
   table: IngestTable,
-  oid: number,
+  liveTable: LiveTable,
   schemaChanges: SchemaChanges,
 ): Promise<MigrationPlan> {
-  const live = await describeRelation(client, oid);
+  const { oid, shape: live } = liveTable;
   const wanted = await describeDefinition(client, table);
   const target =
     schemaChanges === SchemaChanges.ADDITIVE ? additiveTarget(live, wanted, table) : { table, shape: wanted };
