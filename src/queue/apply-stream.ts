@@ -129,13 +129,18 @@ export class StreamApplier {
   async drain(stream: string, signal?: AbortSignal): Promise<DrainResult> {
     let applied = 0;
     let singleUntil = 0;
+    // The state this drain's last commit left: the next round starts from it without asking
+    // PostgreSQL (the check under the lock still does, so another worker's commit meanwhile only
+    // makes the group a duplicate, and the round after reads the state again).
+    let left: CommittedState | null = null;
     for (let round = 0; ; round++) {
       if (signal?.aborted) return { kind: 'stopped', applied };
       // The first read takes the stream's pending kick: this drain sees every batch appended so
       // far, and an append from now on kicks again (stream-store.ts).
-      const info = round === 0 ? await this.#store.takeKickAndInfo(stream) : await this.#store.info(stream);
+      const info = await this.#store.info(stream, { takeKick: round === 0 });
       if (info.blocked) return { kind: 'blocked', seq: info.blocked.seq, reason: info.blocked.reason };
-      const state = await committedState(this.#pool, stream);
+      const state = left ?? (await committedState(this.#pool, stream));
+      left = null;
       const next = nextBatch(state, info.epochs);
       if (next === null) return { kind: 'drained', applied }; // Redis has never seen the stream
       if (state.owner !== null && state.owner !== this.#store.prefix) {
@@ -176,7 +181,9 @@ export class StreamApplier {
       }
       const group = coalescible(headers, this.#limits);
       try {
-        applied += await this.applyGroup(stream, next, state, group);
+        const committed = await this.applyGroup(stream, next, state, group);
+        applied += committed;
+        if (committed > 0) left = stateAfter(state, next, group, this.#store.prefix);
       } catch (error) {
         if (group.length > 1 && isPoison(error)) {
           singleUntil = next.seq + group.length - 1;
@@ -476,6 +483,23 @@ function epochEnd(epochs: readonly Epoch[], epoch: string): number {
   const index = epochs.findIndex(([id]) => id === epoch);
   const following = epochs[index + 1];
   return following === undefined ? Number.POSITIVE_INFINITY : following[1];
+}
+
+/** What `applyGroup` recorded in stream_state when it committed `group` (recordCommit). */
+function stateAfter(
+  before: CommittedState,
+  next: NextBatch,
+  group: readonly BatchHeader[],
+  prefix: string,
+): CommittedState {
+  return {
+    ...before,
+    seq: next.seq + group.length - 1,
+    epoch: next.epoch,
+    highWatermark: (group[group.length - 1] as BatchHeader).highWatermark,
+    committedAt: new Date(),
+    owner: prefix,
+  };
 }
 
 function sameState(a: CommittedState, b: CommittedState): boolean {

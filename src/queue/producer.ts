@@ -18,7 +18,7 @@ import {
   type Rows,
 } from '../ingest/options.ts';
 import { assertStorableJson } from '../ingest/storable-json.ts';
-import type { IngestTable } from '../ingest/table-definition.ts';
+import type { IngestTable, TableDefinitionInput } from '../ingest/table-definition.ts';
 import {
   BATCH_FORMAT_VERSION,
   type BatchOptions,
@@ -42,6 +42,8 @@ import {
 import {
   type BatchHeader,
   connectRedis,
+  type EncodedHeader,
+  encodeHeader,
   isRedisTimeout,
   type StreamInfo,
   StreamStore,
@@ -125,6 +127,7 @@ export class Producer {
   readonly #options: Required<Omit<ProducerOptions, 'redis' | 'queueName' | 'prefix'>>;
   readonly #writers = new WeakMap<IngestTable, WireRowWriter>();
   readonly #keepingWriters = new WeakMap<IngestTable, WireRowWriter>();
+  readonly #definitions = new WeakMap<IngestTable, { input: TableDefinitionInput; json: string }>();
 
   constructor(options: ProducerOptions = {}) {
     this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL, options.redisTimeoutMs ?? 0, true);
@@ -203,7 +206,7 @@ export class Producer {
       stream,
       batchId,
       uploadId,
-      tables: tables.map(toTableDefinitionInput),
+      tables: tables.map((t) => this.#definitionOf(t).input),
       // Like ingest(), a callable watermark is called after the batch's rows were read.
       highWatermark: typeof input.highWatermark === 'function' ? input.highWatermark() : input.highWatermark,
       metadata: input.metadata ?? null,
@@ -224,10 +227,11 @@ export class Producer {
         throw error;
       }
     }
+    const encoded = encodeHeader(header, this.#tablesJson(tables));
     // The idempotency key's fingerprint: everything the batch says, rows included.
-    content.update(stringifyJson([header.tables, header.highWatermark, header.metadata, header.options]));
+    content.update(encoded.content);
     // Parts stay (with their TTL) if this fails: the script may have run before the error.
-    return this.#append(header, content.digest('base64url'), inlinePart);
+    return this.#append(header, encoded, content.digest('base64url'), inlinePart);
   }
 
   /** Enqueues a batch already in the wire format (the gateway and the CLI use this). */
@@ -300,10 +304,37 @@ export class Producer {
     this.#redis.disconnect();
   }
 
-  async #append(header: BatchHeader, contentHash: string, inlinePart?: Buffer): Promise<EnqueueResult> {
+  /** A table's definition as batches carry it, and as JSON: made once per table object. */
+  #definitionOf(table: IngestTable): { input: TableDefinitionInput; json: string } {
+    let definition = this.#definitions.get(table);
+    if (definition === undefined) {
+      const input = toTableDefinitionInput(table);
+      definition = { input, json: stringifyJson(input) };
+      this.#definitions.set(table, definition);
+    }
+    return definition;
+  }
+
+  #tablesJson(tables: readonly IngestTable[]): string {
+    return `[${tables.map((t) => this.#definitionOf(t).json).join(',')}]`;
+  }
+
+  async #append(
+    header: BatchHeader,
+    encoded: EncodedHeader,
+    contentHash: string,
+    inlinePart?: Buffer,
+  ): Promise<EnqueueResult> {
     const deadline = Date.now() + this.#options.backpressureTimeoutMs;
     for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
-      const result = await this.#store.append(header, contentHash, randomUUID(), this.#options, inlinePart);
+      const result = await this.#store.append(
+        header,
+        encoded,
+        contentHash,
+        randomUUID(),
+        this.#options,
+        inlinePart,
+      );
       if (result.kind === 'appended' || result.kind === 'duplicate') {
         if (result.kick) await this.#kick(header.stream);
         return { stream: header.stream, seq: result.seq, duplicate: result.kind === 'duplicate' };

@@ -4,6 +4,7 @@
  * are plain JSON strings, so any language can read them.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+import { InvariantError } from '../errors.ts';
 import { parseJson, stringifyJson } from '../ingest/exact-json.ts';
 import type { Json } from '../ingest/options.ts';
 import type { TableDefinitionInput } from '../ingest/table-definition.ts';
@@ -37,6 +38,49 @@ export interface BatchHeader {
    * at most maxBadRows + 1 of them (one more fails the batch anyway).
    */
   readonly refusedRows?: readonly (readonly [number, string])[];
+}
+
+/**
+ * A header as stored: its JSON text, and the JSON of the fields sent beside it. Built by
+ * `encodeHeader`, whose text is `stringifyJson(header)` exactly (a unit test holds it to that),
+ * from parts a producer computes once: `tables` is the same for every batch of a table.
+ */
+export interface EncodedHeader {
+  readonly text: string;
+  readonly highWatermark: string;
+  /** `[tables, highWatermark, metadata, options]`: what the batch says besides its rows. */
+  readonly content: string;
+}
+
+/**
+ * A new batch's `header` as JSON; `tablesJson` is `stringifyJson(header.tables)`, which callers
+ * cache. A new header has no epoch: the append script gives it one.
+ */
+export function encodeHeader(header: BatchHeader, tablesJson: string): EncodedHeader {
+  if (header.epoch !== undefined) throw new InvariantError('A new batch header has no epoch yet');
+  const highWatermark = stringifyJson(header.highWatermark);
+  const metadata = stringifyJson(header.metadata);
+  const options = stringifyJson(header.options);
+  const text = [
+    `{"version":${header.version}`,
+    `"stream":${JSON.stringify(header.stream)}`,
+    `"batchId":${JSON.stringify(header.batchId)}`,
+    `"uploadId":${JSON.stringify(header.uploadId)}`,
+    `"tables":${tablesJson}`,
+    `"highWatermark":${highWatermark}`,
+    `"metadata":${metadata}`,
+    `"options":${options}`,
+    `"parts":${header.parts}`,
+    `"rows":${header.rows}`,
+    `"bytes":${header.bytes}`,
+    `"enqueuedAt":${header.enqueuedAt}`,
+    ...(header.refusedRows === undefined ? [] : [`"refusedRows":${JSON.stringify(header.refusedRows)}`]),
+  ].join(',');
+  return {
+    text: `${text}}`,
+    highWatermark,
+    content: `[${tablesJson},${highWatermark},${metadata},${options}]`,
+  };
 }
 
 /** Part `index` of a batch's rows. */
@@ -168,6 +212,7 @@ export class StreamStore {
    */
   async append(
     header: BatchHeader,
+    encoded: EncodedHeader,
     contentHash: string,
     newEpoch: string,
     limits: AppendLimits,
@@ -180,11 +225,11 @@ export class StreamStore {
         keys.state,
         keys.batchId(header.batchId),
         keys.base,
-        stringifyJson(header),
+        encoded.text,
         header.uploadId,
         header.parts,
         header.bytes,
-        stringifyJson(header.highWatermark),
+        encoded.highWatermark,
         limits.maxPendingBatches,
         limits.maxPendingBytes,
         limits.batchIdTtlSeconds,
@@ -286,17 +331,14 @@ export class StreamStore {
     return streams.sort();
   }
 
-  async info(stream: string): Promise<StreamInfo> {
-    return parseInfo(stream, await this.redis.hgetall(this.keys.stream(stream).state));
-  }
-
   /**
-   * `info`, first clearing `kickPending` (APPEND_BATCH), in one round trip: what a drain reads
-   * first. A batch appended before the clear is in what this returns; one appended after it
-   * sends a new kick.
+   * The stream's state. `takeKick` (a drain's first read) also clears `kickPending`
+   * (APPEND_BATCH), in the same round trip: a batch appended before the clear is in what this
+   * returns; one appended after it sends a new kick.
    */
-  async takeKickAndInfo(stream: string): Promise<StreamInfo> {
+  async info(stream: string, options: { takeKick?: boolean } = {}): Promise<StreamInfo> {
     const state = this.keys.stream(stream).state;
+    if (!options.takeKick) return parseInfo(stream, await this.redis.hgetall(state));
     const results = (await this.redis.pipeline().hdel(state, 'kickPending').hgetall(state).exec()) ?? [];
     for (const [error] of results) if (error) throw error;
     return parseInfo(stream, results[1]?.[1] as Record<string, string>);
