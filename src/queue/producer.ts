@@ -111,6 +111,9 @@ export interface EnqueueResult {
   readonly duplicate: boolean;
 }
 
+/** Part buffers a Producer keeps for reuse (about as many as enqueues run at once). */
+const MAX_SPARE_PART_BUFFERS = 16;
+
 /** Parts uploaded per round trip to Redis (see BYTES_PER_READ in apply-stream.ts). */
 const PARTS_PER_WRITE = 16;
 
@@ -127,6 +130,8 @@ export class Producer {
   readonly #options: Required<Omit<ProducerOptions, 'redis' | 'queueName' | 'prefix'>>;
   readonly #writers = new WeakMap<IngestTable, WireRowWriter>();
   readonly #keepingWriters = new WeakMap<IngestTable, WireRowWriter>();
+  /** Part buffers of finished enqueues, reused: a new one per batch was most of the garbage of small batches. */
+  readonly #partBuffers: PartBuffer[] = [];
   readonly #definitions = new WeakMap<IngestTable, { input: TableDefinitionInput; json: string }>();
 
   constructor(options: ProducerOptions = {}) {
@@ -436,7 +441,7 @@ export class Producer {
   ) {
     const ttl = Math.max(3600, Math.ceil((this.#options.backpressureTimeoutMs * 2) / 1000));
     const writers = new Map(tables.map((t) => [t, this.#writerFor(t, onRefused !== undefined)]));
-    const part = new PartBuffer();
+    const part = this.#partBuffers.pop() ?? new PartBuffer();
     let ready: Buffer[] = []; // finished parts not uploaded yet
     let parts = 0; // parts uploaded, or being uploaded
     let bytes = 0;
@@ -485,6 +490,11 @@ export class Producer {
     } catch (error) {
       await this.#store.deleteParts(stream, uploadId, parts).catch(() => undefined);
       throw error;
+    } finally {
+      part.clear();
+      // A buffer grown for one huge row is left to the garbage collector.
+      if (this.#partBuffers.length < MAX_SPARE_PART_BUFFERS && part.capacity <= this.#options.partBytes * 4)
+        this.#partBuffers.push(part);
     }
     return { parts, rows: written, bytes, inlinePart: undefined };
   }
@@ -532,8 +542,17 @@ class PartBuffer {
   take(): Buffer {
     this.#buffer[this.bytes++] = 0x5d; // ]
     const part = Buffer.from(this.#buffer.subarray(0, this.bytes));
+    this.clear();
+    return part;
+  }
+
+  get capacity(): number {
+    return this.#buffer.length;
+  }
+
+  /** Empty again (its memory kept, to be filled by the next batch). */
+  clear(): void {
     this.bytes = 1;
     this.rows = 0;
-    return part;
   }
 }
