@@ -12,8 +12,8 @@
  */
 import { RowError } from '../errors.ts';
 import { CopyLinePositions } from './copy-line-positions.ts';
-import type { Row, Rows } from './options.ts';
-import { RowBlocks } from './row-blocks.ts';
+import { EncodedRows, type RowSource, type SourceRow } from './encoded-rows.ts';
+import type { Row } from './options.ts';
 import type { IngestTable } from './table-definition.ts';
 import type { TableWriter } from './table-writer.ts';
 
@@ -39,12 +39,12 @@ export type CopyRunner = (
 export class BatchRows {
   readonly #writers: ReadonlyMap<IngestTable, TableWriter>;
   readonly #maxBuffered: number;
-  /** Rows given as a sync iterable; or the rows of the current block of a RowBlocks. */
-  #sync: Iterator<Row> | undefined;
+  /** Rows given as a sync iterable; or the rows of the current block of EncodedRows. */
+  #sync: Iterator<SourceRow> | undefined;
   /** Rows given as an async iterable. */
   readonly #async: AsyncIterator<Row> | undefined;
-  /** Rows given as RowBlocks. */
-  readonly #blocks: AsyncIterator<Iterable<Row>> | undefined;
+  /** Rows given as EncodedRows. */
+  readonly #blocks: AsyncIterator<Iterable<SourceRow>> | undefined;
   #done = false;
   #batchRow = 0;
   /** Set when a buffer filled: the table whose COPY must run next. */
@@ -54,7 +54,7 @@ export class BatchRows {
   readonly #refused: ReadonlyMap<number, string> | undefined;
 
   constructor(
-    rows: Rows,
+    rows: RowSource,
     writers: ReadonlyMap<IngestTable, TableWriter>,
     maxBuffered: number,
     refused?: ReadonlyMap<number, string>,
@@ -62,7 +62,7 @@ export class BatchRows {
     this.#writers = writers;
     this.#refused = refused;
     this.#maxBuffered = maxBuffered;
-    if (rows instanceof RowBlocks) this.#blocks = rows.blocks[Symbol.asyncIterator]();
+    if (rows instanceof EncodedRows) this.#blocks = rows.blocks[Symbol.asyncIterator]();
     else if (Symbol.asyncIterator in rows) this.#async = rows[Symbol.asyncIterator]();
     else this.#sync = rows[Symbol.iterator]();
   }
@@ -149,7 +149,7 @@ export class BatchRows {
   }
 
   /** The next row: at once when it is at hand (sync rows, the current block), else a promise. */
-  #read(): IteratorResult<Row> | PromiseLike<IteratorResult<Row>> {
+  #read(): IteratorResult<SourceRow> | PromiseLike<IteratorResult<SourceRow>> {
     if (this.#sync) {
       const result = this.#sync.next();
       if (!result.done || !this.#blocks) return result;
@@ -159,7 +159,7 @@ export class BatchRows {
   }
 
   /** The first row of the next block that has one. */
-  async #readBlock(blocks: AsyncIterator<Iterable<Row>>): Promise<IteratorResult<Row>> {
+  async #readBlock(blocks: AsyncIterator<Iterable<SourceRow>>): Promise<IteratorResult<SourceRow>> {
     for (;;) {
       const block = await blocks.next();
       if (block.done) return { done: true, value: undefined };
@@ -170,7 +170,7 @@ export class BatchRows {
   }
 
   /** The writer and encoded line for a row, or undefined at the end, for a table not ingested or a row quarantined. */
-  #route(result: IteratorResult<Row>): [TableWriter, string] | undefined {
+  #route(result: IteratorResult<SourceRow>): [TableWriter, string] | undefined {
     if (result.done) {
       this.#done = true;
       return undefined;

@@ -23,19 +23,12 @@ import {
   isolateBadRows,
 } from './bad-rows.ts';
 import { copyRows } from './copy-rows.ts';
+import type { SourceBatch } from './encoded-rows.ts';
 import { parseComment, readTableComment, withHighWatermark, writeTableComment } from './high-watermark.ts';
 import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableName } from './merge.ts';
 import { migrateInPlace } from './migrate/in-place-migration.ts';
 import type { TableMigration } from './migrate/migration-plan.ts';
-import {
-  BadRows,
-  type Batch,
-  Delete,
-  type IngestOptions,
-  type Json,
-  SchemaChanges,
-  Upsert,
-} from './options.ts';
+import { BadRows, Delete, type IngestOptions, type Json, SchemaChanges, Upsert } from './options.ts';
 import { buildIndexes, type PreparedTable, prepareTable } from './prepare-table.ts';
 import { insertRejectedRows, type RejectedRow, type RejectedRowOrigin } from './rejected-rows.ts';
 import { renameReplacementIndexes } from './rename-indexes.ts';
@@ -110,7 +103,7 @@ export interface BatchContext {
 export async function ingestBatch(
   client: pg.ClientBase,
   context: BatchContext,
-  batch: Batch,
+  batch: SourceBatch,
 ): Promise<BatchReport> {
   const [highWatermark, metadata, rows] = batch;
   // A watermark JSON cannot hold is refused before anything is written; a callable one once it

@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
+import { EncodedRows, type SourceBatch, type SourceBatches } from './encoded-rows.ts';
 import { highWatermarkOf, parseComment, readTableComment } from './high-watermark.ts';
 import {
   type BatchContext,
@@ -15,7 +16,6 @@ import {
 import { relationOid } from './live-table.ts';
 import {
   BadRows,
-  type Batch,
   type Batches,
   Delete,
   HighWatermark,
@@ -43,11 +43,14 @@ export async function ingest(
   await runIngest(client, tables, batches, options);
 }
 
-/** `ingest()` with hooks into each batch's transaction, and a report per batch (for the queue worker). */
+/**
+ * `ingest()` with hooks into each batch's transaction, a report per batch, and rows that may come
+ * already encoded (EncodedRows): for the queue worker.
+ */
 export async function runIngest(
   client: pg.ClientBase,
   tables: readonly IngestTable[],
-  batches: Batches,
+  batches: SourceBatches,
   options: IngestOptions,
   hooks?: BatchHooks,
   onBatch?: (report: BatchReport) => void,
@@ -190,10 +193,11 @@ async function assertNotInTransaction(client: pg.ClientBase): Promise<void> {
   }
 }
 
-function assertBatchShape(batch: Batch, batchNumber: number): void {
+function assertBatchShape(batch: SourceBatch, batchNumber: number): void {
   if (!Array.isArray(batch) || batch.length !== 3) {
     throw invalidOption(`Batch ${batchNumber} must be a [highWatermark, metadata, rows] tuple`);
   }
+  if (batch[2] instanceof EncodedRows) return;
   const rows = batch[2] as unknown as Record<symbol, unknown> | null;
   if (
     rows === null ||

@@ -4,7 +4,7 @@
  */
 import { RowError } from '../errors.ts';
 import { encoderFor, type ValueEncoder, ValueEncodingError } from './copy-encoding.ts';
-import { CopyText } from './copy-text.ts';
+import { CopyText } from './encoded-rows.ts';
 import type { RejectedRow } from './rejected-rows.ts';
 import { columnList, qualifiedName } from './sql.ts';
 import type { IngestTable } from './table-definition.ts';
