@@ -5,8 +5,10 @@
  * step over the tables lives here.
  */
 import type pg from 'pg';
+import type { BatchContext } from './ingest-batch.ts';
+import { logSwap } from './ingest-log.ts';
 import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableName } from './merge.ts';
-import { type BlockingBackendsOptions, type Delete, type SchemaChanges, Upsert } from './options.ts';
+import { type Delete, type SchemaChanges, Upsert } from './options.ts';
 import { buildIndexes, type PreparedTable, prepareTable } from './prepare-table.ts';
 import { renameReplacementIndexes } from './rename-indexes.ts';
 import { qualifiedName, quoteIdent } from './sql.ts';
@@ -101,7 +103,7 @@ export interface Swaps {
 export async function finishNewTables(
   client: pg.ClientBase,
   tables: readonly BatchTable[],
-  blockingBackends: BlockingBackendsOptions | false,
+  context: BatchContext,
   indexesBuilt = false,
 ): Promise<Swaps> {
   let cancelledBackends = 0;
@@ -113,8 +115,9 @@ export async function finishNewTables(
     const swap = await replaceTable(
       client,
       { schema: p.table.schema, name: p.table.name, replacementName: p.relationName },
-      blockingBackends,
+      context.options.blockingBackends,
     );
+    logSwap(context.options.logger, context.batchNumber, p.table, swap);
     cancelledBackends += swap.cancelledBackends;
     terminatedBackends += swap.terminatedBackends;
     // The swap kept the table's comment; the first table's is rewritten with the high watermark later.

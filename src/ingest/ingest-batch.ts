@@ -34,9 +34,11 @@ import {
 import { copyRows } from './copy-rows.ts';
 import type { SourceBatch } from './encoded-rows.ts';
 import { parseComment, readTableComment, withHighWatermark, writeTableComment } from './high-watermark.ts';
+import { logMigration } from './ingest-log.ts';
 import { migrateInPlace } from './migrate/in-place-migration.ts';
 import type { TableMigration } from './migrate/migration-plan.ts';
-import { BadRows, Delete, type IngestOptions, type Json, SchemaChanges } from './options.ts';
+import { BadRows, Delete, SchemaChanges } from './options.ts';
+import type { ResolvedOptions } from './options-schema.ts';
 import { insertRejectedRows, type RejectedRow, type RejectedRowOrigin } from './rejected-rows.ts';
 import { qualifiedName } from './sql.ts';
 import { assertStorableJson } from './storable-json.ts';
@@ -68,10 +70,6 @@ export interface BatchHooks {
    */
   readonly refusedRows?: ReadonlyMap<number, string>;
 }
-
-export type ResolvedOptions = Required<Omit<IngestOptions, 'highWatermark'>> & {
-  readonly highWatermark: Json;
-};
 
 export interface BatchReport {
   readonly applied: boolean;
@@ -149,9 +147,7 @@ export async function ingestBatch(
       // A row's data failed the batch: back to before the rows, and find which ones.
       await client.query('ROLLBACK TO SAVEPOINT pgbi_batch');
       isolation = await clock.time('isolate', () => isolateBadRows(client, tables, context));
-      swaps = await clock.time('migrate', () =>
-        finishNewTables(client, tables, options.blockingBackends, true),
-      );
+      swaps = await clock.time('migrate', () => finishNewTables(client, tables, context, true));
     }
     const rejected = [...writers.flatMap((w) => w.rejected), ...(isolation?.rejected ?? [])];
     await insertRejectedRows(client, rejected, context.hooks?.rejectedRowOrigin ?? ingestOrigin(context));
@@ -185,9 +181,7 @@ async function mergeAndFinish(
 ): Promise<Swaps | undefined> {
   try {
     await clock.time('merge', () => mergeStaged(client, tables));
-    return await clock.time('migrate', () =>
-      finishNewTables(client, tables, context.options.blockingBackends),
-    );
+    return await clock.time('migrate', () => finishNewTables(client, tables, context));
   } catch (error) {
     if (context.options.badRows !== BadRows.QUARANTINE || badRowSqlState(error) === undefined) throw error;
     return undefined;
@@ -223,7 +217,10 @@ async function migrateTablesInPlace(client: pg.ClientBase, context: BatchContext
         blockingBackends: options.blockingBackends,
         ...(context.hooks?.afterBegin ? { afterBegin: context.hooks.afterBegin } : {}),
       });
-      if (migration) done.push(migration);
+      if (migration) {
+        done.push(migration);
+        logMigration(options.logger, context.batchNumber, migration);
+      }
     }
   } catch (error) {
     throw asBatchError(error, context.batchNumber);

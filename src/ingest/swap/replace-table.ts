@@ -10,7 +10,7 @@
 import type pg from 'pg';
 import { InvariantError } from '../../errors.ts';
 import { relationOid } from '../live-table.ts';
-import type { BlockingBackendsOptions } from '../options.ts';
+import type { BlockingBackends } from '../options-schema.ts';
 import { qualifiedName, quoteIdent } from '../sql.ts';
 import { captureDependentViews, recreateViews } from './dependent-views.ts';
 import { withBlockersRemoved } from './force-execute.ts';
@@ -46,7 +46,7 @@ export interface ReplaceTableResult {
 export async function replaceTable(
   client: pg.ClientBase,
   target: { schema: string; name: string; replacementName: string },
-  blockingBackends: BlockingBackendsOptions | false,
+  blockingBackends: BlockingBackends,
 ): Promise<ReplaceTableResult> {
   await assertInTransaction(client, target);
   const { result, cancelledBackends, terminatedBackends } = await withBlockersRemoved(
