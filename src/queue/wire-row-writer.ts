@@ -134,10 +134,8 @@ const TEXT_TYPES = new Set([
   'char',
   'character',
   'date',
-  'timestamp',
+  'timestamp', // `timestamp with(out) time zone` too: the type grammar gives it this base (pg-type.ts)
   'timestamptz',
-  'timestamp with time zone',
-  'timestamp without time zone',
   'uuid',
 ]);
 /** Types whose rule any valid Date's 24-character ISO text (years 1000 to 9999) passes. */
