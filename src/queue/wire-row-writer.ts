@@ -13,14 +13,8 @@
 import { isoString } from '../ingest/copy-encoding.ts';
 import { stringifyJson } from '../ingest/exact-json.ts';
 import type { ColumnDefinition, IngestTable } from '../ingest/table-definition.ts';
-import {
-  INTEGER_TYPES,
-  jsonTextMayHoldBadString,
-  jsonValueProblem,
-  NUMBER_TYPES,
-  type ValueRule,
-  valueRuleFor,
-} from '../ingest/value-rules.ts';
+import { jsonTextMayHoldBadString, jsonValueProblem } from '../ingest/text-rules.ts';
+import { INTEGER_TYPES, NUMBER_TYPES, type ValueRule, valueRuleFor } from '../ingest/value-rules.ts';
 import { InvalidBatchError, tableKey, toWireValue, wireValueProblem } from './batch-contract.ts';
 
 /** Why a value cannot go into its column; the row writer adds where. */
