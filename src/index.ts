@@ -26,6 +26,7 @@ export {
   type BlockingBackendsOptions,
   Delete,
   HighWatermark,
+  type IngestLogger,
   type IngestOptions,
   type Json,
   type JsonInput,

@@ -19,10 +19,11 @@
  */
 import type pg from 'pg';
 import { asDatabaseError, BatchError, type DatabaseErrorLike, RowError } from '../errors.ts';
+import type { BatchTable, Staging } from './batch-tables.ts';
 import { copyErrorPosition, copyInto } from './copy-into.ts';
 import type { BatchContext } from './ingest-batch.ts';
-import { mergeStagedRows, stagingTableName } from './merge.ts';
-import { buildIndexes, type PreparedTable } from './prepare-table.ts';
+import { mergeStagedRows } from './merge.ts';
+import { buildIndexes } from './prepare-table.ts';
 import type { RejectedRow, RejectedRowOrigin } from './rejected-rows.ts';
 import { qualifiedName, quoteIdent } from './sql.ts';
 import type { IngestTable } from './table-definition.ts';
@@ -92,12 +93,12 @@ export class BadRowIsolation {
    * Merges a staging table into its target, rejecting the staged rows the merge refuses. Ordinal
    * i is the writer's kept line i - 1 (both count the rows the writer sent).
    */
-  async mergeTable(writer: TableWriter, staging: string, target: string): Promise<void> {
-    const ordinal = writer.ordinalColumn as string;
+  async mergeTable(writer: TableWriter, staging: Staging, target: string): Promise<void> {
+    const ordinal = staging.ordinalColumn;
     const merge = (range?: readonly [number, number]) =>
-      mergeStagedRows(this.#client, writer.table, staging, ordinal, target, range);
+      mergeStagedRows(this.#client, writer.table, staging.name, ordinal, target, range);
     if (!(await this.#attempt(() => merge()))) return;
-    const stage = `pg_temp.${quoteIdent(staging)}`;
+    const stage = `pg_temp.${quoteIdent(staging.name)}`;
     // Ranges are merged in ordinal order, each keeping its key's last row (DISTINCT ON) and
     // updating what an earlier range wrote (ON CONFLICT): a key's last good row wins, as it would
     // in the batch without its bad rows.
@@ -210,17 +211,15 @@ async function* chunksOf(lines: readonly string[], rows: readonly number[]): Asy
  */
 export async function isolateBadRows(
   client: pg.ClientBase,
-  prepared: readonly PreparedTable[],
-  writers: readonly TableWriter[],
+  tables: readonly BatchTable[],
   context: BatchContext,
 ): Promise<BadRowIsolation> {
-  const before = writers.reduce((n, w) => n + w.rejected.length, 0);
+  const before = tables.reduce((n, t) => n + t.writer.rejected.length, 0);
   const isolation = new BadRowIsolation(client, context.options.maxBadRows, before, context.batchNumber);
-  for (const p of prepared) if (p.buildIndexes) await buildIndexes(client, p);
-  for (const writer of writers) await isolation.copyTable(writer);
-  for (const [i, writer] of writers.entries()) {
-    if (writer.ordinalColumn && writer.rowCount > 0)
-      await isolation.mergeTable(writer, stagingTableName(i), (prepared[i] as PreparedTable).relationName);
+  for (const { prepared } of tables) if (prepared.buildIndexes) await buildIndexes(client, prepared);
+  for (const { writer } of tables) await isolation.copyTable(writer);
+  for (const { prepared, staging, writer } of tables) {
+    if (staging && writer.rowCount > 0) await isolation.mergeTable(writer, staging, prepared.relationName);
   }
   return isolation;
 }

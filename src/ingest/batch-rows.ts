@@ -12,8 +12,8 @@
  */
 import { RowError } from '../errors.ts';
 import { CopyLinePositions } from './copy-line-positions.ts';
-import type { Row, Rows } from './options.ts';
-import { RowBlocks } from './row-blocks.ts';
+import { EncodedRows, type RowSource, type SourceRow } from './encoded-rows.ts';
+import type { Row } from './options.ts';
 import type { IngestTable } from './table-definition.ts';
 import type { TableWriter } from './table-writer.ts';
 
@@ -36,33 +36,43 @@ export type CopyRunner = (
   positions: CopyLinePositions,
 ) => Promise<void>;
 
+/** Encoded lines of one table waiting for its next COPY (at most maxRowsPerTableBuffer). */
+interface Buffer {
+  readonly writer: TableWriter;
+  lines: string[];
+  /** The batch row of each line, to place COPY errors. */
+  batchRows: number[];
+}
+
 export class BatchRows {
-  readonly #writers: ReadonlyMap<IngestTable, TableWriter>;
+  readonly #buffers: ReadonlyMap<IngestTable, Buffer>;
   readonly #maxBuffered: number;
-  /** Rows given as a sync iterable; or the rows of the current block of a RowBlocks. */
-  #sync: Iterator<Row> | undefined;
+  /** Rows given as a sync iterable; or the rows of the current block of EncodedRows. */
+  #sync: Iterator<SourceRow> | undefined;
   /** Rows given as an async iterable. */
   readonly #async: AsyncIterator<Row> | undefined;
-  /** Rows given as RowBlocks. */
-  readonly #blocks: AsyncIterator<Iterable<Row>> | undefined;
+  /** Rows given as EncodedRows. */
+  readonly #blocks: AsyncIterator<Iterable<SourceRow>> | undefined;
   #done = false;
   #batchRow = 0;
   /** Set when a buffer filled: the table whose COPY must run next. */
-  #next: TableWriter | undefined;
+  #next: Buffer | undefined;
 
   /** Batch rows to reject unsent, with why (BadRows.QUARANTINE: the queue's validation refused them). */
   readonly #refused: ReadonlyMap<number, string> | undefined;
 
   constructor(
-    rows: Rows,
+    rows: RowSource,
     writers: ReadonlyMap<IngestTable, TableWriter>,
     maxBuffered: number,
     refused?: ReadonlyMap<number, string>,
   ) {
-    this.#writers = writers;
+    this.#buffers = new Map(
+      [...writers].map(([table, writer]) => [table, { writer, lines: [], batchRows: [] }]),
+    );
     this.#refused = refused;
     this.#maxBuffered = maxBuffered;
-    if (rows instanceof RowBlocks) this.#blocks = rows.blocks[Symbol.asyncIterator]();
+    if (rows instanceof EncodedRows) this.#blocks = rows.blocks[Symbol.asyncIterator]();
     else if (Symbol.asyncIterator in rows) this.#async = rows[Symbol.asyncIterator]();
     else this.#sync = rows[Symbol.iterator]();
   }
@@ -71,12 +81,12 @@ export class BatchRows {
   async copyAll(runCopy: CopyRunner): Promise<void> {
     try {
       for (;;) {
-        const writer = this.#next ?? this.#firstBuffered() ?? (await this.#bufferNextRow());
-        if (writer === undefined) return;
+        const buffer = this.#next ?? this.#firstBuffered() ?? (await this.#bufferNextRow());
+        if (buffer === undefined) return;
         this.#next = undefined;
         const positions = new CopyLinePositions();
-        const firstTableRow = writer.rowCount - writer.pending.length + 1;
-        await runCopy(writer, this.#chunksFor(writer, positions), firstTableRow, positions);
+        const firstTableRow = buffer.writer.rowCount - buffer.lines.length + 1;
+        await runCopy(buffer.writer, this.#chunksFor(buffer, positions), firstTableRow, positions);
       }
     } finally {
       // Let the caller's generator clean up if we stopped early (a failed COPY, a bad row).
@@ -87,51 +97,52 @@ export class BatchRows {
     }
   }
 
-  #firstBuffered(): TableWriter | undefined {
-    for (const writer of this.#writers.values()) if (writer.pending.length > 0) return writer;
+  #firstBuffered(): Buffer | undefined {
+    for (const buffer of this.#buffers.values()) if (buffer.lines.length > 0) return buffer;
     return undefined;
   }
 
   /** Reads rows until one belongs to a known table, and buffers it. */
-  async #bufferNextRow(): Promise<TableWriter | undefined> {
+  async #bufferNextRow(): Promise<Buffer | undefined> {
     while (!this.#done) {
       const next = this.#read();
       const routed = this.#route(isPromiseLike(next) ? await next : next);
       if (routed) {
-        routed[0].pending.push(routed[1]);
-        routed[0].pendingBatchRows.push(this.#batchRow);
+        routed[0].lines.push(routed[1]);
+        routed[0].batchRows.push(this.#batchRow);
         return routed[0];
       }
     }
     return undefined;
   }
 
-  async *#chunksFor(writer: TableWriter, positions: CopyLinePositions): AsyncGenerator<string> {
-    let chunk = writer.pending.join('');
-    for (const batchRow of writer.pendingBatchRows) positions.add(batchRow);
-    writer.pending = [];
-    writer.pendingBatchRows = [];
-    // Under BadRows.QUARANTINE every encoded line is kept (table-writer.ts), even if the COPY stops early.
-    const kept = writer.retained?.chunks;
+  async *#chunksFor(buffer: Buffer, positions: CopyLinePositions): AsyncGenerator<string> {
+    let chunk = buffer.lines.join('');
+    for (const batchRow of buffer.batchRows) positions.add(batchRow);
+    buffer.lines = [];
+    buffer.batchRows = [];
+    // Every chunk is reported to the writer, even if the COPY stops early: under
+    // BadRows.QUARANTINE it keeps every line (table-writer.ts).
+    const writer = buffer.writer;
     try {
       while (!this.#done) {
         const next = this.#read();
         const routed = this.#route(isPromiseLike(next) ? await next : next);
         if (!routed) continue;
         const [target, line] = routed;
-        if (target === writer) {
+        if (target === buffer) {
           positions.add(this.#batchRow);
           chunk += line;
           if (chunk.length >= CHUNK_CHARS) {
             const full = chunk;
             chunk = '';
-            kept?.push(full);
+            writer.sent(full);
             yield full;
           }
         } else {
-          target.pending.push(line);
-          target.pendingBatchRows.push(this.#batchRow);
-          if (target.pending.length >= this.#maxBuffered) {
+          target.lines.push(line);
+          target.batchRows.push(this.#batchRow);
+          if (target.lines.length >= this.#maxBuffered) {
             this.#next = target;
             break;
           }
@@ -140,16 +151,16 @@ export class BatchRows {
       if (chunk.length > 0) {
         const last = chunk;
         chunk = '';
-        kept?.push(last);
+        writer.sent(last);
         yield last;
       }
     } finally {
-      if (chunk.length > 0) kept?.push(chunk);
+      if (chunk.length > 0) writer.sent(chunk);
     }
   }
 
   /** The next row: at once when it is at hand (sync rows, the current block), else a promise. */
-  #read(): IteratorResult<Row> | PromiseLike<IteratorResult<Row>> {
+  #read(): IteratorResult<SourceRow> | PromiseLike<IteratorResult<SourceRow>> {
     if (this.#sync) {
       const result = this.#sync.next();
       if (!result.done || !this.#blocks) return result;
@@ -159,7 +170,7 @@ export class BatchRows {
   }
 
   /** The first row of the next block that has one. */
-  async #readBlock(blocks: AsyncIterator<Iterable<Row>>): Promise<IteratorResult<Row>> {
+  async #readBlock(blocks: AsyncIterator<Iterable<SourceRow>>): Promise<IteratorResult<SourceRow>> {
     for (;;) {
       const block = await blocks.next();
       if (block.done) return { done: true, value: undefined };
@@ -169,8 +180,8 @@ export class BatchRows {
     }
   }
 
-  /** The writer and encoded line for a row, or undefined at the end, for a table not ingested or a row quarantined. */
-  #route(result: IteratorResult<Row>): [TableWriter, string] | undefined {
+  /** The buffer and encoded line for a row, or undefined at the end, for a table not ingested or a row quarantined. */
+  #route(result: IteratorResult<SourceRow>): [Buffer, string] | undefined {
     if (result.done) {
       this.#done = true;
       return undefined;
@@ -182,8 +193,9 @@ export class BatchRows {
         row: this.#batchRow,
       });
     }
-    const writer = this.#writers.get(row[0]);
-    if (!writer) return undefined;
+    const buffer = this.#buffers.get(row[0]);
+    if (!buffer) return undefined;
+    const writer = buffer.writer;
     const refused = this.#refused?.get(this.#batchRow);
     if (refused !== undefined) {
       writer.reject(row[1], this.#batchRow, refused);
@@ -191,7 +203,7 @@ export class BatchRows {
     }
     // No line: the row was quarantined while encoding (BadRows.QUARANTINE); read on.
     const line = writer.encode(row[1], this.#batchRow);
-    return line === undefined ? undefined : [writer, line];
+    return line === undefined ? undefined : [buffer, line];
   }
 }
 

@@ -6,7 +6,7 @@
  * tab, newline or carriage return inside a value is written as `\\`, `\t`, `\n`, `\r`.
  */
 import type { ColumnDefinition } from './table-definition.ts';
-import { jsonTextMayHoldBadString, jsonValueProblem, stringProblem } from './value-rules.ts';
+import { jsonTextMayHoldBadString, jsonValueProblem, stringProblem } from './text-rules.ts';
 
 /** Thrown by an encoder; the caller adds the table, row and column. */
 export class ValueEncodingError extends Error {}
@@ -60,7 +60,7 @@ export function encoderFor(column: ColumnDefinition): ValueEncoder {
 
 /**
  * A string PostgreSQL can store: no NUL, no lone surrogate (which would become U+FFFD on the way,
- * silently). The queue refuses the same strings (value-rules.ts), so both store the same values.
+ * silently). The queue refuses the same strings (text-rules.ts), so both store the same values.
  */
 function checkedText(text: string): string {
   const problem = stringProblem(text);

@@ -9,8 +9,8 @@ import { badRowSqlState } from './bad-rows.ts';
 import { BatchRows } from './batch-rows.ts';
 import { copyErrorPosition, copyInto } from './copy-into.ts';
 import type { CopyLinePositions } from './copy-line-positions.ts';
+import type { RowSource } from './encoded-rows.ts';
 import type { BatchContext } from './ingest-batch.ts';
-import type { Batch } from './options.ts';
 import { qualifiedName } from './sql.ts';
 import type { IngestTable } from './table-definition.ts';
 import type { TableWriter } from './table-writer.ts';
@@ -24,7 +24,7 @@ export async function copyRows(
   client: pg.ClientBase,
   context: BatchContext,
   writers: readonly TableWriter[],
-  rows: Batch[2],
+  rows: RowSource,
   quarantine: boolean,
 ): Promise<unknown> {
   let badRow: unknown;

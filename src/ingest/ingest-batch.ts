@@ -6,9 +6,10 @@
  *   BEGIN
  *   [hooks.afterBegin]                      the queue worker locks tables and checks sequence here
  *   first batch: create / migrate / replace tables            (prepare-table.ts)
+ *   per table: its writer, and its staging table for an upsert (batch-tables.ts)
  *   COPY rows → table, replacement, or staging table          (batch-rows.ts)
  *   upsert: merge staging → target                             (merge.ts)
- *   build indexes on new tables; swap replacements in          (swap/)
+ *   build indexes on new tables; swap replacements in          (batch-tables.ts, swap/)
  *   COMMENT ON first table with the high watermark             (high-watermark.ts)
  *   onBeforeVisible per table; [hooks.beforeCommit]
  *   COMMIT   (any failure: ROLLBACK, and the error says where)
@@ -22,28 +23,26 @@ import {
   ingestOrigin,
   isolateBadRows,
 } from './bad-rows.ts';
+import {
+  type BatchTable,
+  finishNewTables,
+  mergeStaged,
+  openBatchTables,
+  prepareTables,
+  type Swaps,
+} from './batch-tables.ts';
 import { copyRows } from './copy-rows.ts';
+import type { SourceBatch } from './encoded-rows.ts';
 import { parseComment, readTableComment, withHighWatermark, writeTableComment } from './high-watermark.ts';
-import { createStagingTable, mergeStagedRows, ordinalColumnName, stagingTableName } from './merge.ts';
+import { logMigration } from './ingest-log.ts';
 import { migrateInPlace } from './migrate/in-place-migration.ts';
 import type { TableMigration } from './migrate/migration-plan.ts';
-import {
-  BadRows,
-  type Batch,
-  Delete,
-  type IngestOptions,
-  type Json,
-  SchemaChanges,
-  Upsert,
-} from './options.ts';
-import { buildIndexes, type PreparedTable, prepareTable } from './prepare-table.ts';
+import { BadRows, Delete, SchemaChanges } from './options.ts';
+import type { ResolvedOptions } from './options-schema.ts';
 import { insertRejectedRows, type RejectedRow, type RejectedRowOrigin } from './rejected-rows.ts';
-import { renameReplacementIndexes } from './rename-indexes.ts';
-import { qualifiedName, quoteIdent } from './sql.ts';
+import { qualifiedName } from './sql.ts';
 import { assertStorableJson } from './storable-json.ts';
-import { replaceTable } from './swap/replace-table.ts';
 import type { IngestTable } from './table-definition.ts';
-import { TableWriter } from './table-writer.ts';
 
 /** Extension points for the queue worker; `ingest()` itself uses none. */
 export interface BatchHooks {
@@ -71,10 +70,6 @@ export interface BatchHooks {
    */
   readonly refusedRows?: ReadonlyMap<number, string>;
 }
-
-export type ResolvedOptions = Required<Omit<IngestOptions, 'highWatermark'>> & {
-  readonly highWatermark: Json;
-};
 
 export interface BatchReport {
   readonly applied: boolean;
@@ -110,7 +105,7 @@ export interface BatchContext {
 export async function ingestBatch(
   client: pg.ClientBase,
   context: BatchContext,
-  batch: Batch,
+  batch: SourceBatch,
 ): Promise<BatchReport> {
   const [highWatermark, metadata, rows] = batch;
   // A watermark JSON cannot hold is refused before anything is written; a callable one once it
@@ -133,23 +128,26 @@ export async function ingestBatch(
       first.schema,
       first.name,
     );
-    const prepared = await clock.time('migrate', () => prepareTables(client, context));
-    const quarantine = context.options.badRows === BadRows.QUARANTINE;
-    const writers = await createWriters(client, prepared, context.options.upsert, quarantine);
+    const { options } = context;
+    const prepared = await clock.time('migrate', () =>
+      prepareTables(client, context.tables, context.isFirst ? options : undefined),
+    );
+    const quarantine = options.badRows === BadRows.QUARANTINE;
+    const tables = await openBatchTables(client, prepared, options.upsert, quarantine);
+    const writers = tables.map((t) => t.writer);
     // Under QUARANTINE the batch is tried as always, but in a savepoint it can go back to.
     if (quarantine) await client.query('SAVEPOINT pgbi_batch');
     const badRow = await clock.time('copy', () => copyRows(client, context, writers, rows, quarantine));
     const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
     assertStorableJson(watermark, watermarkLabel, { batch: context.batchNumber });
     assertFewBadRows(writers, context);
-    let swaps =
-      badRow === undefined ? await mergeAndFinish(client, prepared, writers, context, clock) : undefined;
+    let swaps = badRow === undefined ? await mergeAndFinish(client, tables, context, clock) : undefined;
     let isolation: BadRowIsolation | undefined;
     if (swaps === undefined) {
       // A row's data failed the batch: back to before the rows, and find which ones.
       await client.query('ROLLBACK TO SAVEPOINT pgbi_batch');
-      isolation = await clock.time('isolate', () => isolateBadRows(client, prepared, writers, context));
-      swaps = await clock.time('migrate', () => finishNewTables(client, prepared, context.options, true));
+      isolation = await clock.time('isolate', () => isolateBadRows(client, tables, context));
+      swaps = await clock.time('migrate', () => finishNewTables(client, tables, context, true));
     }
     const rejected = [...writers.flatMap((w) => w.rejected), ...(isolation?.rejected ?? [])];
     await insertRejectedRows(client, rejected, context.hooks?.rejectedRowOrigin ?? ingestOrigin(context));
@@ -177,14 +175,13 @@ export async function ingestBatch(
 /** Upsert merges, then new tables' indexes and swaps; undefined when, under QUARANTINE, a row's data failed them. */
 async function mergeAndFinish(
   client: pg.ClientBase,
-  prepared: readonly PreparedTable[],
-  writers: readonly TableWriter[],
+  tables: readonly BatchTable[],
   context: BatchContext,
   clock: PhaseClock,
-): Promise<{ cancelledBackends: number; terminatedBackends: number } | undefined> {
+): Promise<Swaps | undefined> {
   try {
-    await clock.time('merge', () => mergeAll(client, prepared, writers));
-    return await clock.time('migrate', () => finishNewTables(client, prepared, context.options));
+    await clock.time('merge', () => mergeStaged(client, tables));
+    return await clock.time('migrate', () => finishNewTables(client, tables, context));
   } catch (error) {
     if (context.options.badRows !== BadRows.QUARANTINE || badRowSqlState(error) === undefined) throw error;
     return undefined;
@@ -220,94 +217,15 @@ async function migrateTablesInPlace(client: pg.ClientBase, context: BatchContext
         blockingBackends: options.blockingBackends,
         ...(context.hooks?.afterBegin ? { afterBegin: context.hooks.afterBegin } : {}),
       });
-      if (migration) done.push(migration);
+      if (migration) {
+        done.push(migration);
+        logMigration(options.logger, context.batchNumber, migration);
+      }
     }
   } catch (error) {
     throw asBatchError(error, context.batchNumber);
   }
   return done;
-}
-
-async function prepareTables(client: pg.ClientBase, context: BatchContext): Promise<PreparedTable[]> {
-  const prepared: PreparedTable[] = [];
-  for (const table of context.tables) {
-    prepared.push(
-      context.isFirst
-        ? await prepareTable(client, table, context.options.delete, context.options.schemaChanges)
-        : { table, builtFrom: table, relationName: table.name, buildIndexes: false, replacesLive: false },
-    );
-  }
-  return prepared;
-}
-
-async function createWriters(
-  client: pg.ClientBase,
-  prepared: readonly PreparedTable[],
-  upsert: Upsert,
-  quarantine: boolean,
-) {
-  const writers: TableWriter[] = [];
-  for (const [i, p] of prepared.entries()) {
-    if (upsert === Upsert.IF_PRIMARY_KEY && p.table.primaryKey.length > 0) {
-      const staging = stagingTableName(i);
-      const ordinal = ordinalColumnName(p.table);
-      await createStagingTable(client, p.table, staging, ordinal);
-      writers.push(new TableWriter(p.table, `pg_temp.${quoteIdent(staging)}`, ordinal, quarantine));
-    } else {
-      writers.push(
-        new TableWriter(p.table, qualifiedName(p.table.schema, p.relationName), undefined, quarantine),
-      );
-    }
-  }
-  return writers;
-}
-
-async function mergeAll(
-  client: pg.ClientBase,
-  prepared: readonly PreparedTable[],
-  writers: readonly TableWriter[],
-) {
-  for (const [i, writer] of writers.entries()) {
-    const target = prepared[i] as PreparedTable;
-    if (writer.ordinalColumn && writer.rowCount > 0) {
-      await mergeStagedRows(
-        client,
-        writer.table,
-        stagingTableName(i),
-        writer.ordinalColumn,
-        target.relationName,
-      );
-    }
-  }
-}
-
-/**
- * Indexes on tables created in this batch (built after the load: faster; before it when
- * isolating bad rows, `indexesBuilt`, so a duplicate key fails on its row), then replacements swapped in.
- */
-async function finishNewTables(
-  client: pg.ClientBase,
-  prepared: readonly PreparedTable[],
-  options: ResolvedOptions,
-  indexesBuilt = false,
-) {
-  let cancelledBackends = 0;
-  let terminatedBackends = 0;
-  for (const p of prepared) {
-    if (!p.buildIndexes) continue;
-    if (!indexesBuilt) await buildIndexes(client, p);
-    if (!p.replacesLive) continue;
-    const swap = await replaceTable(
-      client,
-      { schema: p.table.schema, name: p.table.name, replacementName: p.relationName },
-      options.blockingBackends,
-    );
-    cancelledBackends += swap.cancelledBackends;
-    terminatedBackends += swap.terminatedBackends;
-    // The swap kept the table's comment; the first table's is rewritten with the high watermark later.
-    await renameReplacementIndexes(client, p.table.schema, p.table.name, p.relationName);
-  }
-  return { cancelledBackends, terminatedBackends };
 }
 
 function asBatchError(error: unknown, batchNumber: number): unknown {

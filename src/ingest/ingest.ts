@@ -4,27 +4,13 @@
  */
 import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
+import { EncodedRows, type SourceBatch, type SourceBatches } from './encoded-rows.ts';
 import { highWatermarkOf, parseComment, readTableComment } from './high-watermark.ts';
-import {
-  type BatchContext,
-  type BatchHooks,
-  type BatchReport,
-  ingestBatch,
-  type ResolvedOptions,
-} from './ingest-batch.ts';
+import { type BatchContext, type BatchHooks, type BatchReport, ingestBatch } from './ingest-batch.ts';
+import { logBatch, logEnd, logStart } from './ingest-log.ts';
 import { relationOid } from './live-table.ts';
-import {
-  BadRows,
-  type Batch,
-  type Batches,
-  Delete,
-  HighWatermark,
-  type IngestOptions,
-  type Json,
-  SchemaChanges,
-  Upsert,
-  Visibility,
-} from './options.ts';
+import { type Batches, Delete, HighWatermark, type IngestOptions, type Json } from './options.ts';
+import { resolveOptions } from './options-schema.ts';
 import { prepareTable } from './prepare-table.ts';
 import { qualifiedName } from './sql.ts';
 import { createIndexesSql } from './table-ddl.ts';
@@ -43,11 +29,14 @@ export async function ingest(
   await runIngest(client, tables, batches, options);
 }
 
-/** `ingest()` with hooks into each batch's transaction, and a report per batch (for the queue worker). */
+/**
+ * `ingest()` with hooks into each batch's transaction, a report per batch, and rows that may come
+ * already encoded (EncodedRows): for the queue worker.
+ */
 export async function runIngest(
   client: pg.ClientBase,
   tables: readonly IngestTable[],
-  batches: Batches,
+  batches: SourceBatches,
   options: IngestOptions,
   hooks?: BatchHooks,
   onBatch?: (report: BatchReport) => void,
@@ -60,6 +49,7 @@ export async function runIngest(
     tables[0] as IngestTable,
     resolved.highWatermark,
   );
+  logStart(resolved.logger, tables, startingWatermark);
 
   let batchNumber = 0;
   for await (const batch of batches(startingWatermark)) {
@@ -73,9 +63,11 @@ export async function runIngest(
       ...(hooks ? { hooks } : {}),
     };
     const report = await ingestBatch(client, context, batch);
+    logBatch(resolved.logger, batchNumber, report);
     onBatch?.(report);
   }
   if (batchNumber === 0) await createMissingTables(client, tables);
+  logEnd(resolved.logger, batchNumber);
 }
 
 async function startingHighWatermark(
@@ -103,48 +95,6 @@ async function createMissingTables(client: pg.ClientBase, tables: readonly Inges
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
-  }
-}
-
-function resolveOptions(options: IngestOptions): ResolvedOptions {
-  const resolved: ResolvedOptions = {
-    highWatermark: options.highWatermark === undefined ? HighWatermark.LATEST : options.highWatermark,
-    visibility: options.visibility ?? Visibility.AFTER_EACH_BATCH,
-    upsert: options.upsert ?? Upsert.IF_PRIMARY_KEY,
-    delete: options.delete ?? Delete.OFF,
-    onBeforeVisible: options.onBeforeVisible ?? (() => undefined),
-    maxRowsPerTableBuffer: options.maxRowsPerTableBuffer ?? 10_000,
-    blockingBackends: options.blockingBackends ?? {},
-    schemaChanges: options.schemaChanges ?? SchemaChanges.APPLY,
-    badRows: options.badRows ?? BadRows.FAIL,
-    maxBadRows: options.maxBadRows ?? 1000,
-  };
-  expectOneOf('badRows', resolved.badRows, Object.values(BadRows));
-  if (!Number.isInteger(resolved.maxBadRows) || resolved.maxBadRows < 0) {
-    throw invalidOption(`Expected \`maxBadRows\` to be an integer >= 0, got \`${resolved.maxBadRows}\``);
-  }
-  expectOneOf('visibility', resolved.visibility, Object.values(Visibility));
-  expectOneOf('upsert', resolved.upsert, Object.values(Upsert));
-  expectOneOf('delete', resolved.delete, Object.values(Delete));
-  expectOneOf('schemaChanges', resolved.schemaChanges, Object.values(SchemaChanges));
-  if (!Number.isInteger(resolved.maxRowsPerTableBuffer) || resolved.maxRowsPerTableBuffer < 1) {
-    throw invalidOption(
-      `Expected \`maxRowsPerTableBuffer\` to be an integer >= 1, got \`${resolved.maxRowsPerTableBuffer}\``,
-    );
-  }
-  if (typeof resolved.onBeforeVisible !== 'function') {
-    throw invalidOption(
-      `Expected \`onBeforeVisible\` to be a function, got ${typeof resolved.onBeforeVisible}`,
-    );
-  }
-  return resolved;
-}
-
-function expectOneOf(name: string, value: unknown, allowed: readonly string[]): void {
-  if (!allowed.includes(value as string)) {
-    throw invalidOption(
-      `Expected \`${name}\` to be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got \`${String(value)}\``,
-    );
   }
 }
 
@@ -190,10 +140,11 @@ async function assertNotInTransaction(client: pg.ClientBase): Promise<void> {
   }
 }
 
-function assertBatchShape(batch: Batch, batchNumber: number): void {
+function assertBatchShape(batch: SourceBatch, batchNumber: number): void {
   if (!Array.isArray(batch) || batch.length !== 3) {
     throw invalidOption(`Batch ${batchNumber} must be a [highWatermark, metadata, rows] tuple`);
   }
+  if (batch[2] instanceof EncodedRows) return;
   const rows = batch[2] as unknown as Record<symbol, unknown> | null;
   if (
     rows === null ||

@@ -30,6 +30,7 @@
 import type pg from 'pg';
 import { asDatabaseError } from '../errors.ts';
 import { columnList, qualifiedName, quoteIdent } from './sql.ts';
+import { columnsSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
 
 /** "ON CONFLICT DO UPDATE command cannot affect row a second time": a key repeated in the batch. */
@@ -62,9 +63,8 @@ export async function createStagingTable(
   ordinal: string,
 ) {
   // Same types and NOT NULLs as the target, so a bad value fails in COPY, where its line is known.
-  const columns = table.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.nullable ? '' : ' NOT NULL'}`);
   await client.query(
-    `CREATE TEMPORARY TABLE pg_temp.${quoteIdent(name)} (${quoteIdent(ordinal)} bigint NOT NULL, ${columns.join(', ')}) ON COMMIT DROP`,
+    `CREATE TEMPORARY TABLE pg_temp.${quoteIdent(name)} (${quoteIdent(ordinal)} bigint NOT NULL, ${columnsSql(table).join(', ')}) ON COMMIT DROP`,
   );
 }
 

@@ -101,6 +101,15 @@ export interface BlockingBackendsOptions {
   readonly intervalMs?: number;
 }
 
+/**
+ * Where `ingest()` logs its steps (docs/under-the-hood.md, "Logging"): a pino logger fits, or
+ * anything with these two methods. `details` is an object of fields, `message` says what happened.
+ */
+export interface IngestLogger {
+  info(details: object, message: string): void;
+  warn(details: object, message: string): void;
+}
+
 export interface IngestOptions {
   /** @default HighWatermark.LATEST */
   readonly highWatermark?: Json;
@@ -126,4 +135,6 @@ export interface IngestOptions {
   readonly maxBadRows?: number;
   /** Cancel, then terminate, backends that block a table swap (or an in-place ALTER, after retrying that long); `false` waits for them forever. @default {} (the delays above) */
   readonly blockingBackends?: BlockingBackendsOptions | false;
+  /** Logs each step: the start, each batch committed, each table migrated and why, rows quarantined, backends removed. @default no logging */
+  readonly logger?: IngestLogger;
 }

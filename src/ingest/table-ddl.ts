@@ -11,9 +11,14 @@ export function createTableSql(
   table: IngestTable,
   options: { temporary?: boolean } = {},
 ): string {
-  const columns = table.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.nullable ? '' : ' NOT NULL'}`);
+  const columns = columnsSql(table);
   if (table.primaryKey.length > 0) columns.push(`PRIMARY KEY (${columnList(table.primaryKey)})`);
   return `CREATE ${options.temporary ? 'TEMPORARY ' : ''}TABLE ${relation} (${columns.join(', ')})`;
+}
+
+/** Each column as `CREATE TABLE` lists it: name, type and NOT NULL. */
+export function columnsSql(table: IngestTable): string[] {
+  return table.columns.map((c) => `${quoteIdent(c.name)} ${c.type}${c.nullable ? '' : ' NOT NULL'}`);
 }
 
 /** One `CREATE INDEX` per index of the definition. PostgreSQL picks free names for them. */

@@ -1,10 +1,10 @@
 /**
- * Everything about one table within one batch: where its rows are COPYed to, how a row is
- * encoded, how many rows it has had, and the rows waiting while another table's COPY runs.
+ * How one table's rows of a batch become COPY text: where they are COPYed to, how a row is
+ * encoded, how many rows it has had, and (under `BadRows.QUARANTINE`) every line sent.
  */
 import { RowError } from '../errors.ts';
 import { encoderFor, type ValueEncoder, ValueEncodingError } from './copy-encoding.ts';
-import { CopyText } from './copy-text.ts';
+import { CopyText } from './encoded-rows.ts';
 import type { RejectedRow } from './rejected-rows.ts';
 import { columnList, qualifiedName } from './sql.ts';
 import type { IngestTable } from './table-definition.ts';
@@ -35,10 +35,6 @@ export class TableWriter {
   readonly ordinalColumn: string | undefined;
   /** Rows of this table seen so far in the batch. */
   rowCount = 0;
-  /** Encoded lines waiting for this table's next COPY (bounded by maxRowsPerTableBuffer). */
-  pending: string[] = [];
-  /** The batch row of each pending line, to place COPY errors. */
-  pendingBatchRows: number[] = [];
   /** Set under `BadRows.QUARANTINE`: every line sent, in order (line i has ordinal i + 1). */
   readonly retained: RetainedLines | undefined;
   /** Under `BadRows.QUARANTINE`: rows refused while encoding (a value that cannot be written to its column). */
@@ -111,6 +107,11 @@ export class TableWriter {
     }
     this.rowCount += 1;
     return this.#retain(line, batchRow, values);
+  }
+
+  /** Records a chunk of COPY text built from this writer's lines: kept under `BadRows.QUARANTINE`. */
+  sent(chunk: string): void {
+    this.retained?.chunks.push(chunk);
   }
 
   /** Under `BadRows.QUARANTINE`, every line sent, in order (line i has ordinal i + 1): split from the kept chunks. */

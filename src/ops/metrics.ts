@@ -12,15 +12,11 @@
  * Labels are bounded: stream, table, outcome, phase, state, action; never a batch or a seq.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { BatchReport } from '../ingest/ingest-batch.ts';
 import type { StreamInfo } from '../queue/stream-store.ts';
 
-/** What happened to a batch in a worker. `skipped` is an operator's act: see pgbi_stream_skipped_batches. */
-export const BATCH_OUTCOMES = ['committed', 'duplicate', 'retried', 'parked'] as const;
-export type BatchOutcome = (typeof BATCH_OUTCOMES)[number];
-
 /** Where a batch's time goes: waiting for the advisory locks, then the core's phases. */
-export const BATCH_PHASES = ['lock_wait', 'migrate', 'copy', 'merge', 'commit', 'isolate'] as const;
-export type BatchPhase = (typeof BATCH_PHASES)[number];
+export type BatchPhase = 'lock_wait' | keyof BatchReport['phaseMs'];
 
 /** The names of the metrics defined here (the default process metrics come on top). */
 export const METRIC_NAMES = [

@@ -4,11 +4,11 @@
  */
 import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
+import { EncodedRows } from '../ingest/encoded-rows.ts';
 import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
 import { BadRows, type BlockingBackendsOptions, Delete, HighWatermark } from '../ingest/options.ts';
 import type { RejectedRow, RejectedRowOrigin } from '../ingest/rejected-rows.ts';
-import { RowBlocks } from '../ingest/row-blocks.ts';
 import { parseBatchJob } from './batch-contract.ts';
 import { isPoison } from './failures.ts';
 import { ledgerBatchOf } from './ledger.ts';
@@ -261,7 +261,7 @@ export class StreamApplier {
             h.options.badRows === BadRows.QUARANTINE, // keeps each row's wire text to quarantine it
           ),
       );
-      const rows = new RowBlocks(this.#groupRows(stream, next.seq, headers, readers));
+      const rows = new EncodedRows(this.#groupRows(stream, next.seq, headers, readers));
       await runIngest(
         client,
         tables,

@@ -19,14 +19,8 @@ import {
   type TableDefinitionInput,
   tableDefinitionSchema,
 } from '../ingest/table-definition.ts';
-import {
-  INTEGER_TYPES,
-  jsonValueProblem,
-  NUMBER_TYPES,
-  stringProblem,
-  type ValueRule,
-  valueRuleFor,
-} from '../ingest/value-rules.ts';
+import { jsonValueProblem, stringProblem } from '../ingest/text-rules.ts';
+import { INTEGER_TYPES, NUMBER_TYPES, type ValueRule, valueRuleFor } from '../ingest/value-rules.ts';
 import { exactWireValue, WireNumberError } from './wire-numbers.ts';
 
 export const BATCH_FORMAT_VERSION = 1;

@@ -17,7 +17,7 @@
  * the part on). Both paths write the same COPY text for the same values.
  */
 import { escapeCopyText } from '../ingest/copy-encoding.ts';
-import { copyTextRow } from '../ingest/copy-text.ts';
+import { CopyText, type EncodedRow, type SourceRow } from '../ingest/encoded-rows.ts';
 import type { Row } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import { fromWireValue, InvalidBatchError, tableKey, type WireRow } from './batch-contract.ts';
@@ -77,11 +77,11 @@ export class WirePartReader {
   }
 
   /** The rows of the batch's next part. */
-  *rows(part: string): Generator<Row, void> {
+  *rows(part: string): Generator<SourceRow, void> {
     this.rowsRead = yield* this.#rowsOf(part, this.rowsRead);
   }
 
-  *#rowsOf(part: string, rowsBefore: number): Generator<Row, number> {
+  *#rowsOf(part: string, rowsBefore: number): Generator<SourceRow, number> {
     let row = rowsBefore;
     if (part.charCodeAt(0) !== OPEN_ARRAY) return yield* this.#generalRows(part, 0, row);
     const cursor = new PartCursor(part);
@@ -90,7 +90,7 @@ export class WirePartReader {
     for (;;) {
       row += 1;
       let end = this.#transcodeRow(cursor, i, row);
-      if (end >= 0) yield this.#transcoded as Row;
+      if (end >= 0) yield this.#transcoded as EncodedRow;
       else {
         end = cursor.valueEnd(i);
         if (end < 0) return yield* this.#generalRows(part, row - rowsBefore - 1, row - 1);
@@ -104,7 +104,7 @@ export class WirePartReader {
   }
 
   /** The row last transcoded. */
-  #transcoded: Row | undefined;
+  #transcoded: EncodedRow | undefined;
   /** The JSON text of the last row's table name, and its plan: consecutive rows mostly share one. */
   #lastKey = '';
   #lastPlan: TablePlan | undefined;
@@ -168,11 +168,10 @@ export class WirePartReader {
     }
     if (s.charCodeAt(i) !== CLOSE_ARRAY || s.charCodeAt(i + 1) !== CLOSE_ARRAY) return -1;
     // Under BadRows.QUARANTINE the row's wire text goes along (a slice: no copy), to be stored if refused.
-    this.#transcoded = copyTextRow(
+    this.#transcoded = [
       plan.table,
-      `${line}\n`,
-      this.#keepWire ? s.slice(start, i + 2) : undefined,
-    );
+      new CopyText(`${line}\n`, this.#keepWire ? s.slice(start, i + 2) : undefined),
+    ];
     plan.rows += 1;
     return i + 2;
   }

@@ -13,14 +13,8 @@
 import { isoString } from '../ingest/copy-encoding.ts';
 import { stringifyJson } from '../ingest/exact-json.ts';
 import type { ColumnDefinition, IngestTable } from '../ingest/table-definition.ts';
-import {
-  INTEGER_TYPES,
-  jsonTextMayHoldBadString,
-  jsonValueProblem,
-  NUMBER_TYPES,
-  type ValueRule,
-  valueRuleFor,
-} from '../ingest/value-rules.ts';
+import { jsonTextMayHoldBadString, jsonValueProblem } from '../ingest/text-rules.ts';
+import { INTEGER_TYPES, NUMBER_TYPES, type ValueRule, valueRuleFor } from '../ingest/value-rules.ts';
 import { InvalidBatchError, tableKey, toWireValue, wireValueProblem } from './batch-contract.ts';
 
 /** Why a value cannot go into its column; the row writer adds where. */
@@ -134,10 +128,8 @@ const TEXT_TYPES = new Set([
   'char',
   'character',
   'date',
-  'timestamp',
+  'timestamp', // `timestamp with(out) time zone` too: the type grammar gives it this base (pg-type.ts)
   'timestamptz',
-  'timestamp with time zone',
-  'timestamp without time zone',
   'uuid',
 ]);
 /** Types whose rule any valid Date's 24-character ISO text (years 1000 to 9999) passes. */

@@ -16,7 +16,8 @@ import {
   type Row,
   Upsert,
 } from '../../src/index.ts';
-import { RowBlocks } from '../../src/ingest/row-blocks.ts';
+import { EncodedRows } from '../../src/ingest/encoded-rows.ts';
+import { runIngest } from '../../src/ingest/ingest.ts';
 import { batchesOf, rejection, storedHighWatermark, withSchema } from '../helpers/ingest.ts';
 
 const eventsIn = (schema: string) =>
@@ -113,7 +114,7 @@ describe('ingest() with BadRows.QUARANTINE', () => {
           yield rows.slice(i, i + 700);
         }
       }
-      await ingest(client, [table], batchesOf(['h', null, new RowBlocks(blocks())]), quarantine);
+      await runIngest(client, [table], () => [['h', null, new EncodedRows(blocks())]], quarantine);
       assert.equal(await count(client, schema), 19_994);
       const rejected = await rejectedOf(client, `${schema}.events`);
       assert.deepEqual(

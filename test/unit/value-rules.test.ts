@@ -1,17 +1,13 @@
 /**
- * The value rules (src/ingest/value-rules.ts) as the wire validation applies them: a test per
- * rule, over the cases of test/helpers/value-cases.ts (which an integration test checks against
- * PostgreSQL itself), plus the rules for JavaScript values that only JSON concerns.
+ * The value rules (src/ingest/value-rules.ts and text-rules.ts) as the wire validation applies
+ * them: a test per rule, over the cases of test/helpers/value-cases.ts (which an integration test
+ * checks against PostgreSQL itself), plus the rules for JavaScript values that only JSON concerns.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type ParsedType, parsePgType } from '../../src/ingest/pg-type.ts';
-import {
-  integerDigitsAfterRounding,
-  jsonTextMayHoldBadString,
-  jsonValueProblem,
-  stringProblem,
-} from '../../src/ingest/value-rules.ts';
+import { jsonTextMayHoldBadString, jsonValueProblem, stringProblem } from '../../src/ingest/text-rules.ts';
+import { integerDigitsAfterRounding } from '../../src/ingest/value-rules.ts';
 import { wireValueProblem } from '../../src/queue/batch-contract.ts';
 import { VALUE_CASES } from '../helpers/value-cases.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CopyText } from '../../src/ingest/copy-text.ts';
+import { CopyText } from '../../src/ingest/encoded-rows.ts';
 import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
 import { TableWriter } from '../../src/ingest/table-writer.ts';
 import { WirePartReader } from '../../src/queue/wire-part.ts';
@@ -132,7 +132,7 @@ function viaQueue(rows: [IngestTable, unknown[]][], part?: (texts: string[]) => 
   let n = 0;
   for (const [table, values] of new WirePartReader(tables, 'Batch 1').rows(text)) {
     n += 1;
-    if ((values as unknown) instanceof CopyText) transcoded += 1;
+    if (values instanceof CopyText) transcoded += 1;
     lines.get(table)?.push((copyWriters.get(table) as TableWriter).encode(values, n) as string);
   }
   return { lines, transcoded };

@@ -16,7 +16,8 @@
 import type pg from 'pg';
 import { asDatabaseError, InvariantError, SchemaChangeError } from '../../errors.ts';
 import { describeTable, indexKey } from '../live-table.ts';
-import type { BlockingBackendsOptions, SchemaChanges } from '../options.ts';
+import type { SchemaChanges } from '../options.ts';
+import type { BlockingBackends } from '../options-schema.ts';
 import { columnList, MAX_IDENTIFIER_BYTES, qualifiedName, quoteIdent } from '../sql.ts';
 import { withBlockersRemoved } from '../swap/force-execute.ts';
 import type { IndexDefinition, IngestTable } from '../table-definition.ts';
@@ -30,7 +31,7 @@ import {
 
 export interface InPlaceOptions {
   readonly schemaChanges: SchemaChanges;
-  readonly blockingBackends: BlockingBackendsOptions | false;
+  readonly blockingBackends: BlockingBackends;
   /** The batch's afterBegin hook: run in step 1's transaction too; `false` means the batch is not due. */
   readonly afterBegin?: (client: pg.ClientBase) => Promise<boolean | undefined>;
 }

@@ -12,8 +12,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asDatabaseError } from '../../errors.ts';
-import type { BlockingBackendsOptions } from '../options.ts';
-import { blockingDelays } from '../swap/force-execute.ts';
+import type { BlockingBackends, BlockingDelays } from '../options-schema.ts';
 
 /** How long one ALTER may sit in the lock queue, blocking the readers behind it. */
 export const ALTER_LOCK_TIMEOUT_MS = 200;
@@ -30,16 +29,15 @@ const MAX_PAUSE_MS = 2_000;
 export class LockRetry {
   readonly #startedAt = performance.now();
   readonly #retryForMs: number;
-  readonly blockingBackends: BlockingBackendsOptions | false;
+  readonly blockingBackends: BlockingBackends;
   #pauseMs = FIRST_PAUSE_MS;
   attempts = 0;
   /** Time spent in attempts that timed out and in the pauses between them. */
   waitedMs = 0;
 
-  constructor(blockingBackends: BlockingBackendsOptions | false) {
+  constructor(blockingBackends: BlockingBackends) {
     this.blockingBackends = blockingBackends;
-    this.#retryForMs =
-      blockingBackends === false ? Number.POSITIVE_INFINITY : blockingDelays(blockingBackends).cancelAfterMs;
+    this.#retryForMs = blockingBackends === false ? Number.POSITIVE_INFINITY : blockingBackends.cancelAfterMs;
   }
 
   /** The last attempt waits for the lock (0 = no timeout) and removes blockers instead of giving up. */
@@ -47,9 +45,13 @@ export class LockRetry {
     return performance.now() - this.#startedAt >= this.#retryForMs;
   }
 
-  /** `blockingBackends` for the last attempt: the cancel delay has already passed while retrying. */
-  lastAttemptBlockingBackends(): BlockingBackendsOptions {
-    const d = blockingDelays(this.blockingBackends || {});
+  /**
+   * `blockingBackends` for the last attempt: the cancel delay has already passed while retrying.
+   * With `false` there is no last attempt (`isLast` never holds): it waits, as it always would.
+   */
+  lastAttemptBlockingBackends(): BlockingBackends {
+    const d: BlockingDelays | false = this.blockingBackends;
+    if (d === false) return false;
     return {
       cancelAfterMs: 0,
       terminateAfterMs: Math.max(0, d.terminateAfterMs - d.cancelAfterMs),

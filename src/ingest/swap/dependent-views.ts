@@ -121,7 +121,7 @@ const DEPENDENT_VIEWS = `
 
 export async function captureDependentViews(
   client: pg.ClientBase,
-  tableOid: string,
+  tableOid: number,
 ): Promise<DependentView[]> {
   const { rows } = await client.query<DependentView>(DEPENDENT_VIEWS, [tableOid]);
   return rows;

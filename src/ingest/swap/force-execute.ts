@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { InvariantError, PgBulkIngestError } from '../../errors.ts';
-import type { BlockingBackendsOptions } from '../options.ts';
+import type { BlockingBackends, BlockingDelays } from '../options-schema.ts';
 
 export interface BlockersRemoved<T> {
   /** What `fn` resolved to. */
@@ -17,12 +17,6 @@ export interface BlockersRemoved<T> {
   readonly cancelledBackends: number;
   /** Distinct backends sent `pg_terminate_backend`. */
   readonly terminatedBackends: number;
-}
-
-export interface Delays {
-  readonly cancelAfterMs: number;
-  readonly terminateAfterMs: number;
-  readonly intervalMs: number;
 }
 
 /** The fields of node-postgres' (untyped) `client.connectionParameters` a second connection needs. */
@@ -45,15 +39,11 @@ interface ConnectionParameters {
  */
 export async function withBlockersRemoved<T>(
   client: pg.ClientBase,
-  options: BlockingBackendsOptions | false,
+  options: BlockingBackends,
   fn: () => Promise<T>,
 ): Promise<BlockersRemoved<T>> {
   if (options === false) return { result: await fn(), cancelledBackends: 0, terminatedBackends: 0 };
-  const watcher = new BlockerWatcher(
-    sideConnectionConfig(client),
-    await backendPid(client),
-    blockingDelays(options),
-  );
+  const watcher = new BlockerWatcher(sideConnectionConfig(client), await backendPid(client), options);
   const watching = watcher.watch();
   let outcome: { ok: true; value: T } | { ok: false; error: unknown };
   try {
@@ -82,14 +72,14 @@ const SIGNAL_BLOCKING_BACKENDS = `
 class BlockerWatcher {
   readonly #config: pg.ClientConfig;
   readonly #pid: number;
-  readonly #delays: Delays;
+  readonly #delays: BlockingDelays;
   readonly #abort = new AbortController();
   readonly #cancelled = new Set<number>();
   readonly #terminated = new Set<number>();
   readonly #startedAt = performance.now();
   error: unknown = undefined;
 
-  constructor(config: pg.ClientConfig, pid: number, delays: Delays) {
+  constructor(config: pg.ClientConfig, pid: number, delays: BlockingDelays) {
     this.#config = config;
     this.#pid = pid;
     this.#delays = delays;
@@ -180,23 +170,4 @@ function sideConnectionConfig(client: pg.ClientBase): pg.ClientConfig {
   }
   const { user, password, host, port, database, ssl } = parameters;
   return { user, password, host, port, database, ssl, application_name: 'pg-bulk-ingest: blocking backends' };
-}
-
-export function blockingDelays(options: BlockingBackendsOptions): Delays {
-  const resolved = {
-    cancelAfterMs: options.cancelAfterMs ?? 300_000,
-    terminateAfterMs: options.terminateAfterMs ?? 310_000,
-    intervalMs: options.intervalMs ?? 1_000,
-  };
-  for (const [name, value] of Object.entries(resolved)) {
-    const minimum = name === 'intervalMs' ? 1 : 0;
-    if (!Number.isFinite(value) || value < minimum) {
-      throw new PgBulkIngestError(
-        'INVALID_OPTIONS',
-        `Expected \`blockingBackends.${name}\` to be a finite number >= ${minimum}, got \`${value}\``,
-        { path: `blockingBackends.${name}` },
-      );
-    }
-  }
-  return resolved;
 }

@@ -9,7 +9,8 @@
 
 import type pg from 'pg';
 import { InvariantError } from '../../errors.ts';
-import type { BlockingBackendsOptions } from '../options.ts';
+import { relationOid } from '../live-table.ts';
+import type { BlockingBackends } from '../options-schema.ts';
 import { qualifiedName, quoteIdent } from '../sql.ts';
 import { captureDependentViews, recreateViews } from './dependent-views.ts';
 import { withBlockersRemoved } from './force-execute.ts';
@@ -45,7 +46,7 @@ export interface ReplaceTableResult {
 export async function replaceTable(
   client: pg.ClientBase,
   target: { schema: string; name: string; replacementName: string },
-  blockingBackends: BlockingBackendsOptions | false,
+  blockingBackends: BlockingBackends,
 ): Promise<ReplaceTableResult> {
   await assertInTransaction(client, target);
   const { result, cancelledBackends, terminatedBackends } = await withBlockersRemoved(
@@ -66,6 +67,7 @@ async function swap(
   // (CREATE VIEW needs a lock on it) and no reader sees it half-swapped.
   await client.query(`LOCK TABLE ${live} IN ACCESS EXCLUSIVE MODE`);
   const liveOid = await relationOid(client, target.schema, target.name);
+  if (liveOid === null) throw new InvariantError(`Expected table ${live} to exist`);
   const views = await captureDependentViews(client, liveOid);
   const foreignKeys = await referencingForeignKeys(client, liveOid);
   const properties = await captureTableProperties(client, liveOid);
@@ -97,7 +99,7 @@ interface ReferencingForeignKey {
 /** Foreign keys of other tables referencing the table (those of partitions come with their parent's). */
 async function referencingForeignKeys(
   client: pg.ClientBase,
-  tableOid: string,
+  tableOid: number,
 ): Promise<ReferencingForeignKey[]> {
   const { rows } = await client.query<ReferencingForeignKey>(
     `SELECT format('%I.%I', n.nspname, c.relname) AS "table", con.conname AS name,
@@ -130,15 +132,4 @@ async function assertInTransaction(
         `${quoteIdent(target.replacementName)}, got a client with no write transaction open`,
     );
   }
-}
-
-async function relationOid(client: pg.ClientBase, schema: string, name: string): Promise<string> {
-  const { rows } = await client.query<{ oid: string }>(
-    `SELECT c.oid::text AS oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
-     WHERE n.nspname = $1 AND c.relname = $2`,
-    [schema, name],
-  );
-  const oid = rows[0]?.oid;
-  if (oid === undefined) throw new InvariantError(`Expected table ${qualifiedName(schema, name)} to exist`);
-  return oid;
 }

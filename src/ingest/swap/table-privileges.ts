@@ -49,7 +49,7 @@ const TABLE_PRIVILEGES_SQL = `
 
 export async function captureTablePrivileges(
   client: pg.ClientBase,
-  tableOid: string,
+  tableOid: number,
 ): Promise<TablePrivileges> {
   const { rows } = await client.query<TablePrivileges>(TABLE_PRIVILEGES_SQL, [tableOid]);
   const row = rows[0];

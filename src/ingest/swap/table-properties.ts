@@ -90,7 +90,7 @@ const TABLE_PROPERTIES_SQL = `
 
 export async function captureTableProperties(
   client: pg.ClientBase,
-  tableOid: string,
+  tableOid: number,
 ): Promise<TableProperties> {
   const { rows } = await client.query<TableProperties>(TABLE_PROPERTIES_SQL, [tableOid]);
   const row = rows[0];

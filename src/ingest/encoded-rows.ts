@@ -1,0 +1,51 @@
+/**
+ * Rows already encoded by their source, for the queue worker: it transcodes the JSON rows it
+ * reads from Redis straight into COPY text, which costs less than building JavaScript values.
+ * Internal: `ingest()` takes `Rows` (options.ts); only `runIngest` (ingest.ts) takes these too.
+ */
+import type { Batch, Json, Row, Rows } from './options.ts';
+import type { IngestTable } from './table-definition.ts';
+
+/**
+ * A row's values already in COPY text form: the fields, tab-separated and escaped, and the final
+ * newline. The text is sent as it is: the source vouches for its column count and escaping,
+ * PostgreSQL checks the values.
+ */
+export class CopyText {
+  readonly line: string;
+  /** The JSON text of the row as it came (`["schema.table", [v1, v2, ...]]`), kept for `BadRows.QUARANTINE`. */
+  readonly wireJson: string | undefined;
+
+  constructor(line: string, wireJson?: string) {
+    this.line = line;
+    this.wireJson = wireJson;
+  }
+}
+
+/** A row whose values are already COPY text. */
+export type EncodedRow = readonly [table: IngestTable, text: CopyText];
+
+/** A row of either kind: TableWriter.encode tells them apart. */
+export type SourceRow = Row | EncodedRow;
+
+/**
+ * Rows that arrive in blocks: an async source of synchronous row iterables, e.g. the worker's
+ * rows, fetched from Redis a part at a time, some transcoded, some not. BatchRows reads the rows
+ * of a block without an `await` per row (which costs more than encoding the row, and allocates).
+ */
+export class EncodedRows {
+  readonly blocks: AsyncIterable<Iterable<SourceRow>>;
+
+  constructor(blocks: AsyncIterable<Iterable<SourceRow>>) {
+    this.blocks = blocks;
+  }
+}
+
+/** What a batch's rows may be given as, inside the package. */
+export type RowSource = Rows | EncodedRows;
+
+/** A batch as `runIngest` takes it: `ingest()`'s Batch, or one whose rows are EncodedRows. */
+export type SourceBatch = readonly [highWatermark: Batch[0], metadata: Batch[1], rows: RowSource];
+export type SourceBatches = (
+  highWatermark: Json | null,
+) => Iterable<SourceBatch> | AsyncIterable<SourceBatch>;
