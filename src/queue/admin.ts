@@ -6,16 +6,16 @@
 import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
+import type { z } from 'zod';
 import { PgBulkIngestError } from '../errors.ts';
 import type { Json, Upsert } from '../ingest/options.ts';
+import { parseOptions } from '../ingest/parse-options.ts';
 import type { BatchJobInput } from './batch-contract.ts';
 import { DEFAULT_HISTORY_LIMIT, type LedgerEntry, ledgerBatchOf } from './ledger.ts';
 import { Producer } from './producer.ts';
 import {
   bullQueues,
-  DEFAULT_DATABASE_URL,
-  DEFAULT_PREFIX,
-  DEFAULT_REDIS_URL,
+  connectionOptionsSchema,
   type KickData,
   kickStream,
   type QueueNames,
@@ -60,6 +60,7 @@ export interface StreamStatus {
   readonly error: string | null;
 }
 
+/** Checked, and defaulted, by connectionOptionsSchema (queue-config.ts). */
 export interface AdminOptions extends QueueNames {
   /** @default 'postgres://postgres@127.0.0.1:5432/postgres' */
   readonly databaseUrl?: string;
@@ -98,14 +99,14 @@ export class StreamAdmin {
   readonly #redis: Redis;
   readonly #store: StreamStore;
   readonly #queue: Queue<KickData>;
-  readonly #options: AdminOptions;
+  readonly #options: z.output<typeof connectionOptionsSchema>;
 
   constructor(options: AdminOptions = {}) {
-    this.#options = options;
-    this.#pool = new pg.Pool({ connectionString: options.databaseUrl ?? DEFAULT_DATABASE_URL, max: 2 });
-    this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL);
-    this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
-    const queues = bullQueues(options);
+    this.#options = parseOptions(connectionOptionsSchema, options, 'StreamAdmin');
+    this.#pool = new pg.Pool({ connectionString: this.#options.databaseUrl, max: 2 });
+    this.#redis = connectRedis(this.#options.redis);
+    this.#store = new StreamStore(this.#redis, this.#options.prefix);
+    const queues = bullQueues(this.#options);
     this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
   }
 
@@ -251,11 +252,8 @@ export class StreamAdmin {
     } finally {
       client.release();
     }
-    const producer = new Producer({
-      redis: this.#options.redis ?? DEFAULT_REDIS_URL,
-      ...(this.#options.prefix ? { prefix: this.#options.prefix } : {}),
-      ...(this.#options.queueName ? { queueName: this.#options.queueName } : {}),
-    });
+    const { redis, queueName, prefix } = this.#options;
+    const producer = new Producer({ redis, queueName, prefix });
     try {
       const result = await producer.enqueueJob(job, `Replay of stream ${stream}`);
       return { seq: result.seq, ids };

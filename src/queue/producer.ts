@@ -5,7 +5,7 @@
 import { createHash, type Hash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { PgBulkIngestError } from '../errors.ts';
 import { stringifyJson } from '../ingest/exact-json.ts';
 import {
@@ -17,6 +17,7 @@ import {
   type JsonInput,
   type Rows,
 } from '../ingest/options.ts';
+import { parseOptions } from '../ingest/parse-options.ts';
 import { assertStorableJson } from '../ingest/storable-json.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import {
@@ -32,13 +33,11 @@ import {
   toTableDefinitionInput,
 } from './batch-contract.ts';
 import {
-  bullQueues,
-  DEFAULT_PREFIX,
-  DEFAULT_REDIS_URL,
-  type KickData,
-  kickStream,
-  type QueueNames,
-} from './queue-config.ts';
+  type ProducerOptions,
+  producerOptionsSchema,
+  type ResolvedProducerOptions,
+} from './producer-options.ts';
+import { bullQueues, type KickData, kickStream } from './queue-config.ts';
 import {
   type BatchHeader,
   connectRedis,
@@ -47,36 +46,6 @@ import {
   StreamStore,
 } from './stream-store.ts';
 import { WireRowWriter } from './wire-row-writer.ts';
-
-export interface ProducerOptions extends QueueNames {
-  /** Redis URL or ioredis options. @default 'redis://127.0.0.1:6379' (the CLI and gateway read REDIS_URL) */
-  readonly redis?: string | RedisOptions;
-  /** Most batches waiting per stream before producers wait (or fail); 0 for no bound. @default 1000 */
-  readonly maxPendingBatches?: number;
-  /** Most bytes of rows waiting per stream before producers wait (or fail); 0 for no bound. @default 268435456 (256 MiB) */
-  readonly maxPendingBytes?: number;
-  /** Under backpressure: wait for room, or fail at once with a BACKPRESSURE error. @default 'wait' */
-  readonly onBackpressure?: 'wait' | 'fail';
-  /** How long to wait for room before failing with BACKPRESSURE. @default 60000 */
-  readonly backpressureTimeoutMs?: number;
-  /**
-   * Rows are stored in parts of about this size, so no Redis value is huge, and a worker holds a
-   * few parts of a batch in memory at a time, never the batch. @default 49152 (48 KiB)
-   */
-  readonly partBytes?: number;
-  /** Largest batch accepted; a larger one is refused with BATCH_TOO_LARGE. @default 536870912 (512 MiB) */
-  readonly maxBatchBytes?: number;
-  /**
-   * How long a batchId is remembered (the idempotency window): a retried enqueue within it is not
-   * enqueued twice. One small key per batch for this long. @default 86400 (24 hours)
-   */
-  readonly batchIdTtlSeconds?: number;
-  /**
-   * How long a Redis command may go unanswered before the enqueue fails with REDIS_UNAVAILABLE
-   * (Redis down or unreachable); 0 waits for Redis to come back. @default 0
-   */
-  readonly redisTimeoutMs?: number;
-}
 
 export interface EnqueueInput {
   readonly tables: readonly IngestTable[];
@@ -122,25 +91,16 @@ export class Producer {
   readonly #redis: Redis;
   readonly #store: StreamStore;
   readonly #queue: Queue<KickData>;
-  readonly #options: Required<Omit<ProducerOptions, 'redis' | 'queueName' | 'prefix'>>;
+  readonly #options: ResolvedProducerOptions;
   readonly #writers = new WeakMap<IngestTable, WireRowWriter>();
   readonly #keepingWriters = new WeakMap<IngestTable, WireRowWriter>();
 
   constructor(options: ProducerOptions = {}) {
-    this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL, options.redisTimeoutMs ?? 0, true);
-    this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
-    const queues = bullQueues(options);
+    this.#options = parseOptions(producerOptionsSchema, options, 'Producer');
+    this.#redis = connectRedis(this.#options.redis, this.#options.redisTimeoutMs, true);
+    this.#store = new StreamStore(this.#redis, this.#options.prefix);
+    const queues = bullQueues(this.#options);
     this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
-    this.#options = {
-      maxPendingBatches: options.maxPendingBatches ?? 1000,
-      maxPendingBytes: options.maxPendingBytes ?? 256 * 1024 * 1024,
-      onBackpressure: options.onBackpressure ?? 'wait',
-      backpressureTimeoutMs: options.backpressureTimeoutMs ?? 60_000,
-      partBytes: options.partBytes ?? 48 * 1024,
-      maxBatchBytes: options.maxBatchBytes ?? 512 * 1024 * 1024,
-      batchIdTtlSeconds: options.batchIdTtlSeconds ?? 24 * 3600,
-      redisTimeoutMs: options.redisTimeoutMs ?? 0,
-    };
   }
 
   /** Enqueues one batch; resolves once it is safely in Redis. */

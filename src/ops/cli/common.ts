@@ -1,28 +1,41 @@
 /** Options and helpers every command shares. */
 import { type Command, Option } from 'commander';
+import type { z } from 'zod';
 import { PgBulkIngestError } from '../../errors.ts';
-import {
-  DEFAULT_DATABASE_URL,
-  DEFAULT_PREFIX,
-  DEFAULT_QUEUE_NAME,
-  DEFAULT_REDIS_URL,
-} from '../../queue/queue-config.ts';
+import { defaultOf } from '../../ingest/parse-options.ts';
+import { connectionConfigSchema } from '../config.ts';
+
+export type SettingTable = Record<string, readonly [flags: string, env: string, description: string]>;
+
+/**
+ * `settings` with each description ending in the default its field of `shape` (a configuration
+ * schema's) applies, "(default 2)": what `--help` and docs/operations.md show, never written by
+ * hand where a schema has it. A description that states a default of its own is one the schema
+ * has not (a computed one, such as the gateway's host).
+ */
+export function withDefaults<T extends SettingTable>(
+  shape: Readonly<Record<string, z.ZodType>>,
+  settings: T,
+): { readonly [K in keyof T]: readonly [T[K][0], T[K][1], string] } {
+  return Object.fromEntries(
+    Object.entries(settings).map(([key, [flags, env, description]]) => {
+      const field = shape[key];
+      const value = field === undefined ? undefined : defaultOf(field);
+      if (value === undefined) return [key, [flags, env, description]];
+      if (description.includes('(default'))
+        throw new Error(`${flags}: the help states a default the schema owns (${String(value)})`);
+      return [key, [flags, env, `${description} (default ${String(value)})`]];
+    }),
+  ) as unknown as { readonly [K in keyof T]: readonly [T[K][0], T[K][1], string] };
+}
 
 /** Flag, environment variable and description of each shared setting. */
-export const CONNECTION_SETTINGS = {
-  databaseUrl: [
-    '--database-url <url>',
-    'DATABASE_URL',
-    `PostgreSQL connection string (default ${DEFAULT_DATABASE_URL})`,
-  ],
-  redisUrl: ['--redis-url <url>', 'REDIS_URL', `Redis URL (default ${DEFAULT_REDIS_URL})`],
-  queueName: ['--queue <name>', 'PGBI_QUEUE', `BullMQ queue name (default ${DEFAULT_QUEUE_NAME})`],
-  prefix: [
-    '--prefix <prefix>',
-    'PGBI_PREFIX',
-    `prefix of this tool's Redis keys (default ${DEFAULT_PREFIX})`,
-  ],
-} as const;
+export const CONNECTION_SETTINGS = withDefaults(connectionConfigSchema.shape, {
+  databaseUrl: ['--database-url <url>', 'DATABASE_URL', 'PostgreSQL connection string'],
+  redisUrl: ['--redis-url <url>', 'REDIS_URL', 'Redis URL'],
+  queueName: ['--queue <name>', 'PGBI_QUEUE', 'BullMQ queue name'],
+  prefix: ['--prefix <prefix>', 'PGBI_PREFIX', "prefix of this tool's Redis keys"],
+} as const);
 
 /**
  * The log level: an environment variable only (no flag), read by the long-running commands
@@ -38,8 +51,6 @@ export const LOG_LEVEL_SETTING = {
 export function logLevel(): string {
   return process.env[LOG_LEVEL_SETTING.env] ?? LOG_LEVEL_SETTING.default;
 }
-
-export type SettingTable = Record<string, readonly [flags: string, env: string, description: string]>;
 
 /** Adds each setting as a flag that falls back to its environment variable. */
 export function addSettings(command: Command, settings: SettingTable): Command {
