@@ -39,6 +39,7 @@ import {
 } from './producer-options.ts';
 import { bullQueues, type KickData, kickStream } from './queue-config.ts';
 import {
+  type AppendResult,
   type BatchHeader,
   connectRedis,
   isRedisTimeout,
@@ -77,6 +78,36 @@ export interface EnqueueResult {
   /** True when this batchId was already enqueued: nothing was added. */
   readonly duplicate: boolean;
 }
+
+/** How full a stream was found; the append script reports only the bound it hit. */
+interface PendingState {
+  readonly pendingBatches?: number;
+  readonly pendingBytes?: number;
+}
+
+type Appended = Extract<AppendResult, { kind: 'appended' | 'duplicate' }>;
+
+/** Why the append script refused a batch, other than backpressure. */
+function appendRefused(
+  header: BatchHeader,
+  result: Extract<AppendResult, { kind: 'conflict' | 'missing-part' }>,
+): PgBulkIngestError {
+  if (result.kind === 'conflict') {
+    return new PgBulkIngestError(
+      'BATCH_ID_CONFLICT',
+      `Stream ${header.stream}: batchId "${header.batchId}" was enqueued before (as batch ${result.seq}) with other content. A batchId names one batch: use a new batchId for a different batch.`,
+      { stream: header.stream, seq: result.seq },
+    );
+  }
+  return new PgBulkIngestError(
+    'PART_EXPIRED',
+    `Stream ${header.stream}: part ${result.part} of the batch expired in Redis before the batch could be enqueued (the producer was too slow, or Redis restarted); enqueue it again`,
+    { stream: header.stream },
+  );
+}
+
+/** What an attempt under backpressure found: the stream full, or room and what was done with it. */
+type RoomOr<T> = { readonly full: PendingState } | { readonly done: T };
 
 /** Parts uploaded per round trip to Redis (see PARTS_PER_READ in apply-stream.ts). */
 const PARTS_PER_WRITE = 16;
@@ -261,35 +292,14 @@ export class Producer {
   }
 
   async #append(header: BatchHeader, contentHash: string, inlinePart?: Buffer): Promise<EnqueueResult> {
-    const deadline = Date.now() + this.#options.backpressureTimeoutMs;
-    for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
+    const result = await this.#whenRoom(header.stream, async (): Promise<RoomOr<Appended>> => {
       const result = await this.#store.append(header, contentHash, randomUUID(), this.#options, inlinePart);
-      if (result.kind === 'appended' || result.kind === 'duplicate') {
-        await this.#kick(header.stream);
-        return { stream: header.stream, seq: result.seq, duplicate: result.kind === 'duplicate' };
-      }
-      if (result.kind === 'conflict') {
-        throw new PgBulkIngestError(
-          'BATCH_ID_CONFLICT',
-          `Stream ${header.stream}: batchId "${header.batchId}" was enqueued before (as batch ${result.seq}) with other content. A batchId names one batch: use a new batchId for a different batch.`,
-          { stream: header.stream, seq: result.seq },
-        );
-      }
-      if (result.kind === 'missing-part') {
-        throw new PgBulkIngestError(
-          'PART_EXPIRED',
-          `Stream ${header.stream}: part ${result.part} of the batch expired in Redis before the batch could be enqueued (the producer was too slow, or Redis restarted); enqueue it again`,
-          { stream: header.stream },
-        );
-      }
-      if (this.#options.onBackpressure === 'fail' || Date.now() + wait > deadline) {
-        throw this.#backpressureError(
-          header.stream,
-          result as { pendingBatches?: number; pendingBytes?: number },
-        );
-      }
-      await sleep(wait);
-    }
+      if (result.kind === 'backpressure') return { full: result };
+      if (result.kind === 'conflict' || result.kind === 'missing-part') throw appendRefused(header, result);
+      return { done: result };
+    });
+    await this.#kick(header.stream);
+    return { stream: header.stream, seq: result.seq, duplicate: result.kind === 'duplicate' };
   }
 
   /**
@@ -308,24 +318,34 @@ export class Producer {
   }
 
   /** Waits (or fails) before uploading anything while the stream is over its bound. */
-  async #waitForRoom(stream: string): Promise<void> {
-    const deadline = Date.now() + this.#options.backpressureTimeoutMs;
-    for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
-      const info = await this.#store.info(stream);
-      const pending = info.pendingBatches;
+  #waitForRoom(stream: string): Promise<void> {
+    return this.#whenRoom(stream, async (): Promise<RoomOr<undefined>> => {
+      const { pendingBatches, pendingBytes } = await this.#store.info(stream);
       const { maxPendingBatches, maxPendingBytes } = this.#options; // 0: no bound
       const full =
-        (maxPendingBatches > 0 && pending >= maxPendingBatches) ||
-        (maxPendingBytes > 0 && pending > 0 && info.pendingBytes >= maxPendingBytes);
-      if (!full) return;
-      if (this.#options.onBackpressure === 'fail' || Date.now() + wait > deadline) {
-        throw this.#backpressureError(stream, { pendingBatches: pending, pendingBytes: info.pendingBytes });
-      }
+        (maxPendingBatches > 0 && pendingBatches >= maxPendingBatches) ||
+        (maxPendingBytes > 0 && pendingBatches > 0 && pendingBytes >= maxPendingBytes);
+      return full ? { full: { pendingBatches, pendingBytes } } : { done: undefined };
+    });
+  }
+
+  /**
+   * Backpressure: runs `attempt` until it finds room on the stream. While the stream is over its
+   * bound (`attempt` says how full), waits with backoff for up to backpressureTimeoutMs, or fails
+   * at once (onBackpressure 'fail'), with a BACKPRESSURE error.
+   */
+  async #whenRoom<T>(stream: string, attempt: () => Promise<RoomOr<T>>): Promise<T> {
+    const deadline = Date.now() + this.#options.backpressureTimeoutMs;
+    for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
+      const outcome = await attempt();
+      if ('done' in outcome) return outcome.done;
+      if (this.#options.onBackpressure === 'fail' || Date.now() + wait > deadline)
+        throw this.#backpressureError(stream, outcome.full);
       await sleep(wait);
     }
   }
 
-  #backpressureError(stream: string, state: { pendingBatches?: number; pendingBytes?: number }) {
+  #backpressureError(stream: string, state: PendingState) {
     return new PgBulkIngestError(
       'BACKPRESSURE',
       `Stream ${stream} has too much pending (${state.pendingBatches ?? '?'} batches / ${state.pendingBytes ?? '?'} bytes; bounds ${this.#options.maxPendingBatches} batches, ${this.#options.maxPendingBytes} bytes): workers are behind or stopped. Retry later, or raise maxPendingBatches/maxPendingBytes.`,
