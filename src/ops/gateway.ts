@@ -23,8 +23,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { type ErrorCode, PgBulkIngestError } from '../errors.ts';
 import type { Row } from '../ingest/options.ts';
@@ -44,7 +42,14 @@ import type { EnqueueResult, Producer } from '../queue/producer.ts';
 import { bodyRows, splitBatchBody } from './batch-body.ts';
 import { type HeldBody, InflightBudget, readBody } from './gateway-body.ts';
 import { HttpError } from './http-error.ts';
-import { type OpsServer, type RequestContext, type Route, sendJson, startOpsServer } from './http-server.ts';
+import {
+  type OpsServer,
+  type OpsServerOptions,
+  type RequestContext,
+  type Route,
+  sendJson,
+  startOpsServer,
+} from './http-server.ts';
 
 export interface GatewayOptions {
   readonly producer: Producer;
@@ -64,15 +69,8 @@ export interface GatewayOptions {
   readonly retryAfterSeconds?: number;
 }
 
-export interface GatewayServerOptions extends GatewayOptions {
-  readonly port: number;
-  /** @default '0.0.0.0' */
-  readonly host?: string;
-  readonly registry: Registry;
-  readonly readinessChecks: Readonly<Record<string, () => Promise<unknown>>>;
-  /** Request log. @default pino() at level info */
-  readonly logger?: Logger;
-}
+/** The gateway's options and its server's: the ops server's routes are the gateway's. */
+export interface GatewayServerOptions extends GatewayOptions, Omit<OpsServerOptions, 'routes'> {}
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_INFLIGHT_BYTES = 2 * DEFAULT_MAX_BODY_BYTES;
@@ -105,14 +103,7 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
 };
 
 export function startGateway(options: GatewayServerOptions): Promise<OpsServer> {
-  return startOpsServer({
-    port: options.port,
-    ...(options.host ? { host: options.host } : {}),
-    ...(options.logger ? { logger: options.logger } : {}),
-    registry: options.registry,
-    readinessChecks: options.readinessChecks,
-    routes: gatewayRoutes(options),
-  });
+  return startOpsServer({ ...options, routes: gatewayRoutes(options) });
 }
 
 type Handler = (request: IncomingMessage, context: RequestContext) => Promise<[number, unknown]>;

@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import type { z } from 'zod';
 import { PgBulkIngestError } from '../../errors.ts';
 import { defaultOf } from '../../ingest/parse-options.ts';
-import { connectionConfigSchema } from '../config.ts';
+import { connectionConfigSchema, parseConfig } from '../config.ts';
 
 export type SettingTable = Record<string, readonly [flags: string, env: string, description: string]>;
 
@@ -60,26 +60,29 @@ export function addSettings(command: Command, settings: SettingTable): Command {
 }
 
 /**
- * The parsed flags keyed by setting name. Commander names a flag's value after the flag
- * (`--queue` → `queue`), which need not be the setting's name (`queueName`).
+ * A command's configuration, validated by `schema` (parseConfig): its settings, each from its flag
+ * or else its environment variable, and its `flagsOnly` (`{ localOnly: '--local-only' }`), keyed
+ * by setting name. Commander names a flag's value after the flag (`--queue` → `queue`), which
+ * need not be the setting's name (`queueName`). An error names each setting's sources
+ * (`--concurrency / WORKER_CONCURRENCY`); the `secrets` never show their value.
  */
-export function readSettings(
-  flags: Record<string, unknown>,
+export function configFrom<S extends z.ZodType>(
+  schema: S,
   settings: SettingTable,
-): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(settings).map(([key, [optionFlags]]) => [
-      key,
-      flags[new Option(optionFlags).attributeName()],
-    ]),
+  flags: Record<string, unknown>,
+  options: { flagsOnly?: Readonly<Record<string, string>>; secrets?: ReadonlySet<string> } = {},
+): z.output<S> {
+  const sources = {
+    ...Object.fromEntries(
+      Object.entries(settings).map(([key, [flag, env]]) => [key, `${flag.split(' ')[0]} / ${env}`]),
+    ),
+    ...options.flagsOnly,
+  };
+  const flagOf = (key: string) => (settings[key]?.[0] ?? options.flagsOnly?.[key]) as string;
+  const input = Object.fromEntries(
+    Object.keys(sources).map((key) => [key, flags[new Option(flagOf(key)).attributeName()]]),
   );
-}
-
-/** `--concurrency / WORKER_CONCURRENCY` per setting key, for configuration errors. */
-export function sourcesOf(settings: SettingTable): Record<string, string> {
-  return Object.fromEntries(
-    Object.entries(settings).map(([key, [flags, env]]) => [key, `${flags.split(' ')[0]} / ${env}`]),
-  );
+  return parseConfig(schema, input, sources, options.secrets);
 }
 
 /** Runs a command body; a known error prints its message (no stack) and exits 2. */

@@ -6,18 +6,11 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { PgBulkIngestError } from '../../errors.ts';
-import { connectionConfigSchema, parseConfig, workerConfigSchema } from '../config.ts';
+import { connectionConfigSchema, workerConfigSchema } from '../config.ts';
 import { runDemo } from '../demo/run-demo.ts';
 import { killWorkersNow } from '../demo/worker-processes.ts';
 import { ProgressLine } from '../progress.ts';
-import {
-  addSettings,
-  CONNECTION_SETTINGS,
-  readSettings,
-  runCommand,
-  sourcesOf,
-  withDefaults,
-} from './common.ts';
+import { addSettings, CONNECTION_SETTINGS, configFrom, runCommand, withDefaults } from './common.ts';
 
 export const demoConfigSchema = connectionConfigSchema.extend({
   schema: z
@@ -75,14 +68,9 @@ export function registerDemoCommand(program: Command): void {
     .option('--producer-only', 'only produce (the workers run elsewhere, e.g. as docker compose services)');
   addSettings(command, DEMO_SETTINGS).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
-      const parsed = parseConfig(
-        demoConfigSchema,
-        { ...readSettings(flags, DEMO_SETTINGS), producerOnly: flags.producerOnly },
-        {
-          ...sourcesOf(DEMO_SETTINGS),
-          producerOnly: '--producer-only',
-        },
-      );
+      const parsed = configFrom(demoConfigSchema, DEMO_SETTINGS, flags, {
+        flagsOnly: { producerOnly: '--producer-only' },
+      });
       const config = {
         ...parsed,
         durationSeconds: parsed.duration,

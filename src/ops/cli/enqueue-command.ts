@@ -16,10 +16,10 @@ import type { IngestTable } from '../../ingest/table-definition.ts';
 import { tableKey } from '../../queue/batch-contract.ts';
 import { type EnqueueResult, Producer } from '../../queue/producer.ts';
 import { producerOptionsSchema } from '../../queue/producer-options.ts';
-import { numberSetting, parseConfig } from '../config.ts';
+import { numberSetting } from '../config.ts';
 import { type FileRowsOptions, formatOf, openInput, readFileRows } from '../file-rows.ts';
 import { formatBytes, formatCount, ProgressLine, RateMeter } from '../progress.ts';
-import { addSettings, readSettings, runCommand, sourcesOf, withDefaults } from './common.ts';
+import { addSettings, configFrom, runCommand, withDefaults } from './common.ts';
 import {
   BACKPRESSURE_SETTINGS,
   PRODUCER_CONNECTION_SETTINGS,
@@ -103,14 +103,9 @@ export function registerEnqueueCommand(program: Command): void {
     .option('--no-progress', 'no progress line (it is only drawn when stderr is a terminal)');
   addSettings(command, ENQUEUE_SETTINGS).action((file: string, flags: Record<string, unknown>) =>
     runCommand(async () => {
-      const config = parseConfig(
-        enqueueConfigSchema,
-        { ...readSettings(flags, ENQUEUE_SETTINGS), batchRows: flags.batchRows },
-        {
-          ...sourcesOf(ENQUEUE_SETTINGS),
-          batchRows: '--batch-rows',
-        },
-      );
+      const config = configFrom(enqueueConfigSchema, ENQUEUE_SETTINGS, flags, {
+        flagsOnly: { batchRows: '--batch-rows' },
+      });
       const plan = planFrom(flags, tableFrom(flags), file, config.batchRows);
       const producer = new Producer(producerOptionsOf(config, config.backpressureTimeoutMs));
       try {

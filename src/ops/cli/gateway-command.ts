@@ -11,16 +11,15 @@ import { integer } from '../../ingest/parse-options.ts';
 import { StreamAdmin } from '../../queue/admin.ts';
 import { Producer } from '../../queue/producer.ts';
 import { producerOptionsSchema } from '../../queue/producer-options.ts';
-import { connectionConfigSchema, numberSetting, parseConfig } from '../config.ts';
+import { connectionConfigSchema, numberSetting } from '../config.ts';
 import { gatewayLimitsSchema, startGateway } from '../gateway.ts';
 import type { OpsServer } from '../http-server.ts';
 import {
   addSettings,
   CONNECTION_SETTINGS,
+  configFrom,
   logLevel,
-  readSettings,
   runCommand,
-  sourcesOf,
   withDefaults,
 } from './common.ts';
 import { BACKPRESSURE_SETTINGS, backpressureConfigShape, producerOptionsOf } from './producer-settings.ts';
@@ -188,15 +187,10 @@ export function registerGatewayCommand(program: Command): void {
     .option('--local-only', 'no token needed: listen on 127.0.0.1 only');
   addSettings(command, GATEWAY_SETTINGS).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
-      const config = parseConfig(
-        gatewayConfigSchema,
-        { ...readSettings(flags, GATEWAY_SETTINGS), localOnly: flags.localOnly },
-        {
-          ...sourcesOf(GATEWAY_SETTINGS),
-          localOnly: '--local-only',
-        },
-        new Set(['token']),
-      );
+      const config = configFrom(gatewayConfigSchema, GATEWAY_SETTINGS, flags, {
+        flagsOnly: { localOnly: '--local-only' },
+        secrets: new Set(['token']),
+      });
       const logger = pino({ level: logLevel() });
       const gateway = await runGateway(config, { logger });
       let stopping = false;

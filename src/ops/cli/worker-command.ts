@@ -1,17 +1,16 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { Worker } from '../../queue/worker.ts';
-import { parseConfig, workerConfigSchema } from '../config.ts';
+import { workerConfigSchema } from '../config.ts';
 import { startOpsServer } from '../http-server.ts';
 import { createMetrics } from '../metrics.ts';
 import { attachWorkerMetrics } from '../worker-metrics.ts';
 import {
   addSettings,
   CONNECTION_SETTINGS,
+  configFrom,
   logLevel,
-  readSettings,
   runCommand,
-  sourcesOf,
   withDefaults,
 } from './common.ts';
 import { faultFromEnvironment } from './test-faults.ts';
@@ -96,11 +95,7 @@ export function registerWorkerCommand(program: Command): void {
     .description('Apply enqueued batches to PostgreSQL, in order and exactly once. Run as many as you like.');
   addSettings(command, WORKER_SETTINGS).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
-      const config = parseConfig(
-        workerConfigSchema,
-        readSettings(flags, WORKER_SETTINGS),
-        sourcesOf(WORKER_SETTINGS),
-      );
+      const config = configFrom(workerConfigSchema, WORKER_SETTINGS, flags);
       const logger = pino({ level: logLevel() });
       const fault = faultFromEnvironment();
       // The settings that are Worker options go to it as they are (they have its names).
