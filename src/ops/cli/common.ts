@@ -1,5 +1,6 @@
 /** Options and helpers every command shares. */
 import { type Command, Option } from 'commander';
+import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { PgBulkIngestError } from '../../errors.ts';
 import { defaultOf } from '../../ingest/parse-options.ts';
@@ -83,6 +84,28 @@ export function configFrom<S extends z.ZodType>(
     Object.keys(sources).map((key) => [key, flags[new Option(flagOf(key)).attributeName()]]),
   );
   return parseConfig(schema, input, sources, options.secrets);
+}
+
+/**
+ * A long-running command's graceful stop: on the first SIGTERM or SIGINT, logs `message` and runs
+ * `close`, then exits 0, or 1 if closing failed.
+ */
+export function stopOnSignals(logger: Logger, message: string, close: () => Promise<unknown>): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, message);
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 /** Runs a command body; a known error prints its message (no stack) and exits 2. */

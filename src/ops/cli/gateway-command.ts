@@ -20,6 +20,7 @@ import {
   configFrom,
   logLevel,
   runCommand,
+  stopOnSignals,
   withDefaults,
 } from './common.ts';
 import { BACKPRESSURE_SETTINGS, backpressureConfigShape, producerOptionsOf } from './producer-settings.ts';
@@ -193,21 +194,7 @@ export function registerGatewayCommand(program: Command): void {
       });
       const logger = pino({ level: logLevel() });
       const gateway = await runGateway(config, { logger });
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'stopping: finishing requests in flight');
-        gateway.close().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            logger.error({ err: error }, 'error while stopping');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      stopOnSignals(logger, 'stopping: finishing requests in flight', () => gateway.close());
     }),
   );
 }

@@ -11,6 +11,7 @@ import {
   configFrom,
   logLevel,
   runCommand,
+  stopOnSignals,
   withDefaults,
 } from './common.ts';
 import { faultFromEnvironment } from './test-faults.ts';
@@ -133,26 +134,10 @@ export function registerWorkerCommand(program: Command): void {
         await Promise.all([ops.close(), detachMetrics()]);
         throw error;
       }
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'stopping: no new jobs; finishing current batches');
-        // The ops server stays up while batches finish, so health checks do not fail meanwhile.
-        worker
-          .close()
-          .then(detachMetrics)
-          .then(ops.close)
-          .then(
-            () => process.exit(0),
-            (error) => {
-              logger.error({ err: error }, 'error while stopping');
-              process.exit(1);
-            },
-          );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      // The ops server stays up while batches finish, so health checks do not fail meanwhile.
+      stopOnSignals(logger, 'stopping: no new jobs; finishing current batches', () =>
+        worker.close().then(detachMetrics).then(ops.close),
+      );
     }),
   );
 }
