@@ -6,10 +6,10 @@
 import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { PgBulkIngestError } from '../errors.ts';
 import type { Json, Upsert } from '../ingest/options.ts';
-import { parseOptions } from '../ingest/parse-options.ts';
+import { integer, parseOptions } from '../ingest/parse-options.ts';
 import type { BatchJobInput } from './batch-contract.ts';
 import { DEFAULT_HISTORY_LIMIT, type LedgerEntry, ledgerBatchOf } from './ledger.ts';
 import { Producer } from './producer.ts';
@@ -82,6 +82,8 @@ export interface HistoryOptions {
   readonly limit?: number;
 }
 
+export const historyOptionsSchema = z.object({ limit: integer(1).default(DEFAULT_HISTORY_LIMIT) });
+
 /** Options of `admin.replay()`. */
 export interface ReplayOptions {
   /** The rejected rows to replay (ids in bulk_ingest.rejected_rows). @default every row of the stream not replayed yet */
@@ -125,15 +127,7 @@ export class StreamAdmin {
    * Read-only: works for a role that may only SELECT on bulk_ingest.
    */
   async history(stream: string, options: HistoryOptions = {}): Promise<LedgerEntry[]> {
-    const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
-    if (!Number.isInteger(limit) || limit < 1)
-      throw new PgBulkIngestError(
-        'INVALID_OPTIONS',
-        `Expected \`limit\` to be an integer >= 1, got ${limit}`,
-        {
-          stream,
-        },
-      );
+    const { limit } = parseOptions(historyOptionsSchema, options, `History of stream ${stream}`);
     return ledgerHistory(this.#pool, stream, limit);
   }
 

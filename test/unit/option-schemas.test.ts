@@ -10,11 +10,21 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import ts from 'typescript';
 import type { z } from 'zod';
-import { type AdminOptions, Producer, type ProducerOptions, StreamAdmin, Worker } from '../../src/index.ts';
+import {
+  type AdminOptions,
+  type HistoryOptions,
+  Producer,
+  type ProducerOptions,
+  type RewindOptions,
+  StreamAdmin,
+  Worker,
+} from '../../src/index.ts';
 import { defaultOf } from '../../src/ingest/parse-options.ts';
 import { type GatewayOptions, gatewayLimitsSchema } from '../../src/ops/gateway.ts';
+import { historyOptionsSchema } from '../../src/queue/admin.ts';
 import { producerOptionsSchema } from '../../src/queue/producer-options.ts';
 import { connectionOptionsSchema, type QueueNames, queueNamesSchema } from '../../src/queue/queue-config.ts';
+import { rewindOptionsSchema } from '../../src/queue/rewind.ts';
 import { type WorkerOptions, workerOptionsSchema } from '../../src/queue/worker-options.ts';
 import { REPO_ROOT } from '../helpers/doc-blocks.ts';
 
@@ -27,6 +37,8 @@ const OWNERS: readonly (readonly [type: string, file: string, shape: Shape])[] =
   ['AdminOptions', 'src/queue/admin.ts', connectionOptionsSchema.shape],
   ['QueueNames', 'src/queue/queue-config.ts', queueNamesSchema.shape],
   ['GatewayOptions', 'src/ops/gateway.ts', gatewayLimitsSchema.shape],
+  ['HistoryOptions', 'src/queue/admin.ts', historyOptionsSchema.shape],
+  ['RewindOptions', 'src/queue/rewind.ts', rewindOptionsSchema.shape],
 ];
 
 /** Defaults the JSDoc states in words because the schema computes them (a logger is made per Worker). */
@@ -148,6 +160,28 @@ describe('option schemas', () => {
       refused(/^StreamAdmin: `redis`: expected a Redis URL or ioredis options, got 42$/),
     );
   });
+
+  it('a bad option of a StreamAdmin call is refused before it touches PostgreSQL or Redis', async () => {
+    const refused = (pattern: RegExp) => (error: Error & { code?: string }) =>
+      error.code === 'INVALID_OPTIONS' && pattern.test(error.message);
+    // Nothing listens on port 1: a call that reached a service would fail otherwise.
+    const admin = new StreamAdmin({
+      databaseUrl: 'postgres://127.0.0.1:1/none',
+      redis: { port: 1, lazyConnect: true },
+    });
+    try {
+      await assert.rejects(
+        admin.history('s', { limit: 0 }),
+        refused(/^History of stream s: `limit`: expected an integer >= 1, got 0$/),
+      );
+      await assert.rejects(
+        admin.rewind('s', { toSeq: 1.5 }),
+        refused(/^Rewind of stream s: `toSeq`: expected an integer >= 1, got 1.5$/),
+      );
+    } finally {
+      await admin.close();
+    }
+  });
 });
 
 // The option types and the schemas' inputs are the same options, each way (checked by tsc).
@@ -158,5 +192,7 @@ const sameOptions: [
   Same<AdminOptions, z.input<typeof connectionOptionsSchema>>,
   Same<QueueNames, z.input<typeof queueNamesSchema>>,
   Same<Pick<GatewayOptions, keyof z.input<typeof gatewayLimitsSchema>>, z.input<typeof gatewayLimitsSchema>>,
-] = [true, true, true, true, true];
+  Same<HistoryOptions, z.input<typeof historyOptionsSchema>>,
+  Same<RewindOptions, z.input<typeof rewindOptionsSchema>>,
+] = [true, true, true, true, true, true, true];
 void sameOptions;
