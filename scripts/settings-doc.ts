@@ -3,7 +3,9 @@
  * definitions (src/ops/cli/program.ts), so the doc cannot drift from the code:
  * `npm run docs:settings` rewrites it, test/unit/settings-doc.test.ts checks it is up to date.
  * The default of a setting is the "(default ...)" its help text states (commander's own default
- * where it has one); that test also checks each such default against the zod configuration.
+ * where it has one): for a setting zod validates, `withDefaults` (src/ops/cli/common.ts) writes it
+ * there from the schema, which for a library option is the option's own (src/queue/*-options.ts);
+ * that test checks each default against the zod configuration.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';

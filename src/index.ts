@@ -70,8 +70,8 @@ export {
   type EnqueueResult,
   Producer,
   type ProducerIngestOptions,
-  type ProducerOptions,
 } from './queue/producer.ts';
+export type { ProducerOptions } from './queue/producer-options.ts';
 export {
   BATCH_JOB,
   DEFAULT_DATABASE_URL,
@@ -83,4 +83,5 @@ export {
 export type { RejectedRowRecord } from './queue/replay.ts';
 export type { RewindOptions, RewindResult } from './queue/rewind.ts';
 export type { StreamInfo } from './queue/stream-store.ts';
-export { Worker, type WorkerEvents, type WorkerOptions } from './queue/worker.ts';
+export { Worker, type WorkerEvents } from './queue/worker.ts';
+export type { WorkerOptions } from './queue/worker-options.ts';

@@ -1,16 +1,15 @@
 /**
  * Configuration from flags and environment, validated with zod at start-up so a typo fails at
- * once with the name of the setting, where it came from, and what was expected.
+ * once with the name of the setting, where it came from, and what was expected. A setting that
+ * is a library option (the Worker's concurrency, the Producer's maxPendingBatches, ...) takes its
+ * check and default from that option's schema (src/queue/worker-options.ts, ...), the one place
+ * they are written.
  */
 import { z } from 'zod';
 import { PgBulkIngestError } from '../errors.ts';
-import { DEFAULT_LEDGER_RETENTION_DAYS } from '../queue/ledger-retention.ts';
-import {
-  DEFAULT_DATABASE_URL,
-  DEFAULT_PREFIX,
-  DEFAULT_QUEUE_NAME,
-  DEFAULT_REDIS_URL,
-} from '../queue/queue-config.ts';
+import { integer, problemLines } from '../ingest/parse-options.ts';
+import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, queueNamesSchema } from '../queue/queue-config.ts';
+import { workerOptionsSchema } from '../queue/worker-options.ts';
 
 const url = (protocols: string[]) =>
   z.string().refine(
@@ -27,33 +26,50 @@ const url = (protocols: string[]) =>
 export const connectionConfigSchema = z.object({
   databaseUrl: url(['postgres:', 'postgresql:']).default(DEFAULT_DATABASE_URL),
   redisUrl: url(['redis:', 'rediss:']).default(DEFAULT_REDIS_URL),
-  queueName: z.string().min(1).default(DEFAULT_QUEUE_NAME),
-  prefix: z
-    .string()
-    .min(1)
-    .regex(/^[^{}]+$/, 'no "{" or "}" (they are Redis Cluster hash tags)')
-    .default(DEFAULT_PREFIX),
+  queueName: queueNamesSchema.shape.queueName,
+  prefix: queueNamesSchema.shape.prefix,
 });
 
-const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const millis = z.coerce.number().int().min(0);
+/** A number as a flag or an environment variable gives it: text, as zod's `coerce` reads it. */
+const fromText = (value: unknown) => (typeof value === 'string' ? Number(value) : value);
+
+/**
+ * Number settings that are library options: each keeps the option's check and default, and
+ * takes text. `shape` is an options schema's (`workerOptionsSchema.shape`).
+ */
+export function numberSettings<S extends z.ZodRawShape, K extends keyof S & string>(
+  shape: S,
+  keys: readonly K[],
+): { [P in K]: z.ZodPreprocess<S[P], unknown> } {
+  return Object.fromEntries(keys.map((key) => [key, numberSetting(shape[key] as S[K])])) as {
+    [P in K]: z.ZodPreprocess<S[P], unknown>;
+  };
+}
+
+/** A number setting: `field`'s check and default, taking text. */
+export function numberSetting<T extends z.core.SomeType>(field: T): z.ZodPreprocess<T, unknown> {
+  return z.preprocess(fromText, field);
+}
 
 export const workerConfigSchema = connectionConfigSchema.extend({
-  concurrency: count(1, 256).default(2),
-  metricsPort: count(0, 65535).default(9464),
+  ...numberSettings(workerOptionsSchema.shape, [
+    'concurrency',
+    'poisonRetries',
+    'poisonBackoffMs',
+    'lockDurationMs',
+    'stalledIntervalMs',
+    'sweepIntervalMs',
+    'shutdownTimeoutMs',
+    'coalesceMaxBatches',
+    'coalesceMaxRows',
+    'coalesceMaxBytes',
+    'ledgerRetentionDays',
+  ]),
+  metricsPort: numberSetting(integer(0, 65535).default(9464)),
   metricsHost: z.string().default('0.0.0.0'),
-  poisonRetries: count(0, 100).default(3),
-  poisonBackoffMs: millis.default(1000),
-  lockDurationMs: millis.default(30_000),
-  stalledIntervalMs: millis.default(30_000),
-  sweepIntervalMs: count(10, 3_600_000).default(5000),
-  shutdownTimeoutMs: millis.default(30_000),
-  cancelBlockersAfterMs: millis.default(300_000),
-  terminateBlockersAfterMs: millis.default(310_000),
-  coalesceMaxBatches: count(1, 100_000).default(200),
-  coalesceMaxRows: count(1, 1_000_000_000).default(200_000),
-  coalesceMaxBytes: count(1, 2 ** 40).default(32 * 1024 * 1024),
-  ledgerRetentionDays: count(0, 36_500).default(DEFAULT_LEDGER_RETENTION_DAYS),
+  // The core's BlockingBackendsOptions defaults (src/ingest/swap/force-execute.ts).
+  cancelBlockersAfterMs: numberSetting(integer(0).default(300_000)),
+  terminateBlockersAfterMs: numberSetting(integer(0).default(310_000)),
 });
 
 export type ConnectionConfig = z.output<typeof connectionConfigSchema>;
@@ -66,12 +82,6 @@ export type SettingSources = Readonly<Record<string, string>>;
  * Validates settings; an error names each bad setting, where it comes from, and the value given,
  * except for the `secrets` (a token must not reach a terminal or a log, even a wrong one).
  */
-/** A URL-like setting as it may be shown: its password, if any, masked. */
-function withoutPassword(value: unknown): unknown {
-  if (typeof value !== 'string') return value;
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)[^@\s]*@/i, '$1***@');
-}
-
 export function parseConfig<S extends z.ZodType>(
   schema: S,
   input: Record<string, unknown>,
@@ -82,12 +92,6 @@ export function parseConfig<S extends z.ZodType>(
   const present = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined && v !== ''));
   const result = schema.safeParse(present);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    const key = String(issue.path[0] ?? '');
-    const value = present[key];
-    const got =
-      value === undefined || secrets.has(key) ? '' : `, got ${JSON.stringify(withoutPassword(value))}`;
-    return `  ${sources[key] ?? key}: ${issue.message}${got}`;
-  });
+  const problems = problemLines(result.error, present, (key) => `  ${sources[key] ?? key}`, secrets);
   throw new PgBulkIngestError('INVALID_CONFIG', `Invalid configuration:\n${problems.join('\n')}`);
 }

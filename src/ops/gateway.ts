@@ -23,10 +23,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
+import { z } from 'zod';
 import { type ErrorCode, PgBulkIngestError } from '../errors.ts';
 import type { Row } from '../ingest/options.ts';
+import { integer, parseOptions } from '../ingest/parse-options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import type { StreamAdmin } from '../queue/admin.ts';
 import {
@@ -42,7 +42,14 @@ import type { EnqueueResult, Producer } from '../queue/producer.ts';
 import { bodyRows, splitBatchBody } from './batch-body.ts';
 import { type HeldBody, InflightBudget, readBody } from './gateway-body.ts';
 import { HttpError } from './http-error.ts';
-import { type OpsServer, type RequestContext, type Route, sendJson, startOpsServer } from './http-server.ts';
+import {
+  type OpsServer,
+  type OpsServerOptions,
+  type RequestContext,
+  type Route,
+  sendJson,
+  startOpsServer,
+} from './http-server.ts';
 
 export interface GatewayOptions {
   readonly producer: Producer;
@@ -62,19 +69,23 @@ export interface GatewayOptions {
   readonly retryAfterSeconds?: number;
 }
 
-export interface GatewayServerOptions extends GatewayOptions {
-  readonly port: number;
-  /** @default '0.0.0.0' */
-  readonly host?: string;
-  readonly registry: Registry;
-  readonly readinessChecks: Readonly<Record<string, () => Promise<unknown>>>;
-  /** Request log. @default pino() at level info */
-  readonly logger?: Logger;
-}
+/** The gateway's options and its server's: the ops server's routes are the gateway's. */
+export interface GatewayServerOptions extends GatewayOptions, Omit<OpsServerOptions, 'routes'> {}
 
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MAX_INFLIGHT_BYTES = 2 * DEFAULT_MAX_BODY_BYTES;
 export const DEFAULT_MAX_ROW_BYTES = 1024 * 1024;
+
+/**
+ * The check and default of each limit of GatewayOptions: the `gateway` command's settings, its
+ * `--help` and docs/operations.md take theirs from here.
+ */
+export const gatewayLimitsSchema = z.object({
+  maxBodyBytes: integer(1).default(DEFAULT_MAX_BODY_BYTES),
+  maxInflightBytes: integer(1).default(DEFAULT_MAX_INFLIGHT_BYTES),
+  maxRowBytes: integer(1).default(DEFAULT_MAX_ROW_BYTES),
+  retryAfterSeconds: integer(0).default(1),
+});
 /** Rows validated between two turns of the event loop, so /healthz answers during a large body. */
 const ROWS_PER_TURN = 10_000;
 
@@ -92,26 +103,16 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
 };
 
 export function startGateway(options: GatewayServerOptions): Promise<OpsServer> {
-  return startOpsServer({
-    port: options.port,
-    ...(options.host ? { host: options.host } : {}),
-    ...(options.logger ? { logger: options.logger } : {}),
-    registry: options.registry,
-    readinessChecks: options.readinessChecks,
-    routes: gatewayRoutes(options),
-  });
+  return startOpsServer({ ...options, routes: gatewayRoutes(options) });
 }
 
 type Handler = (request: IncomingMessage, context: RequestContext) => Promise<[number, unknown]>;
 
 export function gatewayRoutes(options: GatewayOptions): Route[] {
   const authorize = authorizer(options.token);
-  const maxBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const maxRowBytes = options.maxRowBytes ?? DEFAULT_MAX_ROW_BYTES;
-  const retryAfterSeconds = options.retryAfterSeconds ?? 1;
-  const budget = new InflightBudget(
-    Math.max(options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES, maxBytes),
-  );
+  const limits = parseOptions(gatewayLimitsSchema, options, 'Gateway');
+  const { maxBodyBytes: maxBytes, maxRowBytes, retryAfterSeconds } = limits;
+  const budget = new InflightBudget(Math.max(limits.maxInflightBytes, maxBytes));
   const guarded =
     (handler: Handler): Route['handler'] =>
     async (request, response, context) => {

@@ -6,16 +6,16 @@
 import { Queue } from 'bullmq';
 import type { Redis, RedisOptions } from 'ioredis';
 import pg from 'pg';
+import { z } from 'zod';
 import { PgBulkIngestError } from '../errors.ts';
 import type { Json, Upsert } from '../ingest/options.ts';
+import { integer, parseOptions } from '../ingest/parse-options.ts';
 import type { BatchJobInput } from './batch-contract.ts';
 import { DEFAULT_HISTORY_LIMIT, type LedgerEntry, ledgerBatchOf } from './ledger.ts';
 import { Producer } from './producer.ts';
 import {
   bullQueues,
-  DEFAULT_DATABASE_URL,
-  DEFAULT_PREFIX,
-  DEFAULT_REDIS_URL,
+  connectionOptionsSchema,
   type KickData,
   kickStream,
   type QueueNames,
@@ -60,6 +60,7 @@ export interface StreamStatus {
   readonly error: string | null;
 }
 
+/** Checked, and defaulted, by connectionOptionsSchema (queue-config.ts). */
 export interface AdminOptions extends QueueNames {
   /** @default 'postgres://postgres@127.0.0.1:5432/postgres' */
   readonly databaseUrl?: string;
@@ -81,6 +82,8 @@ export interface HistoryOptions {
   readonly limit?: number;
 }
 
+export const historyOptionsSchema = z.object({ limit: integer(1).default(DEFAULT_HISTORY_LIMIT) });
+
 /** Options of `admin.replay()`. */
 export interface ReplayOptions {
   /** The rejected rows to replay (ids in bulk_ingest.rejected_rows). @default every row of the stream not replayed yet */
@@ -98,14 +101,14 @@ export class StreamAdmin {
   readonly #redis: Redis;
   readonly #store: StreamStore;
   readonly #queue: Queue<KickData>;
-  readonly #options: AdminOptions;
+  readonly #options: z.output<typeof connectionOptionsSchema>;
 
   constructor(options: AdminOptions = {}) {
-    this.#options = options;
-    this.#pool = new pg.Pool({ connectionString: options.databaseUrl ?? DEFAULT_DATABASE_URL, max: 2 });
-    this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL);
-    this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
-    const queues = bullQueues(options);
+    this.#options = parseOptions(connectionOptionsSchema, options, 'StreamAdmin');
+    this.#pool = new pg.Pool({ connectionString: this.#options.databaseUrl, max: 2 });
+    this.#redis = connectRedis(this.#options.redis);
+    this.#store = new StreamStore(this.#redis, this.#options.prefix);
+    const queues = bullQueues(this.#options);
     this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
   }
 
@@ -124,15 +127,7 @@ export class StreamAdmin {
    * Read-only: works for a role that may only SELECT on bulk_ingest.
    */
   async history(stream: string, options: HistoryOptions = {}): Promise<LedgerEntry[]> {
-    const limit = options.limit ?? DEFAULT_HISTORY_LIMIT;
-    if (!Number.isInteger(limit) || limit < 1)
-      throw new PgBulkIngestError(
-        'INVALID_OPTIONS',
-        `Expected \`limit\` to be an integer >= 1, got ${limit}`,
-        {
-          stream,
-        },
-      );
+    const { limit } = parseOptions(historyOptionsSchema, options, `History of stream ${stream}`);
     return ledgerHistory(this.#pool, stream, limit);
   }
 
@@ -251,11 +246,8 @@ export class StreamAdmin {
     } finally {
       client.release();
     }
-    const producer = new Producer({
-      redis: this.#options.redis ?? DEFAULT_REDIS_URL,
-      ...(this.#options.prefix ? { prefix: this.#options.prefix } : {}),
-      ...(this.#options.queueName ? { queueName: this.#options.queueName } : {}),
-    });
+    const { redis, queueName, prefix } = this.#options;
+    const producer = new Producer({ redis, queueName, prefix });
     try {
       const result = await producer.enqueueJob(job, `Replay of stream ${stream}`);
       return { seq: result.seq, ids };

@@ -8,8 +8,6 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { pruneLedgerStep } from './stream-state.ts';
 
-/** The default of WorkerOptions.ledgerRetentionDays and LEDGER_RETENTION_DAYS. */
-export const DEFAULT_LEDGER_RETENTION_DAYS = 30;
 /** Rows deleted per statement. */
 const STEP_ROWS = 1000;
 /** Steps per round at most: a large backlog is worked off over several rounds. */

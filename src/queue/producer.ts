@@ -5,7 +5,7 @@
 import { createHash, type Hash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { PgBulkIngestError } from '../errors.ts';
 import { stringifyJson } from '../ingest/exact-json.ts';
 import {
@@ -17,6 +17,7 @@ import {
   type JsonInput,
   type Rows,
 } from '../ingest/options.ts';
+import { parseOptions } from '../ingest/parse-options.ts';
 import { assertStorableJson } from '../ingest/storable-json.ts';
 import type { IngestTable, TableDefinitionInput } from '../ingest/table-definition.ts';
 import {
@@ -32,14 +33,13 @@ import {
   toTableDefinitionInput,
 } from './batch-contract.ts';
 import {
-  bullQueues,
-  DEFAULT_PREFIX,
-  DEFAULT_REDIS_URL,
-  type KickData,
-  kickStream,
-  type QueueNames,
-} from './queue-config.ts';
+  type ProducerOptions,
+  producerOptionsSchema,
+  type ResolvedProducerOptions,
+} from './producer-options.ts';
+import { bullQueues, type KickData, kickStream } from './queue-config.ts';
 import {
+  type AppendResult,
   type BatchHeader,
   connectRedis,
   type EncodedHeader,
@@ -49,36 +49,6 @@ import {
   StreamStore,
 } from './stream-store.ts';
 import { WireRowWriter } from './wire-row-writer.ts';
-
-export interface ProducerOptions extends QueueNames {
-  /** Redis URL or ioredis options. @default 'redis://127.0.0.1:6379' (the CLI and gateway read REDIS_URL) */
-  readonly redis?: string | RedisOptions;
-  /** Most batches waiting per stream before producers wait (or fail); 0 for no bound. @default 1000 */
-  readonly maxPendingBatches?: number;
-  /** Most bytes of rows waiting per stream before producers wait (or fail); 0 for no bound. @default 268435456 (256 MiB) */
-  readonly maxPendingBytes?: number;
-  /** Under backpressure: wait for room, or fail at once with a BACKPRESSURE error. @default 'wait' */
-  readonly onBackpressure?: 'wait' | 'fail';
-  /** How long to wait for room before failing with BACKPRESSURE. @default 60000 */
-  readonly backpressureTimeoutMs?: number;
-  /**
-   * Rows are stored in parts of about this size, so no Redis value is huge, and a worker holds a
-   * few parts of a batch in memory at a time, never the batch. @default 49152 (48 KiB)
-   */
-  readonly partBytes?: number;
-  /** Largest batch accepted; a larger one is refused with BATCH_TOO_LARGE. @default 536870912 (512 MiB) */
-  readonly maxBatchBytes?: number;
-  /**
-   * How long a batchId is remembered (the idempotency window): a retried enqueue within it is not
-   * enqueued twice. One small key per batch for this long. @default 86400 (24 hours)
-   */
-  readonly batchIdTtlSeconds?: number;
-  /**
-   * How long a Redis command may go unanswered before the enqueue fails with REDIS_UNAVAILABLE
-   * (Redis down or unreachable); 0 waits for Redis to come back. @default 0
-   */
-  readonly redisTimeoutMs?: number;
-}
 
 export interface EnqueueInput {
   readonly tables: readonly IngestTable[];
@@ -114,6 +84,36 @@ export interface EnqueueResult {
 /** Part buffers a Producer keeps for reuse (about as many as enqueues run at once). */
 const MAX_SPARE_PART_BUFFERS = 16;
 
+/** How full a stream was found; the append script reports only the bound it hit. */
+interface PendingState {
+  readonly pendingBatches?: number;
+  readonly pendingBytes?: number;
+}
+
+type Appended = Extract<AppendResult, { kind: 'appended' | 'duplicate' }>;
+
+/** Why the append script refused a batch, other than backpressure. */
+function appendRefused(
+  header: BatchHeader,
+  result: Extract<AppendResult, { kind: 'conflict' | 'missing-part' }>,
+): PgBulkIngestError {
+  if (result.kind === 'conflict') {
+    return new PgBulkIngestError(
+      'BATCH_ID_CONFLICT',
+      `Stream ${header.stream}: batchId "${header.batchId}" was enqueued before (as batch ${result.seq}) with other content. A batchId names one batch: use a new batchId for a different batch.`,
+      { stream: header.stream, seq: result.seq },
+    );
+  }
+  return new PgBulkIngestError(
+    'PART_EXPIRED',
+    `Stream ${header.stream}: part ${result.part} of the batch expired in Redis before the batch could be enqueued (the producer was too slow, or Redis restarted); enqueue it again`,
+    { stream: header.stream },
+  );
+}
+
+/** What an attempt under backpressure found: the stream full, or room and what was done with it. */
+type RoomOr<T> = { readonly full: PendingState } | { readonly done: T };
+
 /** Parts uploaded per round trip to Redis (see BYTES_PER_READ in apply-stream.ts). */
 const PARTS_PER_WRITE = 16;
 
@@ -127,7 +127,7 @@ export class Producer {
   readonly #redis: Redis;
   readonly #store: StreamStore;
   readonly #queue: Queue<KickData>;
-  readonly #options: Required<Omit<ProducerOptions, 'redis' | 'queueName' | 'prefix'>>;
+  readonly #options: ResolvedProducerOptions;
   readonly #writers = new WeakMap<IngestTable, WireRowWriter>();
   readonly #keepingWriters = new WeakMap<IngestTable, WireRowWriter>();
   /** Part buffers of finished enqueues, reused: a new one per batch was most of the garbage of small batches. */
@@ -135,20 +135,11 @@ export class Producer {
   readonly #definitions = new WeakMap<IngestTable, { input: TableDefinitionInput; json: string }>();
 
   constructor(options: ProducerOptions = {}) {
-    this.#redis = connectRedis(options.redis ?? DEFAULT_REDIS_URL, options.redisTimeoutMs ?? 0, true);
-    this.#store = new StreamStore(this.#redis, options.prefix ?? DEFAULT_PREFIX);
-    const queues = bullQueues(options);
+    this.#options = parseOptions(producerOptionsSchema, options, 'Producer');
+    this.#redis = connectRedis(this.#options.redis, this.#options.redisTimeoutMs, true);
+    this.#store = new StreamStore(this.#redis, this.#options.prefix);
+    const queues = bullQueues(this.#options);
     this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
-    this.#options = {
-      maxPendingBatches: options.maxPendingBatches ?? 1000,
-      maxPendingBytes: options.maxPendingBytes ?? 256 * 1024 * 1024,
-      onBackpressure: options.onBackpressure ?? 'wait',
-      backpressureTimeoutMs: options.backpressureTimeoutMs ?? 60_000,
-      partBytes: options.partBytes ?? 48 * 1024,
-      maxBatchBytes: options.maxBatchBytes ?? 512 * 1024 * 1024,
-      batchIdTtlSeconds: options.batchIdTtlSeconds ?? 24 * 3600,
-      redisTimeoutMs: options.redisTimeoutMs ?? 0,
-    };
   }
 
   /** Enqueues one batch; resolves once it is safely in Redis. */
@@ -330,8 +321,7 @@ export class Producer {
     contentHash: string,
     inlinePart?: Buffer,
   ): Promise<EnqueueResult> {
-    const deadline = Date.now() + this.#options.backpressureTimeoutMs;
-    for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
+    const result = await this.#whenRoom(header.stream, async (): Promise<RoomOr<Appended>> => {
       const result = await this.#store.append(
         header,
         encoded,
@@ -340,32 +330,12 @@ export class Producer {
         this.#options,
         inlinePart,
       );
-      if (result.kind === 'appended' || result.kind === 'duplicate') {
-        if (result.kick) await this.#kick(header.stream);
-        return { stream: header.stream, seq: result.seq, duplicate: result.kind === 'duplicate' };
-      }
-      if (result.kind === 'conflict') {
-        throw new PgBulkIngestError(
-          'BATCH_ID_CONFLICT',
-          `Stream ${header.stream}: batchId "${header.batchId}" was enqueued before (as batch ${result.seq}) with other content. A batchId names one batch: use a new batchId for a different batch.`,
-          { stream: header.stream, seq: result.seq },
-        );
-      }
-      if (result.kind === 'missing-part') {
-        throw new PgBulkIngestError(
-          'PART_EXPIRED',
-          `Stream ${header.stream}: part ${result.part} of the batch expired in Redis before the batch could be enqueued (the producer was too slow, or Redis restarted); enqueue it again`,
-          { stream: header.stream },
-        );
-      }
-      if (this.#options.onBackpressure === 'fail' || Date.now() + wait > deadline) {
-        throw this.#backpressureError(
-          header.stream,
-          result as { pendingBatches?: number; pendingBytes?: number },
-        );
-      }
-      await sleep(wait);
-    }
+      if (result.kind === 'backpressure') return { full: result };
+      if (result.kind === 'conflict' || result.kind === 'missing-part') throw appendRefused(header, result);
+      return { done: result };
+    });
+    if (result.kick) await this.#kick(header.stream);
+    return { stream: header.stream, seq: result.seq, duplicate: result.kind === 'duplicate' };
   }
 
   /**
@@ -384,24 +354,34 @@ export class Producer {
   }
 
   /** Waits (or fails) before uploading anything while the stream is over its bound. */
-  async #waitForRoom(stream: string): Promise<void> {
-    const deadline = Date.now() + this.#options.backpressureTimeoutMs;
-    for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
-      const info = await this.#store.info(stream);
-      const pending = info.pendingBatches;
+  #waitForRoom(stream: string): Promise<void> {
+    return this.#whenRoom(stream, async (): Promise<RoomOr<undefined>> => {
+      const { pendingBatches, pendingBytes } = await this.#store.info(stream);
       const { maxPendingBatches, maxPendingBytes } = this.#options; // 0: no bound
       const full =
-        (maxPendingBatches > 0 && pending >= maxPendingBatches) ||
-        (maxPendingBytes > 0 && pending > 0 && info.pendingBytes >= maxPendingBytes);
-      if (!full) return;
-      if (this.#options.onBackpressure === 'fail' || Date.now() + wait > deadline) {
-        throw this.#backpressureError(stream, { pendingBatches: pending, pendingBytes: info.pendingBytes });
-      }
+        (maxPendingBatches > 0 && pendingBatches >= maxPendingBatches) ||
+        (maxPendingBytes > 0 && pendingBatches > 0 && pendingBytes >= maxPendingBytes);
+      return full ? { full: { pendingBatches, pendingBytes } } : { done: undefined };
+    });
+  }
+
+  /**
+   * Backpressure: runs `attempt` until it finds room on the stream. While the stream is over its
+   * bound (`attempt` says how full), waits with backoff for up to backpressureTimeoutMs, or fails
+   * at once (onBackpressure 'fail'), with a BACKPRESSURE error.
+   */
+  async #whenRoom<T>(stream: string, attempt: () => Promise<RoomOr<T>>): Promise<T> {
+    const deadline = Date.now() + this.#options.backpressureTimeoutMs;
+    for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
+      const outcome = await attempt();
+      if ('done' in outcome) return outcome.done;
+      if (this.#options.onBackpressure === 'fail' || Date.now() + wait > deadline)
+        throw this.#backpressureError(stream, outcome.full);
       await sleep(wait);
     }
   }
 
-  #backpressureError(stream: string, state: { pendingBatches?: number; pendingBytes?: number }) {
+  #backpressureError(stream: string, state: PendingState) {
     return new PgBulkIngestError(
       'BACKPRESSURE',
       `Stream ${stream} has too much pending (${state.pendingBatches ?? '?'} batches / ${state.pendingBytes ?? '?'} bytes; bounds ${this.#options.maxPendingBatches} batches, ${this.#options.maxPendingBytes} bytes): workers are behind or stopped. Retry later, or raise maxPendingBatches/maxPendingBytes.`,

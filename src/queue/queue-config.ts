@@ -1,7 +1,13 @@
-/** Names both sides of the queue must agree on, and the kick that wakes workers up. */
+/**
+ * Names both sides of the queue must agree on, where the services are (the options every
+ * component shares, with their schema), and the kick that wakes workers up.
+ */
 import { createHash } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import { bullmqPrefix } from './queue-keys.ts';
+import type { RedisOptions } from 'ioredis';
+import { z } from 'zod';
+import { parseOptions } from '../ingest/parse-options.ts';
+import { bullmqPrefix, prefixProblem } from './queue-keys.ts';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -22,6 +28,43 @@ export interface QueueNames {
 export const DEFAULT_QUEUE_NAME = 'pg-bulk-ingest';
 export const DEFAULT_PREFIX = 'pgbi';
 
+const nonEmpty = 'expected a non-empty string';
+
+/** The schema of QueueNames: each component's options schema extends it. */
+export const queueNamesSchema = z.object({
+  queueName: z.string({ error: nonEmpty }).min(1, { error: nonEmpty }).default(DEFAULT_QUEUE_NAME),
+  prefix: z
+    .string({ error: nonEmpty })
+    .superRefine((prefix, ctx) => {
+      const problem = prefixProblem(prefix);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default(DEFAULT_PREFIX),
+});
+
+/** The `redis` option: a URL, or ioredis options. */
+export const redisOption = z
+  .union(
+    [
+      z.string().min(1),
+      z.custom<RedisOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value)),
+    ],
+    { error: 'expected a Redis URL or ioredis options' },
+  )
+  .default(DEFAULT_REDIS_URL);
+
+/** The `databaseUrl` option: a node-postgres connection string. */
+export const databaseUrlOption = z
+  .string({ error: 'expected a PostgreSQL connection string' })
+  .min(1, { error: 'expected a PostgreSQL connection string' })
+  .default(DEFAULT_DATABASE_URL);
+
+/** Where PostgreSQL and Redis are, and the deployment's names: the options of StreamAdmin. */
+export const connectionOptionsSchema = queueNamesSchema.extend({
+  databaseUrl: databaseUrlOption,
+  redis: redisOption,
+});
+
 /** Job names. */
 export const KICK_JOB = 'kick';
 /** A whole batch as JSON, added directly by a producer in another language. */
@@ -33,13 +76,13 @@ export interface KickData {
 
 /** The two BullMQ queues of a deployment and the options to open them with. */
 export function bullQueues(names: QueueNames) {
-  const queueName = names.queueName ?? DEFAULT_QUEUE_NAME;
+  const { queueName, prefix } = parseOptions(queueNamesSchema, names, 'Queue names');
   return {
     /** Foreign `batch` jobs: admitted strictly in order (global concurrency 1). */
     admissions: queueName,
     /** Kicks: "apply whatever is pending on this stream". */
     kicks: `${queueName}.kicks`,
-    prefix: bullmqPrefix(names.prefix ?? DEFAULT_PREFIX),
+    prefix: bullmqPrefix(prefix),
   };
 }
 

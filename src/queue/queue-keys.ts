@@ -30,14 +30,18 @@ export function keyPart(name: string): string {
   return name.replace(/[%{}:\p{Cc}]/gu, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-/** Throws INVALID_CONFIG unless `prefix` can start keys (braces would break the hash tags). */
+/** Why `prefix` cannot start keys (braces would break the hash tags); undefined when it can. */
+export function prefixProblem(prefix: string): string | undefined {
+  if (prefix.length === 0) return 'expected a non-empty string';
+  if (/[{}]/.test(prefix)) return 'no "{" or "}" (they are Redis Cluster hash tags)';
+  return undefined;
+}
+
+/** Throws INVALID_CONFIG unless `prefix` can start keys. */
 export function checkPrefix(prefix: string): string {
-  if (prefix.length === 0 || /[{}]/.test(prefix)) {
-    throw new PgBulkIngestError(
-      'INVALID_CONFIG',
-      `Redis key prefix ${JSON.stringify(prefix)} must be non-empty and contain no "{" or "}" (they are Redis Cluster hash tags)`,
-    );
-  }
+  const problem = prefixProblem(prefix);
+  if (problem !== undefined)
+    throw new PgBulkIngestError('INVALID_CONFIG', `Redis key prefix ${JSON.stringify(prefix)}: ${problem}`);
   return prefix;
 }
 

@@ -8,6 +8,7 @@
  * write the rows twice.
  */
 import type pg from 'pg';
+import { z } from 'zod';
 import { PgBulkIngestError } from '../errors.ts';
 import {
   highWatermarkOf,
@@ -17,6 +18,7 @@ import {
   writeTableComment,
 } from '../ingest/high-watermark.ts';
 import type { Json } from '../ingest/options.ts';
+import { integer, parseOptions } from '../ingest/parse-options.ts';
 import { qualifiedName } from '../ingest/sql.ts';
 import {
   committedState,
@@ -39,6 +41,8 @@ export interface RewindOptions {
   readonly force?: boolean;
 }
 
+export const rewindOptionsSchema = z.object({ toSeq: integer(1), force: z.boolean().default(false) });
+
 /** What `rewind` did (also a row of bulk_ingest.rewinds). */
 export interface RewindResult {
   readonly stream: string;
@@ -60,11 +64,7 @@ export async function rewindStream(
   stream: string,
   options: RewindOptions,
 ): Promise<RewindResult> {
-  const { toSeq, force = false } = options;
-  if (!Number.isInteger(toSeq) || toSeq < 1)
-    throw new PgBulkIngestError('INVALID_OPTIONS', `Expected \`toSeq\` to be an integer >= 1, got ${toSeq}`, {
-      stream,
-    });
+  const { toSeq, force } = parseOptions(rewindOptionsSchema, options, `Rewind of stream ${stream}`);
   await ensureStateTables(pool);
   const result = await inTransaction(pool, async (client) => {
     const [entry] = await ledgerHistory(client, stream, 1, toSeq);

@@ -14,78 +14,19 @@ import {
   Queue,
   UnrecoverableError,
 } from 'bullmq';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import pg from 'pg';
-import { type Logger, pino } from 'pino';
-import type { BlockingBackendsOptions } from '../ingest/options.ts';
-import {
-  type ApplyHooks,
-  BatchApplyFailure,
-  type CommittedBatch,
-  DEFAULT_COALESCE_LIMITS,
-  type DrainResult,
-  StreamApplier,
-} from './apply-stream.ts';
+import type { Logger } from 'pino';
+import { parseOptions } from '../ingest/parse-options.ts';
+import { BatchApplyFailure, type CommittedBatch, type DrainResult, StreamApplier } from './apply-stream.ts';
 import { InvalidBatchError } from './batch-contract.ts';
 import { describeError, isMalformed, isPoison } from './failures.ts';
-import { DEFAULT_LEDGER_RETENTION_DAYS, LedgerRetention } from './ledger-retention.ts';
+import { LedgerRetention } from './ledger-retention.ts';
 import { Producer } from './producer.ts';
-import {
-  BATCH_JOB,
-  bullQueues,
-  DEFAULT_DATABASE_URL,
-  DEFAULT_PREFIX,
-  DEFAULT_QUEUE_NAME,
-  DEFAULT_REDIS_URL,
-  type KickData,
-  kickStream,
-  type QueueNames,
-} from './queue-config.ts';
+import { BATCH_JOB, bullQueues, type KickData, kickStream } from './queue-config.ts';
 import { ensureStateTables } from './stream-state.ts';
 import { connectRedis, type StreamInfo, StreamStore } from './stream-store.ts';
-
-export interface WorkerOptions extends QueueNames {
-  /** @default 'postgres://postgres@127.0.0.1:5432/postgres' (the `worker` command reads DATABASE_URL) */
-  readonly databaseUrl?: string;
-  /** @default 'redis://127.0.0.1:6379' (the `worker` command reads REDIS_URL) */
-  readonly redis?: string | RedisOptions;
-  /** Kicks (streams) worked on at once by this process. @default 2 */
-  readonly concurrency?: number;
-  /** Times a poison batch (bad data, constraint violation) is retried before it is parked. @default 3 */
-  readonly poisonRetries?: number;
-  /** First backoff between poison retries, doubled each time. @default 1000 */
-  readonly poisonBackoffMs?: number;
-  /** BullMQ lock duration of an active job; a dead worker's job is redelivered after it. @default 30000 */
-  readonly lockDurationMs?: number;
-  /** How often BullMQ looks for stalled jobs. @default 30000 */
-  readonly stalledIntervalMs?: number;
-  /** How often every stream with pending batches is kicked again, whatever happened to its kicks. @default 5000 */
-  readonly sweepIntervalMs?: number;
-  /** On close (SIGTERM): how long the current batches may take before they are abandoned (rolled back). @default 30000 */
-  readonly shutdownTimeoutMs?: number;
-  /**
-   * Most batches of a stream applied in one transaction when several are pending (1: never
-   * coalesce). Each batch still becomes visible all at once; a group that fails on its data falls
-   * back to one batch at a time. @default 200
-   */
-  readonly coalesceMaxBatches?: number;
-  /** Most rows in one coalesced transaction. @default 200000 */
-  readonly coalesceMaxRows?: number;
-  /** Most wire bytes in one coalesced transaction. @default 33554432 (32 MiB) */
-  readonly coalesceMaxBytes?: number;
-  /**
-   * Days the ledger (bulk_ingest.batches) keeps a batch's row; older rows are deleted by the
-   * workers, a few at a time, every 10 minutes and when one starts. 0 keeps them forever.
-   * @default 30
-   */
-  readonly ledgerRetentionDays?: number;
-  /** Passed to the core for table swaps. @default {} (cancel blockers after 5 minutes) */
-  readonly blockingBackends?: BlockingBackendsOptions | false;
-  /** @default a pino logger at level 'info' (the `worker` command reads LOG_LEVEL) */
-  readonly logger?: Logger;
-  /** Test-only fault injection. @default undefined (none) */
-  readonly fault?: ApplyHooks['fault'];
-}
+import { type ResolvedWorkerOptions, type WorkerOptions, workerOptionsSchema } from './worker-options.ts';
 
 export interface WorkerEvents {
   committed: [batch: CommittedBatch];
@@ -109,9 +50,7 @@ export interface WorkerEvents {
  * WorkerEvents (`committed`, `retried`, `parked`, `duplicate`, `drained`).
  */
 export class Worker extends EventEmitter<WorkerEvents> {
-  readonly #options: Required<Omit<WorkerOptions, 'fault' | 'logger' | 'redis'>> & {
-    redis: string | RedisOptions;
-  };
+  readonly #options: ResolvedWorkerOptions;
   readonly #log: Logger;
   readonly #pool: pg.Pool;
   readonly #redis: Redis;
@@ -133,25 +72,8 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   constructor(options: WorkerOptions = {}) {
     super();
-    this.#options = {
-      databaseUrl: options.databaseUrl ?? DEFAULT_DATABASE_URL,
-      redis: options.redis ?? DEFAULT_REDIS_URL,
-      queueName: options.queueName ?? DEFAULT_QUEUE_NAME,
-      prefix: options.prefix ?? DEFAULT_PREFIX,
-      concurrency: options.concurrency ?? 2,
-      poisonRetries: options.poisonRetries ?? 3,
-      poisonBackoffMs: options.poisonBackoffMs ?? 1000,
-      lockDurationMs: options.lockDurationMs ?? 30_000,
-      stalledIntervalMs: options.stalledIntervalMs ?? 30_000,
-      sweepIntervalMs: options.sweepIntervalMs ?? 5000,
-      shutdownTimeoutMs: options.shutdownTimeoutMs ?? 30_000,
-      blockingBackends: options.blockingBackends ?? {},
-      coalesceMaxBatches: options.coalesceMaxBatches ?? DEFAULT_COALESCE_LIMITS.maxBatches,
-      coalesceMaxRows: options.coalesceMaxRows ?? DEFAULT_COALESCE_LIMITS.maxRows,
-      coalesceMaxBytes: options.coalesceMaxBytes ?? DEFAULT_COALESCE_LIMITS.maxBytes,
-      ledgerRetentionDays: options.ledgerRetentionDays ?? DEFAULT_LEDGER_RETENTION_DAYS,
-    };
-    this.#log = options.logger ?? pino({ level: 'info' });
+    this.#options = parseOptions(workerOptionsSchema, options, 'Worker');
+    this.#log = this.#options.logger;
     this.#pool = new pg.Pool({
       connectionString: this.#options.databaseUrl,
       max: this.#options.concurrency + 2,
@@ -192,10 +114,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
           this.#log.warn({ stream }, description);
           this.emit('redisGap', { stream, description });
         },
-        ...(options.fault ? { fault: options.fault } : {}),
+        ...(this.#options.fault ? { fault: this.#options.fault } : {}),
       },
       {
-        maxBatches: Math.max(1, this.#options.coalesceMaxBatches),
+        maxBatches: this.#options.coalesceMaxBatches,
         maxRows: this.#options.coalesceMaxRows,
         maxBytes: this.#options.coalesceMaxBytes,
       },

@@ -5,15 +5,11 @@ import { Upsert } from '../../ingest/options.ts';
 import { StreamAdmin, type StreamStatus } from '../../queue/admin.ts';
 import { DEFAULT_HISTORY_LIMIT, type LedgerEntry } from '../../queue/ledger.ts';
 import type { RejectedRowRecord } from '../../queue/replay.ts';
-import { connectionConfigSchema, parseConfig } from '../config.ts';
-import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
+import { connectionConfigSchema } from '../config.ts';
+import { addSettings, CONNECTION_SETTINGS, configFrom, runCommand } from './common.ts';
 
 function adminFrom(flags: Record<string, unknown>): StreamAdmin {
-  const config = parseConfig(
-    connectionConfigSchema,
-    readSettings(flags, CONNECTION_SETTINGS),
-    sourcesOf(CONNECTION_SETTINGS),
-  );
+  const config = configFrom(connectionConfigSchema, CONNECTION_SETTINGS, flags);
   return new StreamAdmin({
     databaseUrl: config.databaseUrl,
     redis: config.redisUrl,

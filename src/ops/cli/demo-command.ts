@@ -6,47 +6,11 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { PgBulkIngestError } from '../../errors.ts';
-import { connectionConfigSchema, parseConfig } from '../config.ts';
+import { connectionConfigSchema, workerConfigSchema } from '../config.ts';
 import { runDemo } from '../demo/run-demo.ts';
 import { killWorkersNow } from '../demo/worker-processes.ts';
 import { ProgressLine } from '../progress.ts';
-import { addSettings, CONNECTION_SETTINGS, readSettings, runCommand, sourcesOf } from './common.ts';
-
-export const DEMO_SETTINGS = {
-  ...CONNECTION_SETTINGS,
-  schema: [
-    '--schema <name>',
-    'DEMO_SCHEMA',
-    'schema of the demo tables, dropped and recreated (default demo)',
-  ],
-  duration: ['--duration <seconds>', 'DEMO_DURATION', 'how long the producer runs (default 60)'],
-  workers: ['--workers <n>', 'DEMO_WORKERS', 'worker processes to start, unless --producer-only (default 2)'],
-  metricsPort: [
-    '--metrics-port <port>',
-    'DEMO_METRICS_PORT',
-    'metrics port of the first worker, the next +1, ...; 0 lets each worker pick a free port (default 9464)',
-  ],
-  batchesPerSecond: [
-    '--batches-per-second <n>',
-    'DEMO_BATCHES_PER_SECOND',
-    'batches per second on each of the two streams (default 4)',
-  ],
-  ordersPerBatch: [
-    '--orders-per-batch <n>',
-    'DEMO_ORDERS_PER_BATCH',
-    'new orders per batch; each batch also updates earlier orders and customers (default 100)',
-  ],
-  seed: [
-    '--seed <n>',
-    'DEMO_SEED',
-    'seed of the synthetic feed: the same seed gives the same rows (default 42)',
-  ],
-  catchUpTimeout: [
-    '--catch-up-timeout <seconds>',
-    'DEMO_CATCH_UP_TIMEOUT',
-    'after producing, how long to wait for the workers to commit everything (default 60)',
-  ],
-} as const;
+import { addSettings, CONNECTION_SETTINGS, configFrom, runCommand, withDefaults } from './common.ts';
 
 export const demoConfigSchema = connectionConfigSchema.extend({
   schema: z
@@ -57,13 +21,43 @@ export const demoConfigSchema = connectionConfigSchema.extend({
     .default('demo'),
   duration: z.coerce.number().positive().default(60),
   workers: z.coerce.number().int().min(1).max(16).default(2),
-  metricsPort: z.coerce.number().int().min(0).max(65535).default(9464),
+  metricsPort: workerConfigSchema.shape.metricsPort,
   batchesPerSecond: z.coerce.number().positive().max(1000).default(4),
   ordersPerBatch: z.coerce.number().int().min(1).max(100_000).default(100),
   seed: z.coerce.number().int().default(42),
   catchUpTimeout: z.coerce.number().min(0).default(60),
   producerOnly: z.boolean().default(false),
 });
+
+export const DEMO_SETTINGS = {
+  ...CONNECTION_SETTINGS,
+  ...withDefaults(demoConfigSchema.shape, {
+    schema: ['--schema <name>', 'DEMO_SCHEMA', 'schema of the demo tables, dropped and recreated'],
+    duration: ['--duration <seconds>', 'DEMO_DURATION', 'how long the producer runs'],
+    workers: ['--workers <n>', 'DEMO_WORKERS', 'worker processes to start, unless --producer-only'],
+    metricsPort: [
+      '--metrics-port <port>',
+      'DEMO_METRICS_PORT',
+      'metrics port of the first worker, the next +1, ...; 0 lets each worker pick a free port',
+    ],
+    batchesPerSecond: [
+      '--batches-per-second <n>',
+      'DEMO_BATCHES_PER_SECOND',
+      'batches per second on each of the two streams',
+    ],
+    ordersPerBatch: [
+      '--orders-per-batch <n>',
+      'DEMO_ORDERS_PER_BATCH',
+      'new orders per batch; each batch also updates earlier orders and customers',
+    ],
+    seed: ['--seed <n>', 'DEMO_SEED', 'seed of the synthetic feed: the same seed gives the same rows'],
+    catchUpTimeout: [
+      '--catch-up-timeout <seconds>',
+      'DEMO_CATCH_UP_TIMEOUT',
+      'after producing, how long to wait for the workers to commit everything',
+    ],
+  } as const),
+};
 
 export function registerDemoCommand(program: Command): void {
   const command = program
@@ -74,14 +68,9 @@ export function registerDemoCommand(program: Command): void {
     .option('--producer-only', 'only produce (the workers run elsewhere, e.g. as docker compose services)');
   addSettings(command, DEMO_SETTINGS).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
-      const parsed = parseConfig(
-        demoConfigSchema,
-        { ...readSettings(flags, DEMO_SETTINGS), producerOnly: flags.producerOnly },
-        {
-          ...sourcesOf(DEMO_SETTINGS),
-          producerOnly: '--producer-only',
-        },
-      );
+      const parsed = configFrom(demoConfigSchema, DEMO_SETTINGS, flags, {
+        flagsOnly: { producerOnly: '--producer-only' },
+      });
       const config = {
         ...parsed,
         durationSeconds: parsed.duration,

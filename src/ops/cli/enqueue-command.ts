@@ -11,13 +11,15 @@ import { z } from 'zod';
 import { PgBulkIngestError } from '../../errors.ts';
 import { parseJson } from '../../ingest/exact-json.ts';
 import { BadRows, Delete, type Json, Upsert } from '../../ingest/options.ts';
+import { defaultOf } from '../../ingest/parse-options.ts';
 import type { IngestTable } from '../../ingest/table-definition.ts';
 import { tableKey } from '../../queue/batch-contract.ts';
 import { type EnqueueResult, Producer } from '../../queue/producer.ts';
-import { parseConfig } from '../config.ts';
+import { producerOptionsSchema } from '../../queue/producer-options.ts';
+import { numberSetting } from '../config.ts';
 import { type FileRowsOptions, formatOf, openInput, readFileRows } from '../file-rows.ts';
 import { formatBytes, formatCount, ProgressLine, RateMeter } from '../progress.ts';
-import { addSettings, readSettings, runCommand, sourcesOf } from './common.ts';
+import { addSettings, configFrom, runCommand, withDefaults } from './common.ts';
 import {
   BACKPRESSURE_SETTINGS,
   PRODUCER_CONNECTION_SETTINGS,
@@ -26,20 +28,22 @@ import {
 } from './producer-settings.ts';
 import { tableFrom } from './table-flags.ts';
 
+export const enqueueConfigSchema = producerConfigSchema.extend({
+  backpressureTimeoutMs: numberSetting(producerOptionsSchema.shape.backpressureTimeoutMs),
+  batchRows: z.coerce.number().int().min(1).default(10_000),
+});
+
 export const ENQUEUE_SETTINGS = {
   ...PRODUCER_CONNECTION_SETTINGS,
   ...BACKPRESSURE_SETTINGS,
-  backpressureTimeoutMs: [
-    '--backpressure-timeout-ms <ms>',
-    'BACKPRESSURE_TIMEOUT_MS',
-    'under backpressure, wait this long for room before failing (default 60000)',
-  ],
-} as const;
-
-export const enqueueConfigSchema = producerConfigSchema.extend({
-  backpressureTimeoutMs: z.coerce.number().int().min(0).default(60_000),
-  batchRows: z.coerce.number().int().min(1).default(10_000),
-});
+  ...withDefaults(enqueueConfigSchema.shape, {
+    backpressureTimeoutMs: [
+      '--backpressure-timeout-ms <ms>',
+      'BACKPRESSURE_TIMEOUT_MS',
+      'under backpressure, wait this long for room before failing',
+    ],
+  } as const),
+};
 
 const UPSERT = { 'if-primary-key': Upsert.IF_PRIMARY_KEY, off: Upsert.OFF } as const;
 const DELETE = { off: Delete.OFF, 'before-first-batch': Delete.BEFORE_FIRST_BATCH } as const;
@@ -70,7 +74,10 @@ export function registerEnqueueCommand(program: Command): void {
       '--ignore-extra-columns',
       'skip CSV columns / NDJSON keys that are not in the table instead of failing',
     )
-    .option('--batch-rows <n>', 'rows per batch; each batch commits atomically (default 10000)')
+    .option(
+      '--batch-rows <n>',
+      `rows per batch; each batch commits atomically (default ${defaultOf(enqueueConfigSchema.shape.batchRows)})`,
+    )
     .option(
       '--high-watermark <json>',
       'the high watermark stored with the last batch, as JSON (default: unchanged)',
@@ -96,14 +103,9 @@ export function registerEnqueueCommand(program: Command): void {
     .option('--no-progress', 'no progress line (it is only drawn when stderr is a terminal)');
   addSettings(command, ENQUEUE_SETTINGS).action((file: string, flags: Record<string, unknown>) =>
     runCommand(async () => {
-      const config = parseConfig(
-        enqueueConfigSchema,
-        { ...readSettings(flags, ENQUEUE_SETTINGS), batchRows: flags.batchRows },
-        {
-          ...sourcesOf(ENQUEUE_SETTINGS),
-          batchRows: '--batch-rows',
-        },
-      );
+      const config = configFrom(enqueueConfigSchema, ENQUEUE_SETTINGS, flags, {
+        flagsOnly: { batchRows: '--batch-rows' },
+      });
       const plan = planFrom(flags, tableFrom(flags), file, config.batchRows);
       const producer = new Producer(producerOptionsOf(config, config.backpressureTimeoutMs));
       try {

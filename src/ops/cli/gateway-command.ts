@@ -7,83 +7,41 @@ import pg from 'pg';
 import { type Logger, pino } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { z } from 'zod';
+import { integer } from '../../ingest/parse-options.ts';
 import { StreamAdmin } from '../../queue/admin.ts';
 import { Producer } from '../../queue/producer.ts';
-import { connectionConfigSchema, parseConfig } from '../config.ts';
-import {
-  DEFAULT_MAX_BODY_BYTES,
-  DEFAULT_MAX_INFLIGHT_BYTES,
-  DEFAULT_MAX_ROW_BYTES,
-  startGateway,
-} from '../gateway.ts';
+import { producerOptionsSchema } from '../../queue/producer-options.ts';
+import { connectionConfigSchema, numberSetting } from '../config.ts';
+import { gatewayLimitsSchema, startGateway } from '../gateway.ts';
 import type { OpsServer } from '../http-server.ts';
-import { addSettings, CONNECTION_SETTINGS, logLevel, readSettings, runCommand, sourcesOf } from './common.ts';
+import {
+  addSettings,
+  CONNECTION_SETTINGS,
+  configFrom,
+  logLevel,
+  runCommand,
+  stopOnSignals,
+  withDefaults,
+} from './common.ts';
 import { BACKPRESSURE_SETTINGS, backpressureConfigShape, producerOptionsOf } from './producer-settings.ts';
 
-export const GATEWAY_SETTINGS = {
-  ...CONNECTION_SETTINGS,
-  port: [
-    '--port <port>',
-    'GATEWAY_PORT',
-    'port for /v1/batches, /v1/streams and /metrics, /healthz, /readyz (default 8080)',
-  ],
-  host: [
-    '--host <host>',
-    'GATEWAY_HOST',
-    'address to listen on (default 0.0.0.0; 127.0.0.1 with --local-only)',
-  ],
-  token: [
-    '--token <token>',
-    'GATEWAY_TOKEN',
-    'bearer token clients must send, at least 16 characters (prefer the environment variable: flags show in ps)',
-  ],
-  maxBodyBytes: [
-    '--max-body-bytes <n>',
-    'GATEWAY_MAX_BODY_BYTES',
-    `largest request body; larger ones get 413 (default ${DEFAULT_MAX_BODY_BYTES})`,
-  ],
-  maxInflightBytes: [
-    '--max-inflight-bytes <n>',
-    'GATEWAY_MAX_INFLIGHT_BYTES',
-    `bytes of request bodies held at once; a body that does not fit gets 503 with Retry-After; at least --max-body-bytes (default ${DEFAULT_MAX_INFLIGHT_BYTES})`,
-  ],
-  maxRowBytes: [
-    '--max-row-bytes <n>',
-    'GATEWAY_MAX_ROW_BYTES',
-    `largest row (its JSON); larger ones get 413 (default ${DEFAULT_MAX_ROW_BYTES})`,
-  ],
-  ...BACKPRESSURE_SETTINGS,
-  backpressureWaitMs: [
-    '--backpressure-wait-ms <ms>',
-    'GATEWAY_BACKPRESSURE_WAIT_MS',
-    'under backpressure, hold a request this long for room before answering 429 (default 0)',
-  ],
-  retryAfter: [
-    '--retry-after <seconds>',
-    'GATEWAY_RETRY_AFTER_SECONDS',
-    'Retry-After sent with 429 and 503 (default 1)',
-  ],
-  redisTimeoutMs: [
-    '--redis-timeout-ms <ms>',
-    'GATEWAY_REDIS_TIMEOUT_MS',
-    'answer 503 when Redis does not answer an enqueue within this time (default 5000; 0: wait for Redis)',
-  ],
-} as const;
-
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const { backpressureTimeoutMs, redisTimeoutMs } = producerOptionsSchema.shape;
+const limits = gatewayLimitsSchema.shape;
 
 export const gatewayConfigSchema = connectionConfigSchema
   .extend({
     ...backpressureConfigShape,
-    port: z.coerce.number().int().min(0).max(65535).default(8080),
+    port: numberSetting(integer(0, 65535).default(8080)),
     host: z.string().min(1).optional(),
     token: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
-    maxBodyBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_BODY_BYTES),
-    maxInflightBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_INFLIGHT_BYTES),
-    maxRowBytes: z.coerce.number().int().min(1).default(DEFAULT_MAX_ROW_BYTES),
-    backpressureWaitMs: z.coerce.number().int().min(0).default(0),
-    retryAfter: z.coerce.number().int().min(0).default(1),
-    redisTimeoutMs: z.coerce.number().int().min(0).default(5000),
+    maxBodyBytes: numberSetting(limits.maxBodyBytes),
+    maxInflightBytes: numberSetting(limits.maxInflightBytes),
+    maxRowBytes: numberSetting(limits.maxRowBytes),
+    // The gateway's own defaults: a request is not held for room, nor for a Redis that is down.
+    backpressureWaitMs: numberSetting(backpressureTimeoutMs.unwrap().default(0)),
+    retryAfter: numberSetting(limits.retryAfterSeconds),
+    redisTimeoutMs: numberSetting(redisTimeoutMs.unwrap().default(5000)),
     localOnly: z.boolean().default(false),
   })
   .superRefine((config, ctx) => {
@@ -110,6 +68,60 @@ export const gatewayConfigSchema = connectionConfigSchema
       });
     }
   });
+
+export const GATEWAY_SETTINGS = {
+  ...CONNECTION_SETTINGS,
+  ...withDefaults(gatewayConfigSchema.shape, {
+    port: [
+      '--port <port>',
+      'GATEWAY_PORT',
+      'port for /v1/batches, /v1/streams and /metrics, /healthz, /readyz',
+    ],
+    host: [
+      '--host <host>',
+      'GATEWAY_HOST',
+      'address to listen on (default 0.0.0.0; 127.0.0.1 with --local-only)',
+    ],
+    token: [
+      '--token <token>',
+      'GATEWAY_TOKEN',
+      'bearer token clients must send, at least 16 characters (prefer the environment variable: flags show in ps)',
+    ],
+    maxBodyBytes: [
+      '--max-body-bytes <n>',
+      'GATEWAY_MAX_BODY_BYTES',
+      'largest request body; larger ones get 413',
+    ],
+    maxInflightBytes: [
+      '--max-inflight-bytes <n>',
+      'GATEWAY_MAX_INFLIGHT_BYTES',
+      'bytes of request bodies held at once; a body that does not fit gets 503 with Retry-After; at least --max-body-bytes',
+    ],
+    maxRowBytes: [
+      '--max-row-bytes <n>',
+      'GATEWAY_MAX_ROW_BYTES',
+      'largest row (its JSON); larger ones get 413',
+    ],
+  } as const),
+  ...BACKPRESSURE_SETTINGS,
+  ...withDefaults(gatewayConfigSchema.shape, {
+    backpressureWaitMs: [
+      '--backpressure-wait-ms <ms>',
+      'GATEWAY_BACKPRESSURE_WAIT_MS',
+      'under backpressure, hold a request this long for room before answering 429',
+    ],
+    retryAfter: [
+      '--retry-after <seconds>',
+      'GATEWAY_RETRY_AFTER_SECONDS',
+      'Retry-After sent with 429 and 503',
+    ],
+    redisTimeoutMs: [
+      '--redis-timeout-ms <ms>',
+      'GATEWAY_REDIS_TIMEOUT_MS',
+      'answer 503 when Redis does not answer an enqueue within this time; 0 waits for Redis',
+    ],
+  } as const),
+};
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
 
@@ -176,32 +188,13 @@ export function registerGatewayCommand(program: Command): void {
     .option('--local-only', 'no token needed: listen on 127.0.0.1 only');
   addSettings(command, GATEWAY_SETTINGS).action((flags: Record<string, unknown>) =>
     runCommand(async () => {
-      const config = parseConfig(
-        gatewayConfigSchema,
-        { ...readSettings(flags, GATEWAY_SETTINGS), localOnly: flags.localOnly },
-        {
-          ...sourcesOf(GATEWAY_SETTINGS),
-          localOnly: '--local-only',
-        },
-        new Set(['token']),
-      );
+      const config = configFrom(gatewayConfigSchema, GATEWAY_SETTINGS, flags, {
+        flagsOnly: { localOnly: '--local-only' },
+        secrets: new Set(['token']),
+      });
       const logger = pino({ level: logLevel() });
       const gateway = await runGateway(config, { logger });
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'stopping: finishing requests in flight');
-        gateway.close().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            logger.error({ err: error }, 'error while stopping');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      stopOnSignals(logger, 'stopping: finishing requests in flight', () => gateway.close());
     }),
   );
 }

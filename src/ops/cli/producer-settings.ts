@@ -1,8 +1,8 @@
 /** Settings every producing command shares (enqueue, gateway, demo): where to, and backpressure. */
-import { z } from 'zod';
-import type { ProducerOptions } from '../../queue/producer.ts';
-import { connectionConfigSchema } from '../config.ts';
-import { CONNECTION_SETTINGS } from './common.ts';
+import type { z } from 'zod';
+import { type ProducerOptions, producerOptionsSchema } from '../../queue/producer-options.ts';
+import { connectionConfigSchema, numberSettings } from '../config.ts';
+import { CONNECTION_SETTINGS, withDefaults } from './common.ts';
 
 /** A producer needs Redis and the queue names, not PostgreSQL. */
 export const PRODUCER_CONNECTION_SETTINGS = {
@@ -11,37 +11,31 @@ export const PRODUCER_CONNECTION_SETTINGS = {
   prefix: CONNECTION_SETTINGS.prefix,
 } as const;
 
-export const BACKPRESSURE_SETTINGS = {
+export const backpressureConfigShape = numberSettings(producerOptionsSchema.shape, [
+  'maxPendingBatches',
+  'maxPendingBytes',
+  'maxBatchBytes',
+  'batchIdTtlSeconds',
+]);
+
+export const BACKPRESSURE_SETTINGS = withDefaults(backpressureConfigShape, {
   maxPendingBatches: [
     '--max-pending-batches <n>',
     'MAX_PENDING_BATCHES',
-    'batches waiting per stream before producers wait or are refused, 0 for no bound (default 1000)',
+    'batches waiting per stream before producers wait or are refused, 0 for no bound',
   ],
   maxPendingBytes: [
     '--max-pending-bytes <n>',
     'MAX_PENDING_BYTES',
-    'bytes waiting per stream before producers wait or are refused, 0 for no bound (default 268435456)',
+    'bytes waiting per stream before producers wait or are refused, 0 for no bound',
   ],
-  maxBatchBytes: [
-    '--max-batch-bytes <n>',
-    'MAX_BATCH_BYTES',
-    'largest batch accepted, as wire JSON (default 536870912)',
-  ],
+  maxBatchBytes: ['--max-batch-bytes <n>', 'MAX_BATCH_BYTES', 'largest batch accepted, as wire JSON'],
   batchIdTtlSeconds: [
     '--batch-id-ttl-seconds <s>',
     'BATCH_ID_TTL_SECONDS',
-    'the idempotency window: how long a batchId is remembered, so a retry within it is not enqueued twice (default 86400)',
+    'the idempotency window: how long a batchId is remembered, so a retry within it is not enqueued twice',
   ],
-} as const;
-
-const count = z.coerce.number().int().min(0);
-
-export const backpressureConfigShape = {
-  maxPendingBatches: count.default(1000),
-  maxPendingBytes: count.default(256 * 1024 * 1024),
-  maxBatchBytes: count.min(1).default(512 * 1024 * 1024),
-  batchIdTtlSeconds: count.min(1).default(24 * 3600),
-};
+} as const);
 
 export const producerConfigSchema = connectionConfigSchema
   .pick({ redisUrl: true, queueName: true, prefix: true })

@@ -1,0 +1,198 @@
+/**
+ * Each component's options have one owner, a zod schema (src/queue/worker-options.ts,
+ * producer-options.ts, queue-config.ts, src/ops/gateway.ts): the JSDoc `@default` an editor
+ * shows says the schema's default, the option types and the schemas name the same options, and a
+ * bad option is refused at construction with INVALID_OPTIONS naming it.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import ts from 'typescript';
+import type { z } from 'zod';
+import {
+  type AdminOptions,
+  type HistoryOptions,
+  Producer,
+  type ProducerOptions,
+  type RewindOptions,
+  StreamAdmin,
+  Worker,
+} from '../../src/index.ts';
+import { defaultOf } from '../../src/ingest/parse-options.ts';
+import { type GatewayOptions, gatewayLimitsSchema } from '../../src/ops/gateway.ts';
+import { historyOptionsSchema } from '../../src/queue/admin.ts';
+import { producerOptionsSchema } from '../../src/queue/producer-options.ts';
+import { connectionOptionsSchema, type QueueNames, queueNamesSchema } from '../../src/queue/queue-config.ts';
+import { rewindOptionsSchema } from '../../src/queue/rewind.ts';
+import { type WorkerOptions, workerOptionsSchema } from '../../src/queue/worker-options.ts';
+import { REPO_ROOT } from '../helpers/doc-blocks.ts';
+
+type Shape = Readonly<Record<string, z.ZodType>>;
+
+/** Each option type, the file that declares it, and the schema that owns its options. */
+const OWNERS: readonly (readonly [type: string, file: string, shape: Shape])[] = [
+  ['WorkerOptions', 'src/queue/worker-options.ts', workerOptionsSchema.shape],
+  ['ProducerOptions', 'src/queue/producer-options.ts', producerOptionsSchema.shape],
+  ['AdminOptions', 'src/queue/admin.ts', connectionOptionsSchema.shape],
+  ['QueueNames', 'src/queue/queue-config.ts', queueNamesSchema.shape],
+  ['GatewayOptions', 'src/ops/gateway.ts', gatewayLimitsSchema.shape],
+  ['HistoryOptions', 'src/queue/admin.ts', historyOptionsSchema.shape],
+  ['RewindOptions', 'src/queue/rewind.ts', rewindOptionsSchema.shape],
+];
+
+/** Defaults the JSDoc states in words because the schema computes them (a logger is made per Worker). */
+const STATED_IN_WORDS = new Set(['WorkerOptions.logger']);
+
+/** The value a `@default` text starts with (`30000 (30 s)`, `'wait'`, `{}`), or undefined for prose. */
+function literalOf(text: string): { value: unknown } | undefined {
+  const match = /^('(?:[^'\\]|\\.)*'|-?\d+|\{\}|undefined|true|false|null)(?=\s|$)/.exec(text.trim());
+  if (!match) return undefined;
+  const literal = match[1] as string;
+  if (literal.startsWith("'")) return { value: literal.slice(1, -1) };
+  if (literal === '{}') return { value: {} };
+  if (literal === 'undefined') return { value: undefined };
+  return { value: JSON.parse(literal) };
+}
+
+interface Documented {
+  readonly optional: boolean;
+  /** The `@default` text; undefined without one. */
+  readonly stated: string | undefined;
+}
+
+/**
+ * Every property of each option type with its `@default` text, read from the source (parsed, not
+ * type-checked: fast); an `extends` of another type in OWNERS brings that type's properties.
+ */
+function documentedOptions(): Map<string, Map<string, Documented>> {
+  const own = new Map<string, { properties: Map<string, Documented>; bases: string[] }>();
+  for (const [type, file] of OWNERS) {
+    const path = join(REPO_ROOT, file);
+    const source = ts.createSourceFile(path, readFileSync(path, 'utf8'), ts.ScriptTarget.ES2022, true);
+    const declaration = source.statements.find(
+      (s): s is ts.InterfaceDeclaration => ts.isInterfaceDeclaration(s) && s.name.text === type,
+    );
+    assert.ok(declaration, `${file} declares no interface ${type}`);
+    const properties = new Map<string, Documented>();
+    for (const member of declaration.members) {
+      if (!ts.isPropertySignature(member)) continue;
+      const tag = ts.getJSDocTags(member).find((t) => t.tagName.text === 'default');
+      properties.set(member.name.getText(source), {
+        optional: member.questionToken !== undefined,
+        stated: tag ? ts.getTextOfJSDocComment(tag.comment) : undefined,
+      });
+    }
+    const bases = (declaration.heritageClauses ?? []).flatMap((c) =>
+      c.types.map((t) => t.expression.getText(source)),
+    );
+    own.set(type, { properties, bases });
+  }
+  const all = (type: string): [string, Documented][] => {
+    const entry = own.get(type);
+    return entry ? [...entry.bases.flatMap(all), ...entry.properties] : [];
+  };
+  return new Map(OWNERS.map(([type]) => [type, new Map(all(type))]));
+}
+
+describe('option schemas', () => {
+  const documented = documentedOptions();
+
+  it('each @default in JSDoc is the default the schema applies', () => {
+    const problems: string[] = [];
+    for (const [type, , shape] of OWNERS) {
+      for (const [name, { stated }] of documented.get(type) ?? []) {
+        const field = shape[name];
+        if (field === undefined || stated === undefined) continue;
+        const literal = literalOf(stated);
+        if (literal === undefined) {
+          if (!STATED_IN_WORDS.has(`${type}.${name}`))
+            problems.push(`${type}.${name}: @default "${stated}" is not a value a test can compare`);
+          continue;
+        }
+        const applied = defaultOf(field);
+        try {
+          assert.deepEqual(applied, literal.value);
+        } catch {
+          problems.push(
+            `${type}.${name}: JSDoc says ${stated}, the schema applies ${JSON.stringify(applied)}`,
+          );
+        }
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  it('the schema checks every optional option of the type, and no option the type lacks', () => {
+    const problems: string[] = [];
+    for (const [type, , shape] of OWNERS) {
+      const properties = documented.get(type) ?? new Map();
+      for (const [name, { optional }] of properties)
+        if (optional && !(name in shape)) problems.push(`${type}.${name} is not in its schema`);
+      for (const name of Object.keys(shape))
+        if (!properties.has(name)) problems.push(`the schema of ${type} has ${name}, the type has not`);
+    }
+    assert.deepEqual(problems, []);
+  });
+
+  it('a bad option is refused at construction: INVALID_OPTIONS, naming it and the value', () => {
+    const refused = (pattern: RegExp) => (error: Error & { code?: string }) =>
+      error.code === 'INVALID_OPTIONS' && pattern.test(error.message);
+    assert.throws(
+      () => new Worker({ concurrency: 0 }),
+      refused(/^Worker: `concurrency`: expected an integer from 1 to 256, got 0$/),
+    );
+    assert.throws(
+      () => new Worker({ sweepIntervalMs: 2.5 }),
+      refused(/`sweepIntervalMs`: expected an integer from 10 to 3600000, got 2.5/),
+    );
+    assert.throws(
+      () => new Producer({ onBackpressure: 'drop' as 'fail' }),
+      refused(/^Producer: `onBackpressure`: expected 'wait' or 'fail', got "drop"$/),
+    );
+    assert.throws(
+      () => new Producer({ maxPendingBatches: -1 }),
+      refused(/`maxPendingBatches`: expected an integer >= 0, got -1/),
+    );
+    assert.throws(() => new Producer({ prefix: 'a{b}' }), refused(/`prefix`: no "\{" or "\}"/));
+    assert.throws(
+      () => new StreamAdmin({ redis: 42 as unknown as string }),
+      refused(/^StreamAdmin: `redis`: expected a Redis URL or ioredis options, got 42$/),
+    );
+  });
+
+  it('a bad option of a StreamAdmin call is refused before it touches PostgreSQL or Redis', async () => {
+    const refused = (pattern: RegExp) => (error: Error & { code?: string }) =>
+      error.code === 'INVALID_OPTIONS' && pattern.test(error.message);
+    // Nothing listens on port 1: a call that reached a service would fail otherwise.
+    const admin = new StreamAdmin({
+      databaseUrl: 'postgres://127.0.0.1:1/none',
+      redis: { port: 1, lazyConnect: true },
+    });
+    try {
+      await assert.rejects(
+        admin.history('s', { limit: 0 }),
+        refused(/^History of stream s: `limit`: expected an integer >= 1, got 0$/),
+      );
+      await assert.rejects(
+        admin.rewind('s', { toSeq: 1.5 }),
+        refused(/^Rewind of stream s: `toSeq`: expected an integer >= 1, got 1.5$/),
+      );
+    } finally {
+      await admin.close();
+    }
+  });
+});
+
+// The option types and the schemas' inputs are the same options, each way (checked by tsc).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const sameOptions: [
+  Same<WorkerOptions, z.input<typeof workerOptionsSchema>>,
+  Same<ProducerOptions, z.input<typeof producerOptionsSchema>>,
+  Same<AdminOptions, z.input<typeof connectionOptionsSchema>>,
+  Same<QueueNames, z.input<typeof queueNamesSchema>>,
+  Same<Pick<GatewayOptions, keyof z.input<typeof gatewayLimitsSchema>>, z.input<typeof gatewayLimitsSchema>>,
+  Same<HistoryOptions, z.input<typeof historyOptionsSchema>>,
+  Same<RewindOptions, z.input<typeof rewindOptionsSchema>>,
+] = [true, true, true, true, true, true, true];
+void sameOptions;
