@@ -79,7 +79,7 @@ export class WorkerProcess {
   readonly exited: Promise<Exit>;
   exit: Exit | undefined;
   #kept = '';
-  #started = false;
+  #startedAt: number | undefined;
 
   constructor(options: WorkerProcessOptions) {
     this.options = options;
@@ -97,7 +97,7 @@ export class WorkerProcess {
     if (file !== undefined) closeSync(file); // the child has its own copy
     const keep = (chunk: Buffer) => {
       this.#kept = (this.#kept + chunk.toString()).slice(-KEPT_OUTPUT);
-      if (!this.#started && this.#kept.includes(STARTED)) this.#started = true;
+      if (this.#startedAt === undefined && this.#kept.includes(STARTED)) this.#startedAt = Date.now();
     };
     this.child.stdout?.on('data', keep);
     this.child.stderr?.on('data', keep);
@@ -129,10 +129,10 @@ export class WorkerProcess {
     }
   }
 
-  /** Whether it logged that it started. */
-  get started(): boolean {
-    if (!this.#started && this.output.includes(STARTED)) this.#started = true;
-    return this.#started;
+  /** When it logged that it started (seen then); undefined: not yet. */
+  get startedAt(): number | undefined {
+    if (this.#startedAt === undefined && this.output.includes(STARTED)) this.#startedAt = Date.now();
+    return this.#startedAt;
   }
 
   /** The last lines of its output, for error messages. */
@@ -146,7 +146,7 @@ export class WorkerProcess {
    */
   async waitUntilStarted(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.started) {
+    while (this.startedAt === undefined) {
       if (!this.alive) throw new Error(`${this.label} exited while starting:\n${this.tail()}`);
       if (signal?.aborted) return;
       if (Date.now() > deadline)

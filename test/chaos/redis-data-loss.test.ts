@@ -14,7 +14,8 @@ import { QueueKeys } from '../../src/queue/queue-keys.ts';
 import { rejection } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { PrivateRedis } from '../helpers/private-redis.ts';
-import { uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { uniqueQueue } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -41,7 +42,7 @@ describe('Redis losing data', () => {
       producer: new Producer({ redis: redis.url, ...names }),
       admin: new StreamAdmin({ databaseUrl: DATABASE_URL, redis: redis.url, ...names }),
     });
-    const withWorker = async (body: () => Promise<void>) => {
+    const withWorker = async (body: () => Promise<unknown>) => {
       const worker = new Worker({
         databaseUrl: DATABASE_URL,
         redis: redis.url,
@@ -83,7 +84,9 @@ describe('Redis losing data', () => {
       for (let n = 1; n <= 5; n++)
         await producer.enqueue({ tables: [t], highWatermark: n, rows: [[t, [n, n]]] });
       await q.withWorker(() =>
-        waitFor(async () => (await admin.status(stream))[0]?.committedSeq === 5, 20_000, 'five commits'),
+        waitUntil('five commits', async () => (await admin.status(stream))[0]?.committedSeq === 5, {
+          timeoutMs: 20_000,
+        }),
       );
       await producer.close();
       await admin.close();
@@ -99,7 +102,9 @@ describe('Redis losing data', () => {
         'a Redis that lost everything numbers from 1 again',
       );
       await q.withWorker(() =>
-        waitFor(async () => (await rows('restarted_empty')).length === 8, 20_000, 'the three new batches'),
+        waitUntil('the three new batches', async () => (await rows('restarted_empty')).length === 8, {
+          timeoutMs: 20_000,
+        }),
       );
       assert.deepEqual(
         (await rows('restarted_empty')).map((r) => r.n),
@@ -136,7 +141,9 @@ describe('Redis losing data', () => {
       for (let n = 4; n <= 6; n++)
         await producer.enqueue({ tables: [t], highWatermark: n, rows: [[t, [n, n]]] });
       await q.withWorker(() =>
-        waitFor(async () => (await admin.status(stream))[0]?.committedSeq === 6, 20_000, 'six commits'),
+        waitUntil('six commits', async () => (await admin.status(stream))[0]?.committedSeq === 6, {
+          timeoutMs: 20_000,
+        }),
       );
       await producer.close();
       await admin.close();
@@ -148,7 +155,9 @@ describe('Redis losing data', () => {
       for (let n = 7; n <= 9; n++)
         await producer.enqueue({ tables: [t], highWatermark: n, rows: [[t, [n, n]]] });
       await q.withWorker(() =>
-        waitFor(async () => (await rows('older_snapshot')).length === 9, 20_000, 'the new batches'),
+        waitUntil('the new batches', async () => (await rows('older_snapshot')).length === 9, {
+          timeoutMs: 20_000,
+        }),
       );
       assert.deepEqual(
         (await rows('older_snapshot')).map((r) => r.n),
@@ -197,12 +206,14 @@ describe('Redis losing data', () => {
       await worker.start();
       try {
         const stream = `${schema}.full_of_batches`;
-        await waitFor(
-          async () => (await admin.status(stream))[0]?.committedSeq === enqueued,
-          30_000,
+        await waitUntil(
           'every batch',
+          async () => (await admin.status(stream))[0]?.committedSeq === enqueued,
+          { timeoutMs: 30_000 },
         );
-        await waitFor(async () => (await admin.status(stream))[0]?.pending === 0, 10_000, 'Redis freed');
+        await waitUntil('Redis freed', async () => (await admin.status(stream))[0]?.pending === 0, {
+          timeoutMs: 10_000,
+        });
         const again = await producer.enqueue({ tables: [t], highWatermark: 'after', rows: [[t, [1, 1]]] });
         assert.equal(again.seq, enqueued + 1, 'room again once the workers committed');
       } finally {

@@ -17,7 +17,8 @@ import {
   Worker,
 } from '../../src/index.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 describe('queue coalescing', () => {
   const schema = uniqueName('coalescing');
@@ -57,7 +58,7 @@ describe('queue coalescing', () => {
     try {
       await enqueue(producer);
       await worker.start();
-      await waitFor(() => until(admin), 30_000, `stream ${stream}`);
+      await waitUntil(`stream ${stream}`, () => until(admin), { timeoutMs: 30_000 });
       return committed;
     } finally {
       await worker.close();

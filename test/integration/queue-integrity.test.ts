@@ -18,10 +18,11 @@ import {
 } from '../../src/index.ts';
 import { bullQueues } from '../../src/queue/queue-config.ts';
 import { QueueKeys } from '../../src/queue/queue-keys.ts';
+import { addCommitLog, assertCommitOrder, commitOrder } from '../helpers/commit-log.ts';
 import { rejection } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
-import { addCommitLog, assertCommitOrder, commitOrder } from '../helpers/worker-process.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const silent = pino({ level: 'silent' });
 
@@ -47,7 +48,9 @@ describe('queue integrity', () => {
       ],
     });
   const committed = async (stream: string, seq: number) =>
-    waitFor(async () => (await admin.status(stream))[0]?.committedSeq === seq, 20_000, `${stream} at ${seq}`);
+    waitUntil(`${stream} at ${seq}`, async () => (await admin.status(stream))[0]?.committedSeq === seq, {
+      timeoutMs: 20_000,
+    });
 
   before(async () => {
     producer = new Producer({ redis: REDIS_URL, ...names });
@@ -213,10 +216,10 @@ describe('queue integrity', () => {
       const keys = new QueueKeys(names.prefix).stream(stream);
       await own.hincrby(keys.state, 'enqueuedSeq', 1);
       await own.hincrby(keys.state, 'pendingBatches', 1);
-      await waitFor(
-        async () => (await admin.status(stream))[0]?.blocked !== null,
-        10_000,
+      await waitUntil(
         'the stream to be blocked',
+        async () => (await admin.status(stream))[0]?.blocked !== null,
+        { timeoutMs: 10_000 },
       );
       const [status] = await admin.status(stream);
       assert.match(status?.blocked?.reason ?? '', /batch 2 is missing from Redis/);
@@ -311,10 +314,10 @@ describe('queue integrity', () => {
     const t = keyed('forgotten');
     const { stream } = await producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1, 'a']]] });
     await committed(stream, 1);
-    await waitFor(
-      async () => (await admin.status(stream))[0]?.pending === 0,
-      5000,
+    await waitUntil(
       'Redis to learn of the commit',
+      async () => (await admin.status(stream))[0]?.pending === 0,
+      { timeoutMs: 5000 },
     );
     await admin.forget(stream);
     const { Redis } = await import('ioredis');
@@ -415,11 +418,9 @@ describe('queue integrity: batch jobs from other languages', () => {
         });
       }
       const stream = `${schema}.ordered`;
-      await waitFor(
-        async () => (await admin.status(stream))[0]?.committedSeq === BATCHES,
-        40_000,
-        'every batch',
-      );
+      await waitUntil('every batch', async () => (await admin.status(stream))[0]?.committedSeq === BATCHES, {
+        timeoutMs: 40_000,
+      });
       // Each batch overwrote row 1 with its n: the last one added must be the last one applied,
       // and seq k must be the k-th job added (high watermark k).
       assert.deepEqual(await rowsOf(`"${schema}".ordered WHERE id = 1`), [[1, BATCHES]]);

@@ -15,9 +15,10 @@ import {
   Worker,
   type WorkerOptions,
 } from '../../src/index.ts';
+import { runCli } from '../helpers/cli.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
-import { runCli } from '../helpers/worker-process.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 interface Row {
   stream: string;
@@ -79,10 +80,10 @@ describe('ledger bulk_ingest.batches', () => {
     worker.on('committed', (batch) => committed.push(batch));
     try {
       await worker.start();
-      await waitFor(
-        async () => (await admin.status(stream))[0]?.committedSeq === seq,
-        30_000,
+      await waitUntil(
         `${stream} at ${seq}`,
+        async () => (await admin.status(stream))[0]?.committedSeq === seq,
+        { timeoutMs: 30_000 },
       );
       return committed;
     } finally {
@@ -199,7 +200,9 @@ describe('ledger bulk_ingest.batches', () => {
     });
     try {
       await worker.start(); // prunes once as it starts, then every 10 minutes
-      await waitFor(async () => (await ledger(stream)).length < ages.length, 10_000, 'pruning');
+      await waitUntil('pruning', async () => (await ledger(stream)).length < ages.length, {
+        timeoutMs: 10_000,
+      });
       assert.deepEqual(
         (await ledger(stream)).map((r) => Number(r.seq)),
         [4, 5],
@@ -222,7 +225,7 @@ describe('ledger bulk_ingest.batches', () => {
       });
     await drain(stream, 3);
     const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...names };
-    const text = await runCli(['history', stream, '--limit', '2'], connection);
+    const text = await runCli(['history', stream, '--limit', '2'], { connection });
     assert.equal(text.code, 0, text.stderr);
     const lines = text.stdout.trim().split('\n');
     assert.match(
@@ -235,12 +238,12 @@ describe('ledger bulk_ingest.batches', () => {
       new RegExp(`^3 +committed +\\S+ +h-3 +${schema}\\.history=1 +0 +\\d+ +"hw-3"$`),
     );
     assert.match(lines[2] ?? '', /^2 +committed .* h-2 .*"hw-2"$/);
-    const json = await runCli(['history', stream, '--json'], connection);
+    const json = await runCli(['history', stream, '--json'], { connection });
     assert.deepEqual(
       (JSON.parse(json.stdout) as LedgerEntry[]).map((e) => [e.seq, e.batchId, e.outcome, e.rows]),
       [3, 2, 1].map((n) => [n, `h-${n}`, 'committed', { [stream]: 1 }]),
     );
-    const bad = await runCli(['history', stream, '--limit', '0'], connection);
+    const bad = await runCli(['history', stream, '--limit', '0'], { connection });
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /--limit expects an integer >= 1, got "0"/);
   });
@@ -292,7 +295,9 @@ describe('ledger bulk_ingest.batches', () => {
     });
     await worker.start();
     try {
-      await waitFor(async () => (await admin.status(stream))[0]?.blocked != null, 30_000, 'parked');
+      await waitUntil('parked', async () => (await admin.status(stream))[0]?.blocked != null, {
+        timeoutMs: 30_000,
+      });
     } finally {
       await worker.close();
     }

@@ -17,9 +17,10 @@ import {
   StreamAdmin,
   Worker,
 } from '../../src/index.ts';
+import { runCli } from '../helpers/cli.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
-import { runCli } from '../helpers/worker-process.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const SOURCE_ROWS = 10;
 
@@ -74,10 +75,10 @@ describe('rewind', () => {
     });
     try {
       await worker.start();
-      await waitFor(
-        async () => (await admin.status(stream))[0]?.committedSeq === seq,
-        30_000,
+      await waitUntil(
         `${stream} at ${seq}`,
+        async () => (await admin.status(stream))[0]?.committedSeq === seq,
+        { timeoutMs: 30_000 },
       );
     } finally {
       await worker.close();
@@ -156,13 +157,13 @@ describe('rewind', () => {
     await drained(stream, 2);
     await producer.enqueue({ tables: [t], highWatermark: 12, rows: [[t, [11, 'x']]] }); // seq 3, pending
 
-    const refused = await runCli(['rewind', stream, '--to-seq', '1'], connection);
+    const refused = await runCli(['rewind', stream, '--to-seq', '1'], { connection });
     assert.equal(refused.code, 2, refused.stderr);
     assert.match(refused.stderr, /has 1 pending batch \(enqueued up to 3\).*--force/);
     assert.equal(await producer.highWatermark(t), 12, 'nothing changed');
     assert.match(await commentOf('pending'), /"high-watermark": 10/);
 
-    const forced = await runCli(['rewind', stream, '--to-seq', '1', '--force'], connection);
+    const forced = await runCli(['rewind', stream, '--to-seq', '1', '--force'], { connection });
     assert.equal(forced.code, 0, forced.stderr);
     assert.match(forced.stdout, /Rewound .* to batch 1: high watermark 8 \(was 10\); the next batch is 3\./);
     assert.match(forced.stdout, /Forced: the stream has 1 pending batch/);
@@ -170,7 +171,7 @@ describe('rewind', () => {
     // The pending batch then commits, and its high watermark is the stream's.
     await drained(stream, 3);
     assert.match(await commentOf('pending'), /"high-watermark": 12/);
-    const help = await runCli(['rewind', '--help'], connection);
+    const help = await runCli(['rewind', '--help'], { connection });
     assert.match(
       help.stdout.replace(/\s+/g, ' '),
       /Rows already in the tables stay: re-sending with an upsert is idempotent/,
@@ -203,7 +204,9 @@ describe('rewind', () => {
     });
     await worker.start();
     try {
-      await waitFor(async () => (await admin.status(stream))[0]?.blocked != null, 30_000, 'parked');
+      await waitUntil('parked', async () => (await admin.status(stream))[0]?.blocked != null, {
+        timeoutMs: 30_000,
+      });
     } finally {
       await worker.close();
     }

@@ -13,7 +13,8 @@ import { Producer } from '../../src/queue/producer.ts';
 import { Worker } from '../../src/queue/worker.ts';
 import { selectAll } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const versions = (schema: string) => {
   const id = { name: 'id', type: 'integer', primaryKey: true } as const;
@@ -89,11 +90,9 @@ describe('queue: schemaChanges in a rolling deploy', () => {
     withQueue(async ({ schema, producer, admin }) => {
       await enqueueRolling(producer, schema, SchemaChanges.ADDITIVE);
       const stream = `${schema}.t`;
-      await waitFor(
-        async () => (await admin.status(stream))[0]?.committedSeq === 20,
-        60_000,
-        'all 20 batches',
-      );
+      await waitUntil('all 20 batches', async () => (await admin.status(stream))[0]?.committedSeq === 20, {
+        timeoutMs: 60_000,
+      });
       const table = await withClient((c) => selectAll(c, schema, 't'));
       assert.equal(table.length, 20);
       for (let i = 1; i <= 20; i += 2) {
@@ -110,10 +109,10 @@ describe('queue: schemaChanges in a rolling deploy', () => {
       withQueue(async ({ schema, producer, admin }) => {
         await enqueueRolling(producer, schema, SchemaChanges.FREEZE);
         const stream = `${schema}.t`;
-        await waitFor(
-          async () => (await admin.status(stream))[0]?.blocked != null,
-          60_000,
+        await waitUntil(
           'the stream to be parked',
+          async () => (await admin.status(stream))[0]?.blocked != null,
+          { timeoutMs: 60_000 },
         );
         const status = (await admin.status(stream))[0];
         assert.equal(status?.committedSeq, 1);

@@ -14,7 +14,8 @@ import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/
 import { Producer } from '../../src/queue/producer.ts';
 import { Worker } from '../../src/queue/worker.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const UUID = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
@@ -191,10 +192,10 @@ describe('refused at the door: the Producer', () => {
     });
     try {
       await worker.start();
-      await waitFor(
-        async () => (await producer.streamInfo(`${schema}.t`)).committedSeq === 1,
-        30_000,
+      await waitUntil(
         'the commit',
+        async () => (await producer.streamInfo(`${schema}.t`)).committedSeq === 1,
+        { timeoutMs: 30_000 },
       );
       assert.equal((await producer.streamInfo(`${schema}.t`)).blocked, null);
       const rows = await withClient((c) =>
