@@ -118,7 +118,13 @@ async function startDemoWorkers(
       lost.abort(new Error(`${worker.label} exited (${code}) during the demo:\n${worker.tail()}`));
     });
   }
-  await Promise.all(workers.map((w) => w.waitUntilStarted(60_000, io.signal)));
+  try {
+    await Promise.all(workers.map((w) => w.waitUntilStarted(60_000, io.signal)));
+  } catch (error) {
+    // Not returned to runDemo, which would stop them: stop them here, or they keep the demo alive.
+    await Promise.all(workers.map((w) => w.stop(45_000)));
+    throw error;
+  }
   if (!io.signal.aborted)
     io.out(`Started ${workers.length} workers (pids ${workers.map((w) => w.pid).join(', ')})\n`);
   return workers;
