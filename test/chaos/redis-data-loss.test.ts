@@ -8,16 +8,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
-import { defineTable, type PgBulkIngestError, Producer, StreamAdmin, Worker } from '../../src/index.ts';
+import { defineTable, type PgBulkIngestError, Producer, StreamAdmin } from '../../src/index.ts';
 import { QueueKeys } from '../../src/queue/queue-keys.ts';
 import { rejection } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { PrivateRedis } from '../helpers/private-redis.ts';
-import { uniqueQueue } from '../helpers/queue.ts';
+import { inProcessWorker, uniqueQueue, withWorker } from '../helpers/queue.ts';
 import { waitUntil } from '../helpers/wait.ts';
-
-const silent = pino({ level: 'silent' });
 
 describe('Redis losing data', () => {
   const schema = uniqueName('redis_loss');
@@ -42,23 +39,12 @@ describe('Redis losing data', () => {
       producer: new Producer({ redis: redis.url, ...names }),
       admin: new StreamAdmin({ databaseUrl: DATABASE_URL, redis: redis.url, ...names }),
     });
-    const withWorker = async (body: () => Promise<unknown>) => {
-      const worker = new Worker({
-        databaseUrl: DATABASE_URL,
-        redis: redis.url,
-        ...names,
-        logger: silent,
-        sweepIntervalMs: 200,
-      });
+    const whileWorking = (body: () => Promise<unknown>) => {
+      const worker = inProcessWorker(names, { redis: redis.url, sweepIntervalMs: 200 });
       worker.on('redisGap', (e) => gaps.push(e.description));
-      await worker.start();
-      try {
-        await body();
-      } finally {
-        await worker.close();
-      }
+      return withWorker(worker, body);
     };
-    return { open, withWorker, gaps };
+    return { open, withWorker: whileWorking, gaps };
   }
 
   async function rows(name: string) {
@@ -196,15 +182,7 @@ describe('Redis losing data', () => {
         enqueued += 1;
       }
       assert.ok(enqueued > 3, `${enqueued} batches before Redis was full`);
-      const worker = new Worker({
-        databaseUrl: DATABASE_URL,
-        redis: redis.url,
-        ...names,
-        logger: silent,
-        sweepIntervalMs: 200,
-      });
-      await worker.start();
-      try {
+      await withWorker(inProcessWorker(names, { redis: redis.url, sweepIntervalMs: 200 }), async () => {
         const stream = `${schema}.full_of_batches`;
         await waitUntil(
           'every batch',
@@ -216,9 +194,7 @@ describe('Redis losing data', () => {
         });
         const again = await producer.enqueue({ tables: [t], highWatermark: 'after', rows: [[t, [1, 1]]] });
         assert.equal(again.seq, enqueued + 1, 'room again once the workers committed');
-      } finally {
-        await worker.close();
-      }
+      });
     } finally {
       await producer.close();
       await admin.close();

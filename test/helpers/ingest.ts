@@ -172,26 +172,3 @@ export async function migrate(
     migrated: (await tableOid(f.observer, f.schema, 't')) !== oid,
   };
 }
-
-/** (id integer primary key, value text) with an index on value. */
-export const keyedTable = (schema: string, name = 'keyed') =>
-  defineTable({
-    schema,
-    name,
-    columns: [
-      { name: 'id', type: 'integer', primaryKey: true },
-      { name: 'value', type: 'text' },
-    ],
-    indexes: [{ columns: ['value'] }],
-  });
-
-/** (id integer, value text): no key, so ingest() inserts plainly. */
-export const plainTable = (schema: string, name = 'plain') =>
-  defineTable({
-    schema,
-    name,
-    columns: [
-      { name: 'id', type: 'integer' },
-      { name: 'value', type: 'text' },
-    ],
-  });

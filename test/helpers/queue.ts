@@ -7,7 +7,7 @@ import { after, before } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Producer, Worker } from '../../src/index.ts';
+import { Producer, Worker, type WorkerOptions } from '../../src/index.ts';
 import { bullQueues } from '../../src/queue/queue-config.ts';
 import { DATABASE_URL, uniqueName } from './pg.ts';
 
@@ -48,6 +48,33 @@ export async function cleanQueue(
   }
 }
 
+/**
+ * A Worker in this process on the test's queue: the test database, REDIS_URL (unless
+ * `options.redis`), no log; `options` on top. Started and closed by the caller, or `withWorker`.
+ */
+export function inProcessWorker(
+  names: { queueName: string; prefix: string },
+  options: WorkerOptions = {},
+): Worker {
+  return new Worker({
+    databaseUrl: DATABASE_URL,
+    redis: REDIS_URL,
+    ...names,
+    logger: pino({ level: 'silent' }),
+    ...options,
+  });
+}
+
+/** Starts `worker` (just created: it holds connections), runs `fn`, and closes the worker whatever happened. */
+export async function withWorker<T>(worker: Worker, fn: () => Promise<T>): Promise<T> {
+  try {
+    await worker.start();
+    return await fn();
+  } finally {
+    await worker.close();
+  }
+}
+
 export interface InProcessQueue {
   readonly names: { queueName: string; prefix: string };
   readonly producer: Producer;
@@ -64,12 +91,7 @@ export function inProcessQueue(): InProcessQueue {
   let worker: Worker | undefined;
   before(async () => {
     producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: pino({ level: 'silent' }),
-    });
+    worker = inProcessWorker(names);
     await worker.start();
   });
   after(async () => {

@@ -1,9 +1,10 @@
 /**
  * What PostgreSQL (the truth, schema bulk_ingest) holds about a test's streams: their committed
- * seqs, and forgetting them afterwards. A test's streams are named `<its schema>.<table>`.
+ * seqs, forgetting them afterwards, and a role that may only read it. A test's streams are named
+ * `<its schema>.<table>`.
  */
 import type pg from 'pg';
-import { withClient } from './pg.ts';
+import { DATABASE_URL, uniqueName, withClient } from './pg.ts';
 
 async function exists(db: pg.ClientBase, table: string): Promise<boolean> {
   const { rows } = await db.query('SELECT to_regclass($1) IS NOT NULL AS ok', [`bulk_ingest.${table}`]);
@@ -36,4 +37,28 @@ export async function forgetStreams(schema: string, databaseUrl?: string): Promi
       if (await exists(db, table))
         await db.query(`DELETE FROM bulk_ingest.${table} WHERE stream LIKE $1`, [`${schema}.%`]);
   }, databaseUrl);
+}
+
+/**
+ * Runs `fn` with the URL of the test database as a new role that may only read bulk_ingest (USAGE
+ * on the schema, SELECT on its tables); the role is dropped afterwards.
+ */
+export async function withReadOnlyRole(fn: (databaseUrl: string) => Promise<void>): Promise<void> {
+  const role = uniqueName('reader');
+  await withClient(async (c) => {
+    await c.query(`CREATE ROLE ${role} LOGIN`);
+    await c.query(`GRANT USAGE ON SCHEMA bulk_ingest TO ${role}`);
+    await c.query(`GRANT SELECT ON ALL TABLES IN SCHEMA bulk_ingest TO ${role}`);
+  });
+  const url = new URL(DATABASE_URL);
+  url.username = role;
+  try {
+    await fn(url.toString());
+  } finally {
+    await withClient(async (c) => {
+      await c.query(`REVOKE ALL ON ALL TABLES IN SCHEMA bulk_ingest FROM ${role}`);
+      await c.query(`REVOKE ALL ON SCHEMA bulk_ingest FROM ${role}`);
+      await c.query(`DROP ROLE ${role}`);
+    });
+  }
 }

@@ -11,16 +11,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { parse, stringify } from 'yaml';
-import { defineTable, Producer, Worker } from '../../src/index.ts';
-import { type OpsServer, startOpsServer } from '../../src/ops/http-server.ts';
-import { createMetrics } from '../../src/ops/metrics.ts';
-import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
+import { defineTable, Producer } from '../../src/index.ts';
 import { panelQueries } from '../helpers/dashboards.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
+import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { type ServedWorker, startServedWorker } from '../helpers/served-worker.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const HAVE_PROMETHEUS = !spawnSync('prometheus', ['--version']).error;
@@ -60,9 +57,7 @@ describe('dashboards: every panel query returns data from Prometheus', {
   const orders = defineTable({ schema, name: 'orders', columns: ORDER_COLUMNS });
   const dir = mkdtempSync(join(tmpdir(), 'pgbi-prometheus-'));
   let producer: Producer;
-  let worker: Worker;
-  let ops: OpsServer;
-  let detach: () => Promise<void>;
+  let ops: ServedWorker;
   let prometheus: ChildProcess | undefined;
   let api = '';
 
@@ -82,24 +77,7 @@ describe('dashboards: every panel query returns data from Prometheus', {
   before(async () => {
     if (!HAVE_PROMETHEUS) return;
     producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      concurrency: 1,
-      poisonRetries: 0,
-      shutdownTimeoutMs: 2000,
-      logger: pino({ level: 'silent' }),
-    });
-    const metrics = createMetrics();
-    detach = attachWorkerMetrics(metrics, worker, { databaseUrl: DATABASE_URL });
-    ops = await startOpsServer({
-      port: 0,
-      host: '127.0.0.1',
-      registry: metrics.registry,
-      readinessChecks: worker.readinessChecks,
-    });
-    await worker.start();
+    ops = await startServedWorker(names, { concurrency: 1, poisonRetries: 0, shutdownTimeoutMs: 2000 });
     writeFileSync(join(dir, 'prometheus.yml'), scrapeConfigFor(`127.0.0.1:${ops.port}`));
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
@@ -128,9 +106,7 @@ describe('dashboards: every panel query returns data from Prometheus', {
     }
     rmSync(dir, { recursive: true, force: true });
     await ops.close();
-    await detach();
     await producer.close();
-    await worker.close();
     await cleanQueue(names);
     await dropSchema(schema);
   });

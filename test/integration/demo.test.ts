@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { startCli } from '../helpers/cli.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { forgetStreams } from '../helpers/stream-state.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 function demo(
@@ -49,11 +50,7 @@ describe('demo command', () => {
     for (const run of runs) {
       await cleanQueue(run);
       await dropSchema(run.schema);
-      await withClient((c) =>
-        c.query('DELETE FROM bulk_ingest.stream_state WHERE stream = ANY($1)', [
-          [`${run.schema}.customers`, `${run.schema}.orders`],
-        ]),
-      );
+      await forgetStreams(run.schema);
     }
   });
 

@@ -8,12 +8,12 @@ import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { Producer, Worker } from '../../src/index.ts';
+import { Producer } from '../../src/index.ts';
 import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/ops/cli/gateway-command.ts';
 import { ChildOutput } from '../helpers/child-output.ts';
 import { runCli, startCli } from '../helpers/cli.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -409,41 +409,30 @@ describe('gateway', () => {
     } finally {
       await producer.close();
     }
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: pino({ level: 'silent' }),
-    });
-    await worker.start();
     try {
-      for (const s of [schema, other]) {
-        await waitUntil(
-          `${s}.twin committed`,
-          async () => (await json(await get(`/v1/streams/${s}.twin`))).committedSeq === 1,
-          { timeoutMs: 20_000 },
-        );
-      }
-      const rows = (s: string) =>
-        withClient(async (c) => (await c.query(`SELECT t::text AS row FROM "${s}".twin t ORDER BY id`)).rows);
-      const [viaGateway, viaProducer] = [await rows(schema), await rows(other)];
-      assert.equal(viaGateway.length, 3);
-      assert.deepEqual(viaGateway, viaProducer);
+      await withWorker(inProcessWorker(names), async () => {
+        for (const s of [schema, other]) {
+          await waitUntil(
+            `${s}.twin committed`,
+            async () => (await json(await get(`/v1/streams/${s}.twin`))).committedSeq === 1,
+            { timeoutMs: 20_000 },
+          );
+        }
+        const rows = (s: string) =>
+          withClient(
+            async (c) => (await c.query(`SELECT t::text AS row FROM "${s}".twin t ORDER BY id`)).rows,
+          );
+        const [viaGateway, viaProducer] = [await rows(schema), await rows(other)];
+        assert.equal(viaGateway.length, 3);
+        assert.deepEqual(viaGateway, viaProducer);
+      });
     } finally {
-      await worker.close();
       await dropSchema(other);
     }
   });
 
   it('commits what it enqueued once a worker runs', async () => {
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: pino({ level: 'silent' }),
-    });
-    await worker.start();
-    try {
+    await withWorker(inProcessWorker(names), async () => {
       await waitUntil(
         'both batches committed',
         async () => (await json(await get(`/v1/streams/${schema}.events`))).committedSeq === 2,
@@ -452,9 +441,7 @@ describe('gateway', () => {
       const status = await json(await get(`/v1/streams/${encodeURIComponent(`${schema}.events`)}`));
       assert.equal(status.highWatermark, 'hw-1');
       assert.equal(status.pending, 0);
-    } finally {
-      await worker.close();
-    }
+    });
   });
 
   /** POSTs `size` bytes of body slowly enough for the server to answer first. */

@@ -11,13 +11,12 @@ import {
   backendPid,
   batchesOf,
   copyInProgress,
-  keyedTable as keyed,
-  plainTable as plain,
   rowsOf,
   selectAll,
   tableOid,
   withSchema,
 } from '../helpers/ingest.ts';
+import { keyedTable as keyed, plainTable as plain } from '../helpers/tables.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 async function count(client: pg.ClientBase, table: IngestTable): Promise<number> {

@@ -7,10 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { pino } from 'pino';
-import { defineTable, Producer, StreamAdmin, Worker } from '../../src/index.ts';
-import { type OpsServer, startOpsServer } from '../../src/ops/http-server.ts';
+import { defineTable, Producer, StreamAdmin } from '../../src/index.ts';
+import { startOpsServer } from '../../src/ops/http-server.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
-import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
 import { WorkerProcess } from '../../src/ops/worker-processes.ts';
 import { StreamApplier } from '../../src/queue/apply-stream.ts';
 import { nextBatch } from '../../src/queue/stream-position.ts';
@@ -21,6 +20,7 @@ import { childEnv } from '../helpers/cli.ts';
 import { freePort } from '../helpers/free-port.ts';
 import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { type ServedWorker, startServedWorker } from '../helpers/served-worker.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 /** Prometheus text format: the value of the sample `name{labels}` (labels matched exactly), if any. */
@@ -78,42 +78,25 @@ describe('metrics: a worker scraped after a known run', () => {
     (t) => `${schema}.${t.name}`,
   ) as [string, string, string];
   let producer: Producer;
-  let worker: Worker;
-  let ops: OpsServer;
-  let detach: () => Promise<void>;
+  let ops: ServedWorker;
 
   before(async () => {
     producer = new Producer({ redis: REDIS_URL, ...names });
     // concurrency 1: with 2, two kicks of one stream can both try its poison batch (the second
     // waits on the stream lock, then fails too) and both park it, so `parked` would read 2.
     // shutdownTimeoutMs: close() keeps its timeout timer running even when it is not needed.
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
+    ops = await startServedWorker(names, {
       concurrency: 1,
       coalesceMaxBatches: 1, // one transaction per batch: the phase counts below are per batch
       poisonRetries: 0,
       sweepIntervalMs: 500,
       shutdownTimeoutMs: 2000,
-      logger: pino({ level: 'silent' }),
     });
-    const metrics = createMetrics();
-    detach = attachWorkerMetrics(metrics, worker, { databaseUrl: DATABASE_URL });
-    ops = await startOpsServer({
-      port: 0,
-      host: '127.0.0.1',
-      registry: metrics.registry,
-      readinessChecks: worker.readinessChecks,
-    });
-    await worker.start();
   });
 
   after(async () => {
     await ops.close();
-    await detach();
     await producer.close();
-    await worker.close();
     await cleanQueue(names);
     await dropSchema(schema);
   });

@@ -6,9 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Job, Queue } from 'bullmq';
-import { pino } from 'pino';
-import { BATCH_JOB, Producer, Worker } from '../../src/index.ts';
-import { type Connection, openQueue } from '../helpers/queue.ts';
+import { BATCH_JOB, Producer } from '../../src/index.ts';
+import { type Connection, inProcessWorker, openQueue } from '../helpers/queue.ts';
 import { withQueueFixture } from '../helpers/queue-fixture.ts';
 import { committedSeqs } from '../helpers/stream-state.ts';
 import { waitUntil } from '../helpers/wait.ts';
@@ -41,17 +40,17 @@ async function settled(queue: Queue, job: Job, timeoutMs = 15_000): Promise<Job>
   return (await queue.getJob(job.id as string)) as Job;
 }
 
-function inProcessWorker(connection: Connection) {
-  return new Worker({
-    ...connection,
-    redis: connection.redisUrl,
+/** A Worker in this process on the fixture's queue, with short intervals: a stalled job comes back in seconds. */
+function fastWorker(c: Connection) {
+  return inProcessWorker(c, {
+    databaseUrl: c.databaseUrl,
+    redis: c.redisUrl,
     poisonRetries: 1,
     poisonBackoffMs: 50,
     lockDurationMs: 2000,
     stalledIntervalMs: 2000,
     sweepIntervalMs: 500,
     shutdownTimeoutMs: 2000,
-    logger: pino({ level: 'silent' }),
   });
 }
 
@@ -61,7 +60,7 @@ describe('queue: bad input from a foreign producer', () => {
   }, async () => {
     await withQueueFixture('queue_bad_input', async ({ schema, connection, db }) => {
       const { queue, redis, close } = openQueue(connection);
-      const worker = inProcessWorker(connection);
+      const worker = fastWorker(connection);
       const parked: (string | null)[] = [];
       worker.on('parked', (e) => parked.push(e.reason));
       const producer = new Producer({ redis: connection.redisUrl, ...connection });
@@ -130,7 +129,7 @@ describe('queue: bad input from a foreign producer', () => {
   }, async () => {
     await withQueueFixture('queue_raw_garbage', async ({ connection }) => {
       const { queue, redis, close } = openQueue(connection);
-      const worker = inProcessWorker(connection);
+      const worker = fastWorker(connection);
       try {
         const job = await queue.add(BATCH_JOB, {});
         // What a producer writing the job hash itself, not through a BullMQ client, might leave.
@@ -160,7 +159,7 @@ describe('queue: bad input from a foreign producer', () => {
   }, async () => {
     await withQueueFixture('queue_missing_part', async ({ schema, connection, db }) => {
       const { redis, close } = openQueue(connection);
-      const worker = inProcessWorker(connection);
+      const worker = fastWorker(connection);
       const producer = new Producer({ redis: connection.redisUrl, ...connection, partBytes: 200 });
       const parked: (string | null)[] = [];
       worker.on('parked', (e) => parked.push(e.reason));
@@ -191,7 +190,7 @@ describe('queue: bad input from a foreign producer', () => {
     timeout: 30_000,
   }, async () => {
     await withQueueFixture('queue_stream_owner', async ({ schema, connection, db }) => {
-      const worker = inProcessWorker(connection);
+      const worker = fastWorker(connection);
       const producer = new Producer({ redis: connection.redisUrl, ...connection });
       const parked: (string | null)[] = [];
       worker.on('parked', (e) => parked.push(e.reason));

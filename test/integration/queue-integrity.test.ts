@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import { pino } from 'pino';
 import {
   defineTable,
   ingest,
@@ -14,17 +13,17 @@ import {
   Producer,
   StreamAdmin,
   Upsert,
-  Worker,
+  type Worker,
 } from '../../src/index.ts';
 import { bullQueues } from '../../src/queue/queue-config.ts';
 import { QueueKeys } from '../../src/queue/queue-keys.ts';
 import { addCommitLog, assertCommitOrder, commitOrder } from '../helpers/commit-log.ts';
 import { rejection } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { withReadOnlyRole } from '../helpers/stream-state.ts';
+import { keyedTable } from '../helpers/tables.ts';
 import { waitUntil } from '../helpers/wait.ts';
-
-const silent = pino({ level: 'silent' });
 
 async function rowsOf(table: string): Promise<unknown[][]> {
   return withClient(
@@ -38,15 +37,7 @@ describe('queue integrity', () => {
   let producer: Producer;
   let worker: Worker;
   let admin: StreamAdmin;
-  const keyed = (name: string, s = schema) =>
-    defineTable({
-      schema: s,
-      name,
-      columns: [
-        { name: 'id', type: 'integer', primaryKey: true },
-        { name: 'value', type: 'text' },
-      ],
-    });
+  const keyed = (name: string, s = schema) => keyedTable(s, name, []);
   const committed = async (stream: string, seq: number) =>
     waitUntil(`${stream} at ${seq}`, async () => (await admin.status(stream))[0]?.committedSeq === seq, {
       timeoutMs: 20_000,
@@ -54,14 +45,7 @@ describe('queue integrity', () => {
 
   before(async () => {
     producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: silent,
-      sweepIntervalMs: 200,
-      poisonRetries: 0,
-    });
+    worker = inProcessWorker(names, { sweepIntervalMs: 200, poisonRetries: 0 });
     admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
     await worker.start();
   });
@@ -338,27 +322,16 @@ describe('queue integrity', () => {
   });
 
   it('regression: status works for a role that may only read (it ran CREATE ... IF NOT EXISTS)', async () => {
-    const role = uniqueName('reader');
-    await withClient(async (c) => {
-      await c.query(`CREATE ROLE ${role} LOGIN`);
-      await c.query(`GRANT USAGE ON SCHEMA bulk_ingest TO ${role}`);
-      await c.query(`GRANT SELECT ON ALL TABLES IN SCHEMA bulk_ingest TO ${role}`);
+    await withReadOnlyRole(async (databaseUrl) => {
+      const reader = new StreamAdmin({ databaseUrl, redis: REDIS_URL, ...names });
+      try {
+        const statuses = await reader.status();
+        assert.ok(statuses.length > 0);
+        assert.ok(statuses.some((s) => s.committedSeq > 0));
+      } finally {
+        await reader.close();
+      }
     });
-    const url = new URL(DATABASE_URL);
-    url.username = role;
-    const reader = new StreamAdmin({ databaseUrl: url.toString(), redis: REDIS_URL, ...names });
-    try {
-      const statuses = await reader.status();
-      assert.ok(statuses.length > 0);
-      assert.ok(statuses.some((s) => s.committedSeq > 0));
-    } finally {
-      await reader.close();
-      await withClient(async (c) => {
-        await c.query(`REVOKE ALL ON ALL TABLES IN SCHEMA bulk_ingest FROM ${role}`);
-        await c.query(`REVOKE ALL ON SCHEMA bulk_ingest FROM ${role}`);
-        await c.query(`DROP ROLE ${role}`);
-      });
-    }
   });
 });
 
@@ -373,11 +346,7 @@ describe('queue integrity: batch jobs from other languages', () => {
   it('regression: jobs added through BullMQ commit in the order they were added, with 3 workers of concurrency 3', {
     timeout: 60_000,
   }, async () => {
-    const workers = Array.from(
-      { length: 3 },
-      () =>
-        new Worker({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names, concurrency: 3, logger: silent }),
-    );
+    const workers = Array.from({ length: 3 }, () => inProcessWorker(names, { concurrency: 3 }));
     const queues = bullQueues(names);
     // What docs/batch-format.md tells a Python (or any BullMQ) producer to do.
     const queue = new Queue(queues.admissions, { connection: { url: REDIS_URL }, prefix: queues.prefix });

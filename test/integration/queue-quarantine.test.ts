@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
-import { pino } from 'pino';
 import {
   BadRows,
   type CommittedBatch,
@@ -19,14 +18,13 @@ import {
   type Row,
   StreamAdmin,
   Upsert,
-  Worker,
 } from '../../src/index.ts';
 import { createMetrics, type PgbiMetrics } from '../../src/ops/metrics.ts';
 import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
 import { rejectedRowsPerSeq } from '../../src/queue/apply-stream.ts';
 import { runCli } from '../helpers/cli.ts';
 import { connect, DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
-import { cleanQueue, inProcessQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { cleanQueue, inProcessQueue, inProcessWorker, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 describe('queue with BadRows.QUARANTINE', () => {
@@ -230,14 +228,7 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
   ): Promise<{ committed: CommittedBatch[]; admin: StreamAdmin; metrics: PgbiMetrics }> {
     const producer = new Producer({ redis: REDIS_URL, ...names });
     const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      concurrency: 1,
-      poisonRetries: 0,
-      logger: pino({ level: 'silent' }),
-    });
+    const worker = inProcessWorker(names, { concurrency: 1, poisonRetries: 0 });
     const committed: CommittedBatch[] = [];
     worker.on('committed', (batch) => committed.push(batch));
     const metrics = createMetrics({ defaultMetrics: false });

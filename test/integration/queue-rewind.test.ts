@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { pino } from 'pino';
 import {
   type Batch,
   defineTable,
@@ -15,11 +14,12 @@ import {
   type PgBulkIngestError,
   Producer,
   StreamAdmin,
-  Worker,
 } from '../../src/index.ts';
 import { runCli } from '../helpers/cli.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
+import { forgetStreams } from '../helpers/stream-state.ts';
+import { keyedTable } from '../helpers/tables.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const SOURCE_ROWS = 10;
@@ -35,22 +35,9 @@ describe('rewind', () => {
     await admin.close();
     await cleanQueue(names);
     await dropSchema(schema);
-    await withClient(async (c) => {
-      await c.query('DELETE FROM bulk_ingest.batches WHERE stream LIKE $1', [`${schema}.%`]);
-      await c.query('DELETE FROM bulk_ingest.rewinds WHERE stream LIKE $1', [`${schema}.%`]);
-      await c.query('DELETE FROM bulk_ingest.stream_state WHERE stream LIKE $1', [`${schema}.%`]);
-      await c.query('DELETE FROM bulk_ingest.skipped_batches WHERE stream LIKE $1', [`${schema}.%`]);
-    });
+    await forgetStreams(schema);
   });
-  const table = (name: string) =>
-    defineTable({
-      schema,
-      name,
-      columns: [
-        { name: 'id', type: 'integer', primaryKey: true },
-        { name: 'value', type: 'text' },
-      ],
-    });
+  const table = (name: string) => keyedTable(schema, name, []);
 
   /**
    * A source of rows 1..10 read two at a time from a high watermark (the last id sent), as an
@@ -65,24 +52,11 @@ describe('rewind', () => {
   }
 
   async function drained(stream: string, seq: number) {
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      concurrency: 1,
-      poisonRetries: 0,
-      logger: pino({ level: 'silent' }),
-    });
-    try {
-      await worker.start();
-      await waitUntil(
-        `${stream} at ${seq}`,
-        async () => (await admin.status(stream))[0]?.committedSeq === seq,
-        { timeoutMs: 30_000 },
-      );
-    } finally {
-      await worker.close();
-    }
+    await withWorker(inProcessWorker(names, { concurrency: 1, poisonRetries: 0 }), () =>
+      waitUntil(`${stream} at ${seq}`, async () => (await admin.status(stream))[0]?.committedSeq === seq, {
+        timeoutMs: 30_000,
+      }),
+    );
   }
 
   const commentOf = (name: string) =>
@@ -195,21 +169,11 @@ describe('rewind', () => {
       c.query(`ALTER TABLE "${schema}".blocked ADD CONSTRAINT no_bad CHECK (code <> 'bad')`),
     );
     await producer.enqueue({ tables: [t], highWatermark: 2, rows: [[t, [2, 'bad']]] });
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      poisonRetries: 0,
-      logger: pino({ level: 'silent' }),
-    });
-    await worker.start();
-    try {
-      await waitUntil('parked', async () => (await admin.status(stream))[0]?.blocked != null, {
+    await withWorker(inProcessWorker(names, { poisonRetries: 0 }), () =>
+      waitUntil('parked', async () => (await admin.status(stream))[0]?.blocked != null, {
         timeoutMs: 30_000,
-      });
-    } finally {
-      await worker.close();
-    }
+      }),
+    );
     await assert.rejects(admin.rewind(stream, { toSeq: 1 }), (e: PgBulkIngestError) => {
       assert.equal(e.code, 'STREAM_BUSY');
       assert.match(e.message, /is blocked at batch 2 \(/);

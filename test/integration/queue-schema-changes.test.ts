@@ -6,14 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { pino } from 'pino';
 import { defineTable, type IngestTable, SchemaChanges } from '../../src/index.ts';
 import { StreamAdmin } from '../../src/queue/admin.ts';
 import { Producer } from '../../src/queue/producer.ts';
-import { Worker } from '../../src/queue/worker.ts';
 import { selectAll } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { forgetStreams } from '../helpers/stream-state.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const versions = (schema: string) => {
@@ -49,14 +48,7 @@ async function withQueue(
   const names = uniqueQueue();
   const producer = new Producer({ redis: REDIS_URL, ...names });
   const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
-  const worker = new Worker({
-    databaseUrl: DATABASE_URL,
-    redis: REDIS_URL,
-    ...names,
-    poisonRetries: 0,
-    poisonBackoffMs: 10,
-    logger: pino({ level: 'silent' }),
-  });
+  const worker = inProcessWorker(names, { poisonRetries: 0, poisonBackoffMs: 10 });
   await worker.start();
   try {
     await fn({ schema, producer, admin });
@@ -66,9 +58,7 @@ async function withQueue(
     await admin.close();
     await cleanQueue(names);
     await dropSchema(schema);
-    await withClient((c) =>
-      c.query('DELETE FROM bulk_ingest.stream_state WHERE stream = $1', [`${schema}.t`]),
-    );
+    await forgetStreams(schema);
   }
 }
 
