@@ -1,16 +1,15 @@
 /**
  * Shared by the queue methods (not a method itself): a Producer with its own queue name and key
- * prefix, worker child processes (`src/ops/cli/main.ts worker`), their peak RSS and CPU from
+ * prefix, worker child processes (`src/ops/worker-processes.ts`), their peak RSS and CPU from
  * /proc, and the clean-up (SIGTERM, the run's Redis keys, its stream_state row).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { HighWatermark, Upsert } from '../src/index.ts';
-import { workerCommand } from '../src/ops/demo/worker-processes.ts';
+import { WorkerProcess } from '../src/ops/worker-processes.ts';
 import { Producer } from '../src/queue/producer.ts';
 import { bullQueues } from '../src/queue/queue-config.ts';
 import { STATE_SCHEMA } from '../src/queue/stream-state.ts';
@@ -85,13 +84,13 @@ export async function startQueue(
   const queueName = name;
   const prefix = name;
   const stream = name;
-  const workers: ChildProcess[] = [];
+  const workers: WorkerProcess[] = [];
   const metricsPorts: number[] = [];
   for (let i = 0; i < workerCount; i++) {
     // Without `metrics`, 0: each worker picks a free port nobody reads.
     const metricsPort = options.metrics ? await freePort() : 0;
     if (options.metrics) metricsPorts.push(metricsPort);
-    // Started as the demo starts them (workerCommand: the Dockerfile's Node flags, the loader when
+    // Started as the demo and the tests start them (the Dockerfile's Node flags, the loader when
     // running from sources), plus BENCH_WORKER_NODE_FLAGS (default: BENCH_NODE_FLAGS) and profiling.
     // No --cpu-prof-name: the tsx loader thread writes a profile too, and would overwrite the main
     // thread's under the same name. The main thread's is the large one.
@@ -99,9 +98,9 @@ export async function startQueue(
     const flags = extra.split(' ').filter(Boolean);
     if (process.env.BENCH_CPU_PROF)
       flags.push('--cpu-prof', `--cpu-prof-dir=${OUT}/profiles/${name}-worker-${i}`);
-    const { command, args } = workerCommand();
     workers.push(
-      spawn(command, [...flags, ...args], {
+      new WorkerProcess({
+        nodeFlags: flags,
         cwd: REPO,
         env: {
           ...process.env,
@@ -115,13 +114,13 @@ export async function startQueue(
           LOG_LEVEL: 'warn',
         },
         // Worker logs go to stderr: the child's stdout carries BENCH_RESULT.
-        stdio: ['ignore', 2, 2],
+        output: 'stderr',
       }),
     );
   }
-  const exited = () => workers.find((w) => w.exitCode !== null || w.signalCode !== null);
+  const exited = () => workers.find((w) => !w.alive);
   const killAll = () => {
-    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+    for (const w of workers) void w.kill();
   };
   // Started before timing: wait until every worker's BullMQ worker is listening on the kicks queue.
   const bull = bullQueues({ queueName, prefix });
@@ -169,21 +168,8 @@ export async function startQueue(
     },
     workersCpuMs: () => workers.reduce((sum, w) => sum + (w.pid ? cpuMsOf(w.pid) : 0), 0),
     async stop() {
-      const peakRssKb = Math.max(...workers.map((w) => (w.pid && w.exitCode === null ? vmHwmKb(w.pid) : 0)));
-      await Promise.all(
-        workers.map(
-          (w) =>
-            new Promise<void>((resolve) => {
-              if (w.exitCode !== null || w.signalCode !== null) return resolve();
-              const kill = setTimeout(() => w.kill('SIGKILL'), 30_000);
-              w.once('exit', () => {
-                clearTimeout(kill);
-                resolve();
-              });
-              w.kill('SIGTERM');
-            }),
-        ),
-      );
+      const peakRssKb = Math.max(...workers.map((w) => (w.pid && w.alive ? vmHwmKb(w.pid) : 0)));
+      await Promise.all(workers.map((w) => w.stop(30_000)));
       await producer.close();
       // The stream keys (`<prefix>:...`) and BullMQ's (`{<prefix>}:<queue>...`), see queue-keys.ts.
       for (const pattern of [`${prefix}:*`, `${bull.prefix}:*`]) {

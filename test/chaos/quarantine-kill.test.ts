@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BadRows, defineTable, Producer, type Row, Upsert } from '../../src/index.ts';
-import { committedSeqs, eventually, withQueueFixture } from '../helpers/worker-process.ts';
+import { withQueueFixture } from '../helpers/queue-fixture.ts';
+import { committedSeqs } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 describe('quarantine and a killed worker', () => {
   it('a worker killed mid-isolation quarantines nothing twice', { timeout: 120_000 }, async () => {
@@ -51,13 +53,13 @@ describe('quarantine and a killed worker', () => {
         if (!isolating) await sleep(2);
       }
       assert.ok(isolating, 'the worker was seen isolating bad rows');
-      await first.kill9();
+      await first.kill();
       assert.equal((await committedSeqs(db, [stream])).get(stream), 0, 'killed before its commit');
       fleet.start({ LOG_LEVEL: 'info' }, 'second');
-      await eventually(
-        async () => (await committedSeqs(db, [stream])).get(stream) === 1,
-        60_000,
+      await waitUntil(
         'the batch committed',
+        async () => (await committedSeqs(db, [stream])).get(stream) === 1,
+        { timeoutMs: 60_000 },
       );
       const count = await db.query(`SELECT count(*)::int AS n FROM "${schema}".events`);
       assert.equal(count.rows[0]?.n, 99_997);

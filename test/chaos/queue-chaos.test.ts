@@ -11,16 +11,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { IngestTable } from '../../src/index.ts';
 import { Producer } from '../../src/index.ts';
 import {
-  committedSeqs,
+  createPlainStreamTable,
   enqueuePlain,
-  eventually,
   plainBatch,
-  plainTable,
   type SentBatch,
   verifyPlainStream,
-  type WorkerFleet,
-  withQueueFixture,
-} from '../helpers/worker-process.ts';
+} from '../helpers/plain-stream.ts';
+import { withQueueFixture } from '../helpers/queue-fixture.ts';
+import { committedSeqs } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import type { WorkerFleet } from '../helpers/worker-fleet.ts';
 
 const STREAMS = 3;
 const BATCHES_PER_STREAM = 100;
@@ -35,12 +35,12 @@ function chaosMonkey(fleet: WorkerFleet, everyMs: [number, number] = [400, 900])
       await sleep(randomInt(everyMs[0], everyMs[1]));
       // Only workers that have been working a while, and never the last one: on two cores a worker
       // takes seconds to start, and killing one that has not started tests nothing.
-      const working = fleet.alive.filter((w) => w.readyAt !== undefined);
-      const victims = working.filter((w) => Date.now() - (w.readyAt as number) > 1000);
+      const working = fleet.alive.filter((w) => w.startedAt !== undefined);
+      const victims = working.filter((w) => Date.now() - (w.startedAt as number) > 1000);
       const victim = working.length >= 2 ? victims[randomInt(0, Math.max(1, victims.length))] : undefined;
       if (stopped || !victim) continue;
       killed.add(victim.pid);
-      await victim.kill9();
+      await victim.kill();
     }
   })();
   const supervisor = fleet.supervise(100);
@@ -70,7 +70,7 @@ describe('queue chaos (G4)', () => {
         fleet.start({ LOG_LEVEL: 'info', ...fault }, `worker-${w}`);
       }
       const tables: IngestTable[] = [];
-      for (let s = 0; s < STREAMS; s++) tables.push(await plainTable(db, schema, `s${s}`));
+      for (let s = 0; s < STREAMS; s++) tables.push(await createPlainStreamTable(db, schema, `s${s}`));
       const streams = tables.map((t) => `${schema}.${t.name}`);
       const monkey = chaosMonkey(fleet);
       const producer = new Producer({ redis: connection.redisUrl, ...connection });
@@ -83,7 +83,7 @@ describe('queue chaos (G4)', () => {
           0,
         );
         progress.push(
-          `${Math.round((Date.now() - started) / 1000)}s:${c}/${sent.flat().length}/${fleet.alive.filter((w) => w.readyAt).length}`,
+          `${Math.round((Date.now() - started) / 1000)}s:${c}/${sent.flat().length}/${fleet.alive.filter((w) => w.startedAt).length}`,
         );
       }, 2000);
       try {
@@ -104,24 +104,27 @@ describe('queue chaos (G4)', () => {
         // never stops can keep every worker restarting: that would test the machine, not us.
         const drained = async () =>
           [...(await committedSeqs(db, streams)).values()].every((seq) => seq === BATCHES_PER_STREAM);
-        await eventually(drained, 20_000, 'every stream to drain under kills').catch(() => undefined);
-        stats = await monkey.stop();
-        await eventually(drained, 90_000, 'every stream to drain', async () =>
-          JSON.stringify([...(await committedSeqs(db, streams))]),
+        await waitUntil('every stream to drain under kills', drained, { timeoutMs: 20_000 }).catch(
+          () => undefined,
         );
+        stats = await monkey.stop();
+        await waitUntil('every stream to drain', drained, {
+          timeoutMs: 90_000,
+          explain: async () => JSON.stringify([...(await committedSeqs(db, streams))]),
+        });
         clearInterval(sampler);
         console.log(`chaos progress (time:committed/enqueued/working workers): ${progress.join(' ')}`);
         const results = [];
         for (const [s, t] of tables.entries())
           results.push(await verifyPlainStream(db, schema, t.name, sent[s] as SentBatch[]));
         // Redis catches up too (a worker killed after COMMIT left its mirror behind), and is emptied.
-        await eventually(
+        await waitUntil(
+          'the Redis mirror to catch up',
           async () =>
             (await Promise.all(streams.map((s) => producer.streamInfo(s)))).every(
               (i) => i.committedSeq === BATCHES_PER_STREAM && i.pendingBytes === 0,
             ),
-          20_000,
-          'the Redis mirror to catch up',
+          { timeoutMs: 20_000 },
         );
         console.log(
           `chaos: ${STREAMS * BATCHES_PER_STREAM} batches, ${results.reduce((n, r) => n + r.rows, 0)} rows over ${STREAMS} streams in ` +

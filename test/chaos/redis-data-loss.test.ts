@@ -8,15 +8,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
-import { defineTable, type PgBulkIngestError, Producer, StreamAdmin, Worker } from '../../src/index.ts';
+import { defineTable, type PgBulkIngestError, Producer, StreamAdmin } from '../../src/index.ts';
 import { QueueKeys } from '../../src/queue/queue-keys.ts';
 import { rejection } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { PrivateRedis } from '../helpers/private-redis.ts';
-import { uniqueQueue, waitFor } from '../helpers/queue.ts';
-
-const silent = pino({ level: 'silent' });
+import { inProcessWorker, uniqueQueue, withWorker } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 describe('Redis losing data', () => {
   const schema = uniqueName('redis_loss');
@@ -41,23 +39,12 @@ describe('Redis losing data', () => {
       producer: new Producer({ redis: redis.url, ...names }),
       admin: new StreamAdmin({ databaseUrl: DATABASE_URL, redis: redis.url, ...names }),
     });
-    const withWorker = async (body: () => Promise<void>) => {
-      const worker = new Worker({
-        databaseUrl: DATABASE_URL,
-        redis: redis.url,
-        ...names,
-        logger: silent,
-        sweepIntervalMs: 200,
-      });
+    const whileWorking = (body: () => Promise<unknown>) => {
+      const worker = inProcessWorker(names, { redis: redis.url, sweepIntervalMs: 200 });
       worker.on('redisGap', (e) => gaps.push(e.description));
-      await worker.start();
-      try {
-        await body();
-      } finally {
-        await worker.close();
-      }
+      return withWorker(worker, body);
     };
-    return { open, withWorker, gaps };
+    return { open, withWorker: whileWorking, gaps };
   }
 
   async function rows(name: string) {
@@ -83,7 +70,9 @@ describe('Redis losing data', () => {
       for (let n = 1; n <= 5; n++)
         await producer.enqueue({ tables: [t], highWatermark: n, rows: [[t, [n, n]]] });
       await q.withWorker(() =>
-        waitFor(async () => (await admin.status(stream))[0]?.committedSeq === 5, 20_000, 'five commits'),
+        waitUntil('five commits', async () => (await admin.status(stream))[0]?.committedSeq === 5, {
+          timeoutMs: 20_000,
+        }),
       );
       await producer.close();
       await admin.close();
@@ -99,7 +88,9 @@ describe('Redis losing data', () => {
         'a Redis that lost everything numbers from 1 again',
       );
       await q.withWorker(() =>
-        waitFor(async () => (await rows('restarted_empty')).length === 8, 20_000, 'the three new batches'),
+        waitUntil('the three new batches', async () => (await rows('restarted_empty')).length === 8, {
+          timeoutMs: 20_000,
+        }),
       );
       assert.deepEqual(
         (await rows('restarted_empty')).map((r) => r.n),
@@ -136,7 +127,9 @@ describe('Redis losing data', () => {
       for (let n = 4; n <= 6; n++)
         await producer.enqueue({ tables: [t], highWatermark: n, rows: [[t, [n, n]]] });
       await q.withWorker(() =>
-        waitFor(async () => (await admin.status(stream))[0]?.committedSeq === 6, 20_000, 'six commits'),
+        waitUntil('six commits', async () => (await admin.status(stream))[0]?.committedSeq === 6, {
+          timeoutMs: 20_000,
+        }),
       );
       await producer.close();
       await admin.close();
@@ -148,7 +141,9 @@ describe('Redis losing data', () => {
       for (let n = 7; n <= 9; n++)
         await producer.enqueue({ tables: [t], highWatermark: n, rows: [[t, [n, n]]] });
       await q.withWorker(() =>
-        waitFor(async () => (await rows('older_snapshot')).length === 9, 20_000, 'the new batches'),
+        waitUntil('the new batches', async () => (await rows('older_snapshot')).length === 9, {
+          timeoutMs: 20_000,
+        }),
       );
       assert.deepEqual(
         (await rows('older_snapshot')).map((r) => r.n),
@@ -187,27 +182,19 @@ describe('Redis losing data', () => {
         enqueued += 1;
       }
       assert.ok(enqueued > 3, `${enqueued} batches before Redis was full`);
-      const worker = new Worker({
-        databaseUrl: DATABASE_URL,
-        redis: redis.url,
-        ...names,
-        logger: silent,
-        sweepIntervalMs: 200,
-      });
-      await worker.start();
-      try {
+      await withWorker(inProcessWorker(names, { redis: redis.url, sweepIntervalMs: 200 }), async () => {
         const stream = `${schema}.full_of_batches`;
-        await waitFor(
-          async () => (await admin.status(stream))[0]?.committedSeq === enqueued,
-          30_000,
+        await waitUntil(
           'every batch',
+          async () => (await admin.status(stream))[0]?.committedSeq === enqueued,
+          { timeoutMs: 30_000 },
         );
-        await waitFor(async () => (await admin.status(stream))[0]?.pending === 0, 10_000, 'Redis freed');
+        await waitUntil('Redis freed', async () => (await admin.status(stream))[0]?.pending === 0, {
+          timeoutMs: 10_000,
+        });
         const again = await producer.enqueue({ tables: [t], highWatermark: 'after', rows: [[t, [1, 1]]] });
         assert.equal(again.seq, enqueued + 1, 'room again once the workers committed');
-      } finally {
-        await worker.close();
-      }
+      });
     } finally {
       await producer.close();
       await admin.close();

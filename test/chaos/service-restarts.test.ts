@@ -18,18 +18,19 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import type { IngestTable } from '../../src/index.ts';
 import { Producer } from '../../src/index.ts';
-import { freePort, PrivateRedis } from '../helpers/private-redis.ts';
+import { freePort } from '../helpers/free-port.ts';
 import {
-  committedSeqs,
+  createPlainStreamTable,
   enqueuePlain,
-  eventually,
   plainBatch,
-  plainTable,
-  type QueueFixture,
   type SentBatch,
   verifyPlainStream,
-  withQueueFixture,
-} from '../helpers/worker-process.ts';
+} from '../helpers/plain-stream.ts';
+import { PrivateRedis } from '../helpers/private-redis.ts';
+import { type QueueFixture, withQueueFixture } from '../helpers/queue-fixture.ts';
+import { committedSeqs } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { describeWorker } from '../helpers/worker-fleet.ts';
 
 const run = promisify(execFile);
 const PG_BIN = existsSync('/etc/postgresql')
@@ -83,13 +84,15 @@ async function runThrough(
   disrupt: () => Promise<void>,
 ) {
   const tables: IngestTable[] = [];
-  for (let s = 0; s < STREAMS; s++) tables.push(await plainTable(f.db, f.schema, `s${s}`));
+  for (let s = 0; s < STREAMS; s++) tables.push(await createPlainStreamTable(f.db, f.schema, `s${s}`));
   const streams = tables.map((t) => `${f.schema}.${t.name}`);
   // Started before the first batch: workers keep up with the producer from the start, so commits
   // come a few batches at a time (coalescing would otherwise take the whole backlog in one
   // transaction, and the disruption would find nothing left to disrupt).
   const workers = Array.from({ length: 3 }, () => f.fleet.start({ LOG_LEVEL: 'info' }));
-  await eventually(async () => workers.every((w) => w.readyAt !== undefined), 60_000, 'the workers to start');
+  await waitUntil('the workers to start', async () => workers.every((w) => w.startedAt !== undefined), {
+    timeoutMs: 60_000,
+  });
   const supervisor = f.fleet.supervise();
   const producer = new Producer({ redis: f.connection.redisUrl, ...f.connection });
   const check = new pg.Client({ connectionString: databaseUrl });
@@ -106,20 +109,19 @@ async function runThrough(
         }
       }),
     );
-    await eventually(
-      async () => [...(await committedSeqs(f.db, streams)).values()].some((seq) => seq >= 5),
-      60_000,
+    await waitUntil(
       'the first commits',
+      async () => [...(await committedSeqs(f.db, streams)).values()].some((seq) => seq >= 5),
+      { timeoutMs: 60_000 },
     );
     const committedBefore = [...(await committedSeqs(f.db, streams)).values()];
     await disrupt();
     await producing;
     await check.connect();
-    await eventually(
-      async () => [...(await committedSeqs(check, streams)).values()].every((seq) => seq === perStream),
-      60_000,
+    await waitUntil(
       'every stream to drain',
-      async () => JSON.stringify([...(await committedSeqs(check, streams))]),
+      async () => [...(await committedSeqs(check, streams)).values()].every((seq) => seq === perStream),
+      { timeoutMs: 60_000, explain: async () => JSON.stringify([...(await committedSeqs(check, streams))]) },
     );
     const died = await supervisor.stop();
     const results = [];
@@ -165,7 +167,7 @@ describe('service restarts', {
             `${r.results.reduce((n, x) => n + x.rows, 0)} rows exactly once, checksums ${r.results.map((x) => x.checksum.slice(0, 8)).join(' ')}; ` +
             `${crashed.length} worker processes died and were restarted`,
         );
-        for (const w of crashed) console.log(`  died: ${w.describe().slice(-600)}`);
+        for (const w of crashed) console.log(`  died: ${describeWorker(w).slice(-600)}`);
         assert.ok(
           r.committedBefore.some((seq) => seq < 60),
           'the restart must happen mid-run',
@@ -181,7 +183,7 @@ describe('service restarts', {
     await withQueueFixture(
       'svc_pg_survive',
       async ({ schema, connection, fleet, db }) => {
-        const t = await plainTable(db, schema, 's');
+        const t = await createPlainStreamTable(db, schema, 's');
         await db.query(`CREATE FUNCTION "${schema}".slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
                           CREATE TRIGGER slow BEFORE INSERT ON "${schema}".s FOR EACH STATEMENT EXECUTE FUNCTION "${schema}".slow();`);
         const producer = new Producer({ redis: connection.redisUrl, ...connection });
@@ -193,11 +195,11 @@ describe('service restarts', {
             sent.push(batch);
           }
           const worker = fleet.start();
-          await eventually(
+          await waitUntil(
+            'a batch in flight',
             async () =>
               (await db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'`)).rows.length > 0,
-            60_000,
-            'a batch in flight',
+            { timeoutMs: 60_000 },
           );
           await cluster.pgCtl('-m', 'fast', 'restart');
           await sleep(2000);
@@ -207,10 +209,10 @@ describe('service restarts', {
           await check.connect();
           try {
             const stream = `${schema}.s`;
-            await eventually(
-              async () => (await committedSeqs(check, [stream])).get(stream) === 3,
-              30_000,
+            await waitUntil(
               'the batches',
+              async () => (await committedSeqs(check, [stream])).get(stream) === 3,
+              { timeoutMs: 30_000 },
             );
             await verifyPlainStream(check, schema, 's', sent);
             assert.equal(worker.alive, true);

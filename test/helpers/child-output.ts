@@ -1,5 +1,6 @@
-/** The output (stdout and stderr) of a child process, and a wait for a line of it. */
+/** The output (stdout and stderr) of any child process, kept whole, and a wait for a line of it. */
 import type { ChildProcess } from 'node:child_process';
+import { waitUntil } from './wait.ts';
 
 export class ChildOutput {
   text = '';
@@ -20,16 +21,18 @@ export class ChildOutput {
    * the process exits first or `timeoutMs` passes. Generous by default: under a loaded machine
    * (the whole suite on two cores) a process loading its sources through tsx takes many seconds.
    */
-  async waitFor(pattern: RegExp, timeoutMs = 90_000): Promise<RegExpExecArray> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const match = pattern.exec(this.text);
-      if (match) return match;
-      const { exitCode, signalCode } = this.#child;
-      if (exitCode !== null || signalCode !== null)
-        throw new Error(`exited (${exitCode ?? signalCode}) before printing ${pattern}:\n${this.text}`);
-      if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${this.text}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+  waitFor(pattern: RegExp, timeoutMs = 90_000): Promise<RegExpExecArray> {
+    return waitUntil(
+      `${pattern} in its output`,
+      () => {
+        const match = pattern.exec(this.text);
+        if (match) return match;
+        const { exitCode, signalCode } = this.#child;
+        if (exitCode !== null || signalCode !== null)
+          throw new Error(`exited (${exitCode ?? signalCode}) before printing ${pattern}:\n${this.text}`);
+        return undefined;
+      },
+      { timeoutMs, explain: () => this.text },
+    );
   }
 }

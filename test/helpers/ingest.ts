@@ -2,7 +2,6 @@
  * Helpers for the ingest() integration tests: a throw-away schema per test, batches from plain
  * arrays, and read-backs from the catalogs (oid, comment, shape) to check what ingest() did.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { Batch, Batches, Json, Row } from '../../src/index.ts';
 import { defineTable, type IngestTable, ingest, type TableDefinitionInput } from '../../src/index.ts';
@@ -127,20 +126,6 @@ export async function copyInProgress(
   return rows[0];
 }
 
-/** Polls `probe` until it returns something `accept`s, or gives up after `timeoutMs` with the last value. */
-export async function pollUntil<T>(
-  probe: () => Promise<T>,
-  accept: (value: T) => boolean,
-  timeoutMs = 3000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value) || Date.now() > deadline) return value;
-    await sleep(20);
-  }
-}
-
 export async function backendPid(client: pg.ClientBase): Promise<number> {
   return (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid as number;
 }
@@ -187,26 +172,3 @@ export async function migrate(
     migrated: (await tableOid(f.observer, f.schema, 't')) !== oid,
   };
 }
-
-/** (id integer primary key, value text) with an index on value. */
-export const keyedTable = (schema: string, name = 'keyed') =>
-  defineTable({
-    schema,
-    name,
-    columns: [
-      { name: 'id', type: 'integer', primaryKey: true },
-      { name: 'value', type: 'text' },
-    ],
-    indexes: [{ columns: ['value'] }],
-  });
-
-/** (id integer, value text): no key, so ingest() inserts plainly. */
-export const plainTable = (schema: string, name = 'plain') =>
-  defineTable({
-    schema,
-    name,
-    columns: [
-      { name: 'id', type: 'integer' },
-      { name: 'value', type: 'text' },
-    ],
-  });

@@ -4,18 +4,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { eventually } from './worker-process.ts';
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from './free-port.ts';
+import { waitUntil } from './wait.ts';
 
 export interface PrivateRedisOptions {
   /** 'aof-always' (every acknowledged write on disk), or 'none' (a restart starts empty). @default 'aof-always' */
@@ -55,7 +48,7 @@ export class PrivateRedis {
       'noeviction',
     ];
     this.process = spawn('redis-server', args, { stdio: 'ignore' });
-    await eventually(() => this.ping(), 10_000, `redis-server on port ${this.port}`);
+    await waitUntil(`redis-server on port ${this.port}`, () => this.ping(), { timeoutMs: 10_000 });
   }
   async crash() {
     const child = this.process as ChildProcess;

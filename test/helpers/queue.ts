@@ -1,7 +1,14 @@
+/**
+ * A test's queue: its own BullMQ queue name and key prefix on the shared Redis (or the test's
+ * own), removed afterwards; its BullMQ queues opened directly; and a Producer with an in-process
+ * Worker on it.
+ */
 import { after, before } from 'node:test';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Producer, Worker } from '../../src/index.ts';
+import { Producer, Worker, type WorkerOptions } from '../../src/index.ts';
+import { bullQueues } from '../../src/queue/queue-config.ts';
 import { DATABASE_URL, uniqueName } from './pg.ts';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -10,6 +17,14 @@ export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export function uniqueQueue(): { queueName: string; prefix: string } {
   const name = uniqueName('q');
   return { queueName: name, prefix: `pgbi-${name}` };
+}
+
+/** Where a test's queue lives: what a worker process gets as DATABASE_URL, REDIS_URL, PGBI_QUEUE, PGBI_PREFIX. */
+export interface Connection {
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  readonly queueName: string;
+  readonly prefix: string;
 }
 
 /** Removes the test's BullMQ queue and every key under its prefix. */
@@ -33,18 +48,31 @@ export async function cleanQueue(
   }
 }
 
-/** Polls `check` until it returns true or the timeout passes. */
-export async function waitFor(
-  check: () => Promise<boolean>,
-  timeoutMs = 20_000,
-  what = 'condition',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
+/**
+ * A Worker in this process on the test's queue: the test database, REDIS_URL (unless
+ * `options.redis`), no log; `options` on top. Started and closed by the caller, or `withWorker`.
+ */
+export function inProcessWorker(
+  names: { queueName: string; prefix: string },
+  options: WorkerOptions = {},
+): Worker {
+  return new Worker({
+    databaseUrl: DATABASE_URL,
+    redis: REDIS_URL,
+    ...names,
+    logger: pino({ level: 'silent' }),
+    ...options,
+  });
+}
+
+/** Starts `worker` (just created: it holds connections), runs `fn`, and closes the worker whatever happened. */
+export async function withWorker<T>(worker: Worker, fn: () => Promise<T>): Promise<T> {
+  try {
+    await worker.start();
+    return await fn();
+  } finally {
+    await worker.close();
   }
-  throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
 export interface InProcessQueue {
@@ -63,12 +91,7 @@ export function inProcessQueue(): InProcessQueue {
   let worker: Worker | undefined;
   before(async () => {
     producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: pino({ level: 'silent' }),
-    });
+    worker = inProcessWorker(names);
     await worker.start();
   });
   after(async () => {
@@ -87,6 +110,32 @@ export function inProcessQueue(): InProcessQueue {
     },
     get worker() {
       return started(worker);
+    },
+  };
+}
+
+/**
+ * The test's BullMQ queues: `queue` takes foreign `batch` jobs, `kicks` the kicks (to add them by
+ * hand, or count jobs); close them after.
+ */
+export function openQueue(c: Connection): {
+  queue: Queue;
+  kicks: Queue;
+  redis: Redis;
+  close: () => Promise<void>;
+} {
+  const redis = new Redis(c.redisUrl, { maxRetriesPerRequest: null });
+  const names = bullQueues(c);
+  const queue = new Queue(names.admissions, { connection: redis, prefix: names.prefix });
+  const kicks = new Queue(names.kicks, { connection: redis, prefix: names.prefix });
+  return {
+    queue,
+    kicks,
+    redis,
+    close: async () => {
+      await queue.close().catch(() => undefined);
+      await kicks.close().catch(() => undefined);
+      redis.disconnect();
     },
   };
 }

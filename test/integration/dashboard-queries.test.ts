@@ -8,19 +8,17 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { parse, stringify } from 'yaml';
-import { defineTable, Producer, Worker } from '../../src/index.ts';
-import { type OpsServer, startOpsServer } from '../../src/ops/http-server.ts';
-import { createMetrics } from '../../src/ops/metrics.ts';
-import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
+import { defineTable, Producer } from '../../src/index.ts';
 import { panelQueries } from '../helpers/dashboards.ts';
-import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { freePort } from '../helpers/free-port.ts';
+import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { type ServedWorker, startServedWorker } from '../helpers/served-worker.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const HAVE_PROMETHEUS = !spawnSync('prometheus', ['--version']).error;
 const SCRAPE_INTERVAL_S = 1;
@@ -31,14 +29,6 @@ interface QueryResult {
   status: string;
   error?: string;
   data?: { result: { metric: Record<string, string>; value: [number, string] }[] };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** grafana/prometheus.yml with its worker job scraping `target` (the other jobs have nothing to scrape here). */
@@ -67,9 +57,7 @@ describe('dashboards: every panel query returns data from Prometheus', {
   const orders = defineTable({ schema, name: 'orders', columns: ORDER_COLUMNS });
   const dir = mkdtempSync(join(tmpdir(), 'pgbi-prometheus-'));
   let producer: Producer;
-  let worker: Worker;
-  let ops: OpsServer;
-  let detach: () => Promise<void>;
+  let ops: ServedWorker;
   let prometheus: ChildProcess | undefined;
   let api = '';
 
@@ -83,30 +71,13 @@ describe('dashboards: every panel query returns data from Prometheus', {
     const until = Date.now() / 1000 + count * SCRAPE_INTERVAL_S;
     const lastScrape = async () =>
       Number((await query('timestamp(up{job="pgbi-worker"})')).data?.result[0]?.value[1] ?? 0);
-    await waitFor(async () => (await lastScrape()) >= until, 15_000, `${count} scrapes`);
+    await waitUntil(`${count} scrapes`, async () => (await lastScrape()) >= until, { timeoutMs: 15_000 });
   }
 
   before(async () => {
     if (!HAVE_PROMETHEUS) return;
     producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      concurrency: 1,
-      poisonRetries: 0,
-      shutdownTimeoutMs: 2000,
-      logger: pino({ level: 'silent' }),
-    });
-    const metrics = createMetrics();
-    detach = attachWorkerMetrics(metrics, worker, { databaseUrl: DATABASE_URL });
-    ops = await startOpsServer({
-      port: 0,
-      host: '127.0.0.1',
-      registry: metrics.registry,
-      readinessChecks: worker.readinessChecks,
-    });
-    await worker.start();
+    ops = await startServedWorker(names, { concurrency: 1, poisonRetries: 0, shutdownTimeoutMs: 2000 });
     writeFileSync(join(dir, 'prometheus.yml'), scrapeConfigFor(`127.0.0.1:${ops.port}`));
     const port = await freePort();
     api = `http://127.0.0.1:${port}`;
@@ -120,10 +91,10 @@ describe('dashboards: every panel query returns data from Prometheus', {
       ],
       { stdio: 'ignore' },
     );
-    await waitFor(
-      async () => (await fetch(`${api}/-/ready`).catch(() => undefined))?.ok === true,
-      15_000,
+    await waitUntil(
       'Prometheus ready',
+      async () => (await fetch(`${api}/-/ready`).catch(() => undefined))?.ok === true,
+      { timeoutMs: 15_000 },
     );
   });
 
@@ -135,9 +106,7 @@ describe('dashboards: every panel query returns data from Prometheus', {
     }
     rmSync(dir, { recursive: true, force: true });
     await ops.close();
-    await detach();
     await producer.close();
-    await worker.close();
     await cleanQueue(names);
     await dropSchema(schema);
   });
@@ -146,7 +115,9 @@ describe('dashboards: every panel query returns data from Prometheus', {
     // Counters must be seen before and after they grow for rate() to be more than 0.
     const stream = `${schema}.orders`;
     await producer.enqueue({ tables: [orders], highWatermark: 1, rows: [[orders, [1, 'a']]] });
-    await waitFor(async () => (await producer.streamInfo(stream)).committedSeq === 1, 15_000, 'first batch');
+    await waitUntil('first batch', async () => (await producer.streamInfo(stream)).committedSeq === 1, {
+      timeoutMs: 15_000,
+    });
     await scrapes(2);
     const wider = defineTable({
       schema,
@@ -156,15 +127,17 @@ describe('dashboards: every panel query returns data from Prometheus', {
     for (let i = 2; i <= 4; i++)
       await producer.enqueue({ tables: [wider], highWatermark: i, rows: [[wider, [i, 'b', 'x']]] });
     // A value only PostgreSQL refuses (a CHECK the definition does not know): parked by the worker.
-    await waitFor(async () => (await producer.streamInfo(stream)).committedSeq === 4, 15_000, 'batches 2-4');
+    await waitUntil('batches 2-4', async () => (await producer.streamInfo(stream)).committedSeq === 4, {
+      timeoutMs: 15_000,
+    });
     await withClient((c) =>
       c.query(`ALTER TABLE "${schema}".orders ADD CONSTRAINT no_z CHECK (code <> 'z')`),
     );
     await producer.enqueue({ tables: [wider], highWatermark: 5, rows: [[wider, [5, 'z', 'x']]] });
-    await waitFor(
-      async () => (await producer.streamInfo(stream)).blocked !== null,
-      15_000,
+    await waitUntil(
       'the poison batch parked',
+      async () => (await producer.streamInfo(stream)).blocked !== null,
+      { timeoutMs: 15_000 },
     );
     await scrapes(2);
 

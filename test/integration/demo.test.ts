@@ -4,34 +4,23 @@
  * Each run has its own schema, queue and key prefix (the demo passes them on to its workers).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
+import { startCli } from '../helpers/cli.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
-
-const MAIN = new URL('../../src/ops/cli/main.ts', import.meta.url).pathname;
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { forgetStreams } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 function demo(
   { schema, queueName, prefix }: { schema: string; queueName: string; prefix: string },
   args: string[],
-): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [
-    '--import',
-    'tsx',
-    MAIN,
+) {
+  return startCli([
     'demo',
     ...['--schema', schema, '--queue', queueName, '--prefix', prefix, '--metrics-port', '0'],
     ...['--database-url', DATABASE_URL, '--redis-url', REDIS_URL, ...args],
   ]);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d) => (stdout += d));
-  child.stderr?.on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-  return { child, done };
 }
 
 function workerPids(stdout: string): number[] {
@@ -61,11 +50,7 @@ describe('demo command', () => {
     for (const run of runs) {
       await cleanQueue(run);
       await dropSchema(run.schema);
-      await withClient((c) =>
-        c.query('DELETE FROM bulk_ingest.stream_state WHERE stream = ANY($1)', [
-          [`${run.schema}.customers`, `${run.schema}.orders`],
-        ]),
-      );
+      await forgetStreams(run.schema);
     }
   });
 
@@ -121,7 +106,7 @@ describe('demo command', () => {
       pids = workerPids(stdout);
     });
     try {
-      await waitFor(async () => pids.length === 1, 60_000, 'the worker to start');
+      await waitUntil('the worker to start', async () => pids.length === 1, { timeoutMs: 60_000 });
     } catch (error) {
       // Two SIGINTs: the demo kills its worker at once and exits, so nothing runs on after the test.
       run.child.kill('SIGINT');

@@ -4,19 +4,19 @@
  * shows, both read from the doc at run time.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ChildOutput } from '../helpers/child-output.ts';
+import { startCli } from '../helpers/cli.ts';
 import { docBlocks, documentedFiles, exampleBlock, REPO_ROOT } from '../helpers/doc-blocks.ts';
 import { DATABASE_URL } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
 
 const run = promisify(execFile);
-const MAIN = join(REPO_ROOT, 'src', 'ops', 'cli', 'main.ts');
 /** Languages of runnable examples; a block in another language (`text`, `sql`) is a picture. */
 const EXAMPLE_LANGUAGES = new Set(['sh', 'bash', 'shell', 'ts', 'typescript', 'js', 'javascript', 'json']);
 
@@ -70,24 +70,11 @@ describe('documented examples', () => {
 
     it('is accepted (202) and enqueued as seq 1 of stream shop.orders', async () => {
       const token = 'docs-example-token-0123456789';
-      const { GATEWAY_TOKEN: _, ...rest } = process.env;
-      const gateway = spawn(
-        process.execPath,
-        ['--import', 'tsx', MAIN, 'gateway', '--port', '0', '--host', '127.0.0.1'],
-        {
-          env: {
-            ...rest,
-            DATABASE_URL,
-            REDIS_URL,
-            PGBI_QUEUE: names.queueName,
-            PGBI_PREFIX: names.prefix,
-            GATEWAY_TOKEN: token,
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
+      const { child: gateway, done } = startCli(['gateway', '--port', '0', '--host', '127.0.0.1'], {
+        connection: { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...names },
+        env: { GATEWAY_TOKEN: token },
+      });
       const log = new ChildOutput(gateway);
-      const exited = new Promise<number | null>((resolve) => gateway.once('exit', resolve));
       try {
         const url = (await log.waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] as string;
         writeFileSync(
@@ -101,7 +88,7 @@ describe('documented examples', () => {
         });
         assert.deepEqual(JSON.parse(stdout), { stream: 'shop.orders', seq: 1, duplicate: false });
         gateway.kill('SIGTERM');
-        assert.equal(await exited, 0, log.text);
+        assert.equal((await done).code, 0, log.text);
       } finally {
         gateway.kill('SIGKILL');
       }

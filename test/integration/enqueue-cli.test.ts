@@ -3,35 +3,19 @@
  * committing into real PostgreSQL; and the CSV reader's rules on their own.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { csvRecords } from '../../src/ops/csv-records.ts';
 import { ProgressLine } from '../../src/ops/progress.ts';
+import { runCli } from '../helpers/cli.ts';
 import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { inProcessQueue, REDIS_URL, waitFor } from '../helpers/queue.ts';
+import { inProcessQueue, REDIS_URL } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
-const MAIN = new URL('../../src/ops/cli/main.ts', import.meta.url).pathname;
-
-function run(
-  args: string[],
-  input?: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      env: { ...process.env, REDIS_URL },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
+/** `pg-bulk-ingest <args>` on the test's Redis, `input` on its stdin. */
+const run = (args: string[], input?: string) => runCli(args, { env: { REDIS_URL }, input });
 
 describe('enqueue command', { concurrency: true }, () => {
   const schema = uniqueName('enqueue_cli');
@@ -46,13 +30,13 @@ describe('enqueue command', { concurrency: true }, () => {
   });
 
   const committedAll = (stream: string) =>
-    waitFor(
+    waitUntil(
+      `${stream} committed`,
       async () => {
         const info = await queue.producer.streamInfo(stream);
         return info.enqueuedSeq > 0 && info.committedSeq === info.enqueuedSeq;
       },
-      20_000,
-      `${stream} committed`,
+      { timeoutMs: 20_000 },
     );
   const select = (sql: string) => withClient(async (c) => (await c.query(sql)).rows);
 

@@ -5,33 +5,20 @@
  * column cannot hold is refused at the door, not changed.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/ops/cli/gateway-command.ts';
+import { runCli } from '../helpers/cli.ts';
 import { tableComment } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { inProcessQueue, REDIS_URL, waitFor } from '../helpers/queue.ts';
+import { inProcessQueue, REDIS_URL } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
-const MAIN = new URL('../../src/ops/cli/main.ts', import.meta.url).pathname;
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-      env: { ...process.env, REDIS_URL },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end();
-  });
-}
+/** `pg-bulk-ingest <args>` on the test's Redis. */
+const run = (args: string[]) => runCli(args, { env: { REDIS_URL } });
 
 /** Column name, type, and per row the number as written (the same text in CSV and NDJSON). */
 const COLUMNS = 'id:integer:pk,num:numeric,scaled:numeric(30,10),big:bigint,dbl:double precision,txt:text';
@@ -49,13 +36,13 @@ describe('exact numbers: NDJSON, CSV and the gateway', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pgbi-exact-'));
   const select = (sql: string) => withClient(async (c) => (await c.query(sql)).rows);
   const committedAll = (stream: string) =>
-    waitFor(
+    waitUntil(
+      `${stream} committed`,
       async () => {
         const info = await queue.producer.streamInfo(stream);
         return info.enqueuedSeq > 0 && info.committedSeq === info.enqueuedSeq;
       },
-      20_000,
-      `${stream} committed`,
+      { timeoutMs: 20_000 },
     );
   const asText = (table: string) =>
     select(

@@ -8,20 +8,18 @@
  * is acknowledged: at once, or after the 503's Retry-After.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { type AddressInfo, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_MAX_INFLIGHT_BYTES } from '../../src/ops/gateway.ts';
-import { NODE_FLAGS } from '../../src/ops/node-flags.ts';
+import { ChildOutput } from '../helpers/child-output.ts';
+import { startCli } from '../helpers/cli.ts';
 import { DATABASE_URL } from '../helpers/pg.ts';
-import { waitFor } from '../helpers/queue.ts';
+import { PrivateRedis } from '../helpers/private-redis.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
-const MAIN = new URL('../../src/ops/cli/main.ts', import.meta.url).pathname;
 const MiB = 1024 * 1024;
 const BODIES = 3;
 const BODY_BYTES = 64 * MiB - 64 * 1024; // just under the default GATEWAY_MAX_BODY_BYTES
@@ -33,43 +31,24 @@ const BODY_BYTES = 64 * MiB - 64 * 1024; // just under the default GATEWAY_MAX_B
 const WORKING_BYTES = 128 * MiB;
 
 describe('gateway memory under concurrent maximum-size bodies', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'pgbi-gateway-memory-'));
-  let redis: ChildProcess;
+  const redis = new PrivateRedis({ persistence: 'none' });
   let gateway: ChildProcess;
   let base: string;
 
   before(async () => {
-    const redisPort = await freePort();
-    redis = spawn(
-      'redis-server',
-      ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-      { stdio: 'ignore' },
-    );
-    const { GATEWAY_TOKEN: _, ...env } = process.env;
-    gateway = spawn(
-      process.execPath,
-      [...NODE_FLAGS, '--import', 'tsx', MAIN, 'gateway', '--local-only', '--port', '0'],
-      {
-        env: { ...env, DATABASE_URL, REDIS_URL: `redis://127.0.0.1:${redisPort}`, LOG_LEVEL: 'info' },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    base = await new Promise<string>((resolve, reject) => {
-      let text = '';
-      gateway.stdout?.on('data', (d) => {
-        text += d;
-        const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(text);
-        if (match?.[1]) resolve(match[1]);
-      });
-      gateway.once('exit', () => reject(new Error(`gateway exited: ${text}`)));
+    await redis.start();
+    gateway = startCli(['gateway', '--local-only', '--port', '0'], {
+      env: { GATEWAY_TOKEN: undefined, DATABASE_URL, REDIS_URL: redis.url, LOG_LEVEL: 'info' },
+    }).child;
+    base = (await new ChildOutput(gateway).waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1] as string;
+    await waitUntil('gateway ready', async () => (await fetch(`${base}/readyz`)).status === 200, {
+      timeoutMs: 10_000,
     });
-    await waitFor(async () => (await fetch(`${base}/readyz`)).status === 200, 10_000, 'gateway ready');
   });
 
   after(async () => {
     gateway?.kill('SIGKILL');
-    redis?.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
+    await redis.destroy();
   });
 
   it(`keeps RSS under idle + GATEWAY_MAX_INFLIGHT_BYTES + ${WORKING_BYTES / MiB} MiB and /healthz answering while ${BODIES} bodies of 64 MiB arrive at once`, {
@@ -202,15 +181,4 @@ function peakRss(pid: number): number {
   const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   assert.ok(match?.[1], `VmHWM of process ${pid}`);
   return Number(match[1]) * 1024;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -4,17 +4,18 @@
  * rules (no token, --local-only).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { Producer, Worker } from '../../src/index.ts';
+import { Producer } from '../../src/index.ts';
 import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/ops/cli/gateway-command.ts';
+import { ChildOutput } from '../helpers/child-output.ts';
+import { runCli, startCli } from '../helpers/cli.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
-const MAIN = new URL('../../src/ops/cli/main.ts', import.meta.url).pathname;
 const TOKEN = 'test-token-0123456789abcdef';
 // biome-ignore lint/suspicious/noExplicitAny: JSON bodies, checked by the assertions
 const json = (response: Response): Promise<any> => response.json();
@@ -408,52 +409,39 @@ describe('gateway', () => {
     } finally {
       await producer.close();
     }
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: pino({ level: 'silent' }),
-    });
-    await worker.start();
     try {
-      for (const s of [schema, other]) {
-        await waitFor(
-          async () => (await json(await get(`/v1/streams/${s}.twin`))).committedSeq === 1,
-          20_000,
-          `${s}.twin committed`,
-        );
-      }
-      const rows = (s: string) =>
-        withClient(async (c) => (await c.query(`SELECT t::text AS row FROM "${s}".twin t ORDER BY id`)).rows);
-      const [viaGateway, viaProducer] = [await rows(schema), await rows(other)];
-      assert.equal(viaGateway.length, 3);
-      assert.deepEqual(viaGateway, viaProducer);
+      await withWorker(inProcessWorker(names), async () => {
+        for (const s of [schema, other]) {
+          await waitUntil(
+            `${s}.twin committed`,
+            async () => (await json(await get(`/v1/streams/${s}.twin`))).committedSeq === 1,
+            { timeoutMs: 20_000 },
+          );
+        }
+        const rows = (s: string) =>
+          withClient(
+            async (c) => (await c.query(`SELECT t::text AS row FROM "${s}".twin t ORDER BY id`)).rows,
+          );
+        const [viaGateway, viaProducer] = [await rows(schema), await rows(other)];
+        assert.equal(viaGateway.length, 3);
+        assert.deepEqual(viaGateway, viaProducer);
+      });
     } finally {
-      await worker.close();
       await dropSchema(other);
     }
   });
 
   it('commits what it enqueued once a worker runs', async () => {
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: pino({ level: 'silent' }),
-    });
-    await worker.start();
-    try {
-      await waitFor(
-        async () => (await json(await get(`/v1/streams/${schema}.events`))).committedSeq === 2,
-        20_000,
+    await withWorker(inProcessWorker(names), async () => {
+      await waitUntil(
         'both batches committed',
+        async () => (await json(await get(`/v1/streams/${schema}.events`))).committedSeq === 2,
+        { timeoutMs: 20_000 },
       );
       const status = await json(await get(`/v1/streams/${encodeURIComponent(`${schema}.events`)}`));
       assert.equal(status.highWatermark, 'hw-1');
       assert.equal(status.pending, 0);
-    } finally {
-      await worker.close();
-    }
+    });
   });
 
   /** POSTs `size` bytes of body slowly enough for the server to answer first. */
@@ -567,24 +555,19 @@ describe('gateway on an unexpected error', () => {
 });
 
 describe('gateway command', () => {
-  function start(args: string[], env: Record<string, string> = {}) {
-    const { GATEWAY_TOKEN: _, ...rest } = process.env;
-    return spawn(process.execPath, ['--import', 'tsx', MAIN, 'gateway', ...args], {
-      env: { ...rest, DATABASE_URL, REDIS_URL, ...env },
-    });
-  }
-  const output = (child: ReturnType<typeof start>) =>
-    new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      let stderr = '';
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('close', (code) => resolve({ code, stderr }));
-    });
+  /** The test's PostgreSQL and Redis, and no GATEWAY_TOKEN but `extra`'s. */
+  const gatewayEnv = (extra: Record<string, string> = {}) => ({
+    GATEWAY_TOKEN: undefined,
+    DATABASE_URL,
+    REDIS_URL,
+    ...extra,
+  });
 
   it('refuses to start without a token, or with a short one, unless --local-only', async () => {
     const [none, short, exposed] = await Promise.all([
-      output(start(['--port', '0'])),
-      output(start(['--port', '0'], { GATEWAY_TOKEN: 'tiny-secret' })),
-      output(start(['--local-only', '--host', '0.0.0.0'])),
+      runCli(['gateway', '--port', '0'], { env: gatewayEnv() }),
+      runCli(['gateway', '--port', '0'], { env: gatewayEnv({ GATEWAY_TOKEN: 'tiny-secret' }) }),
+      runCli(['gateway', '--local-only', '--host', '0.0.0.0'], { env: gatewayEnv() }),
     ]);
     assert.equal(none.code, 2);
     assert.match(
@@ -598,30 +581,16 @@ describe('gateway command', () => {
 
   it('--local-only listens on 127.0.0.1 without auth, and stops cleanly on SIGTERM', async () => {
     const names = uniqueQueue();
-    const child = start([
-      '--local-only',
-      '--port',
-      '0',
-      '--queue',
-      names.queueName,
-      '--prefix',
-      names.prefix,
-    ]);
-    const exited = output(child);
+    const { child, done } = startCli(
+      ['gateway', '--local-only', '--port', '0', '--queue', names.queueName, '--prefix', names.prefix],
+      { env: gatewayEnv() },
+    );
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let text = '';
-        child.stdout.on('data', (d) => {
-          text += d;
-          const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(text);
-          if (match?.[1]) resolve(match[1]);
-        });
-        child.on('exit', () => reject(new Error(`gateway exited: ${text}`)));
-      });
+      const url = (await new ChildOutput(child).waitFor(/"url":"(http:\/\/127\.0\.0\.1:\d+)"/))[1];
       const streams = await fetch(`${url}/v1/streams`);
       assert.equal(streams.status, 200);
       child.kill('SIGTERM');
-      assert.equal((await exited).code, 0);
+      assert.equal((await done).code, 0);
     } finally {
       child.kill('SIGKILL');
       await cleanQueue(names);

@@ -16,8 +16,6 @@ import {
 } from '../../src/index.ts';
 import {
   batchesOf,
-  keyedTable as keyed,
-  plainTable as plain,
   rejection,
   rowsOf,
   selectAll,
@@ -25,6 +23,7 @@ import {
   tableShape,
   withSchema,
 } from '../helpers/ingest.ts';
+import { keyedTable as keyed, plainTable as plain } from '../helpers/tables.ts';
 
 /** Relations in the schema other than `table` and its indexes, and how many the session's temporary schema holds. */
 async function relationsLeft(

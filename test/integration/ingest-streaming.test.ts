@@ -11,14 +11,13 @@ import {
   backendPid,
   batchesOf,
   copyInProgress,
-  keyedTable as keyed,
-  plainTable as plain,
-  pollUntil,
   rowsOf,
   selectAll,
   tableOid,
   withSchema,
 } from '../helpers/ingest.ts';
+import { keyedTable as keyed, plainTable as plain } from '../helpers/tables.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 async function count(client: pg.ClientBase, table: IngestTable): Promise<number> {
   const { rows } = await client.query(`SELECT count(*)::int AS n FROM "${table.schema}"."${table.name}"`);
@@ -38,9 +37,13 @@ describe('ingest(): COPY, streamed, memory bounded', () => {
     async function* rows(): AsyncGenerator<Row> {
       for (let i = 1; i <= total; i++) {
         if (i === at)
-          seen = await pollUntil(
-            () => copyInProgress(f.observer, pid),
-            (c) => (c?.tuples ?? 0) > 0,
+          seen = await waitUntil(
+            'the COPY to have received rows',
+            async () => {
+              const copy = await copyInProgress(f.observer, pid);
+              return (copy?.tuples ?? 0) > 0 ? copy : undefined;
+            },
+            { timeoutMs: 3000, intervalMs: 20 },
           );
         yield [table, [i, `row ${i}\twith a tab\nand a newline`]];
       }
@@ -165,11 +168,16 @@ describe('ingest(): several tables', () => {
         async function* rows(): AsyncGenerator<Row> {
           yield [a, [1, 'a']];
           for (let i = 1; i <= 3; i++) yield [b, [i, 'b']];
-          const copy = await pollUntil(
-            () => copyInProgress(observer, pid),
-            (c) => names.get(c?.relid ?? 0) === 'b',
-            1000,
-          );
+          // With room in the buffer, the COPY into b never starts: then the last one seen is a's.
+          let copy: Awaited<ReturnType<typeof copyInProgress>>;
+          await waitUntil(
+            'a COPY into b',
+            async () => {
+              copy = await copyInProgress(observer, pid);
+              return names.get(copy?.relid ?? 0) === 'b';
+            },
+            { timeoutMs: 1000, intervalMs: 20 },
+          ).catch(() => undefined);
           relid = copy?.relid;
           yield [a, [2, 'a']];
         }

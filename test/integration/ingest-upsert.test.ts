@@ -25,26 +25,11 @@ import {
   tableOid,
   withSchema,
 } from '../helpers/ingest.ts';
+import { keyedTable, plainTable } from '../helpers/tables.ts';
 
-const keyed = (schema: string, name = 'keyed') =>
-  defineTable({
-    schema,
-    name,
-    columns: [
-      { name: 'id', type: 'integer', primaryKey: true },
-      { name: 'value', type: 'text' },
-    ],
-  });
-
-const unkeyed = (schema: string) =>
-  defineTable({
-    schema,
-    name: 'unkeyed',
-    columns: [
-      { name: 'id', type: 'integer' },
-      { name: 'value', type: 'text' },
-    ],
-  });
+/** No index: the upserts below need none. */
+const keyed = (schema: string, name = 'keyed') => keyedTable(schema, name, []);
+const unkeyed = (schema: string) => plainTable(schema, 'unkeyed');
 
 /** Seeds `table` with `values` in one committed batch. */
 async function seed(client: pg.Client, table: IngestTable, ...values: unknown[][]): Promise<void> {

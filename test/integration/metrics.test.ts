@@ -3,23 +3,25 @@
  * the truth; the output passes `promtool check metrics`; the CLI worker serves all three.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
-import { createInterface } from 'node:readline';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { pino } from 'pino';
-import { defineTable, Producer, StreamAdmin, Worker } from '../../src/index.ts';
-import { type OpsServer, startOpsServer } from '../../src/ops/http-server.ts';
+import { defineTable, Producer, StreamAdmin } from '../../src/index.ts';
+import { startOpsServer } from '../../src/ops/http-server.ts';
 import { createMetrics } from '../../src/ops/metrics.ts';
-import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
+import { WorkerProcess } from '../../src/ops/worker-processes.ts';
 import { StreamApplier } from '../../src/queue/apply-stream.ts';
 import { nextBatch } from '../../src/queue/stream-position.ts';
 import { committedState } from '../../src/queue/stream-state.ts';
 import { connectRedis, StreamStore } from '../../src/queue/stream-store.ts';
+import { ChildOutput } from '../helpers/child-output.ts';
+import { childEnv } from '../helpers/cli.ts';
+import { freePort } from '../helpers/free-port.ts';
 import { DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { type ServedWorker, startServedWorker } from '../helpers/served-worker.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 /** Prometheus text format: the value of the sample `name{labels}` (labels matched exactly), if any. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -41,14 +43,6 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 async function get(port: number, path: string) {
   const response = await fetch(`http://127.0.0.1:${port}${path}`);
   return { status: response.status, text: await response.text() };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe('metrics: a worker scraped after a known run', () => {
@@ -84,42 +78,25 @@ describe('metrics: a worker scraped after a known run', () => {
     (t) => `${schema}.${t.name}`,
   ) as [string, string, string];
   let producer: Producer;
-  let worker: Worker;
-  let ops: OpsServer;
-  let detach: () => Promise<void>;
+  let ops: ServedWorker;
 
   before(async () => {
     producer = new Producer({ redis: REDIS_URL, ...names });
     // concurrency 1: with 2, two kicks of one stream can both try its poison batch (the second
     // waits on the stream lock, then fails too) and both park it, so `parked` would read 2.
     // shutdownTimeoutMs: close() keeps its timeout timer running even when it is not needed.
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
+    ops = await startServedWorker(names, {
       concurrency: 1,
       coalesceMaxBatches: 1, // one transaction per batch: the phase counts below are per batch
       poisonRetries: 0,
       sweepIntervalMs: 500,
       shutdownTimeoutMs: 2000,
-      logger: pino({ level: 'silent' }),
     });
-    const metrics = createMetrics();
-    detach = attachWorkerMetrics(metrics, worker, { databaseUrl: DATABASE_URL });
-    ops = await startOpsServer({
-      port: 0,
-      host: '127.0.0.1',
-      registry: metrics.registry,
-      readinessChecks: worker.readinessChecks,
-    });
-    await worker.start();
   });
 
   after(async () => {
     await ops.close();
-    await detach();
     await producer.close();
-    await worker.close();
     await cleanQueue(names);
     await dropSchema(schema);
   });
@@ -160,15 +137,15 @@ describe('metrics: a worker scraped after a known run', () => {
     await producer.enqueue({ tables: [codes], highWatermark: 2, rows: [[codes, [2, 'abc']]] });
     await producer.enqueue({ tables: [codes], highWatermark: 3, rows: [[codes, [3, 'xyz']]] });
 
-    await waitFor(
+    await waitUntil(
+      'orders and events committed, codes blocked',
       async () => {
         const [o, e, c] = await Promise.all(
           [ordersStream, eventsStream, codesStream].map((s) => producer.streamInfo(s)),
         );
         return o?.committedSeq === 3 && e?.committedSeq === 2 && c?.committedSeq === 1 && c.blocked !== null;
       },
-      20_000,
-      'orders and events committed, codes blocked',
+      { timeoutMs: 20_000 },
     );
     const { status, text } = await get(ops.port, '/metrics');
     assert.equal(status, 200);
@@ -218,10 +195,10 @@ describe('metrics: a worker scraped after a known run', () => {
     } finally {
       await admin.close();
     }
-    await waitFor(
-      async () => (await producer.streamInfo(codesStream)).committedSeq === 3,
-      20_000,
+    await waitUntil(
       'codes batch 3 committed',
+      async () => (await producer.streamInfo(codesStream)).committedSeq === 3,
+      { timeoutMs: 20_000 },
     );
     await new Promise((resolve) => setTimeout(resolve, 1100)); // the next scrape reads fresh state
     const { text } = await get(ops.port, '/metrics');
@@ -321,26 +298,19 @@ describe('metrics: a worker scraped after a known run', () => {
 describe('metrics: the worker command serves the ops endpoints', () => {
   it('METRICS_PORT=0 picks a free port it logs; /healthz 200, /readyz 503 while Redis is unreachable', async () => {
     const deadRedisPort = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/ops/cli/main.ts', 'worker'], {
-      env: {
-        ...process.env,
+    const worker = new WorkerProcess({
+      env: childEnv({
         DATABASE_URL,
         REDIS_URL: `redis://127.0.0.1:${deadRedisPort}`,
         METRICS_PORT: '0',
         METRICS_HOST: '127.0.0.1',
         LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'ignore'],
+      }),
+      output: 'keep',
     });
     try {
-      let port: number | undefined;
-      for await (const line of createInterface({ input: child.stdout })) {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg?.startsWith('ops server listening')) {
-          port = entry.port;
-          break;
-        }
-      }
+      const [line] = await new ChildOutput(worker.child).waitFor(/^\{.*"msg":"ops server listening.*$/m);
+      const port = (JSON.parse(line) as { port?: number }).port;
       assert.ok(port && port > 0, 'no "ops server listening" log line with the port');
       assert.equal((await get(port, '/healthz')).status, 200);
       const ready = await get(port, '/readyz');
@@ -349,7 +319,7 @@ describe('metrics: the worker command serves the ops endpoints', () => {
       assert.equal(checks.postgres, 'ok');
       assert.notEqual(checks.redis, 'ok');
     } finally {
-      child.kill('SIGKILL');
+      await worker.kill();
     }
   });
 });

@@ -12,7 +12,8 @@ import { copyNewRows, describeTable } from '../../producers/postgres-table-produ
 import { produceSynthetic, syntheticFeed } from '../../producers/synthetic-generator.ts';
 import { defineTable, type IngestTable } from '../../src/index.ts';
 import { connect, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { inProcessQueue, waitFor } from '../helpers/queue.ts';
+import { inProcessQueue } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 describe('producers/', () => {
   const schema = uniqueName('producers');
@@ -27,10 +28,10 @@ describe('producers/', () => {
   });
 
   const committed = (stream: string, seq: number) =>
-    waitFor(
-      async () => (await queue.producer.streamInfo(stream)).committedSeq >= seq,
-      20_000,
+    waitUntil(
       `${stream} committed through ${seq}`,
+      async () => (await queue.producer.streamInfo(stream)).committedSeq >= seq,
+      { timeoutMs: 20_000 },
     );
   const select = (sql: string) => withClient(async (c) => (await c.query(sql)).rows);
 

@@ -18,13 +18,10 @@ import {
 } from '../../src/index.ts';
 import { QueueKeys } from '../../src/queue/queue-keys.ts';
 import { rejection } from '../helpers/ingest.ts';
-import {
-  type Connection,
-  committedSeqs,
-  eventually,
-  openQueue,
-  withQueueFixture,
-} from '../helpers/worker-process.ts';
+import { type Connection, openQueue } from '../helpers/queue.ts';
+import { withQueueFixture } from '../helpers/queue-fixture.ts';
+import { committedSeqs } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 function table(schema: string): IngestTable {
   return defineTable({
@@ -141,10 +138,10 @@ describe('queue backpressure (G7)', () => {
         assert.equal((await p.streamInfo(stream)).enqueuedSeq, 3);
         fleet.start();
         assert.deepEqual(await fourth, { stream, seq: 4, duplicate: false });
-        await eventually(
-          async () => (await committedSeqs(db, [stream])).get(stream) === 4,
-          30_000,
+        await waitUntil(
           'all four batches',
+          async () => (await committedSeqs(db, [stream])).get(stream) === 4,
+          { timeoutMs: 30_000 },
         );
         assert.equal((await db.query(`SELECT count(*)::int AS n FROM "${schema}".t`)).rows[0].n, 40);
       } finally {
@@ -194,10 +191,10 @@ describe('queue large batches', () => {
           `SELECT sum(id)::bigint AS s, count(DISTINCT payload)::int AS d FROM "${schema}".t`,
         );
         assert.deepEqual(sum.rows[0], { s: String((ROWS * (ROWS + 1)) / 2), d: ROWS });
-        await eventually(
-          async () => (await keys(redis, connection, '*:part:*')).length === 0,
-          10_000,
+        await waitUntil(
           'the parts to be freed',
+          async () => (await keys(redis, connection, '*:part:*')).length === 0,
+          { timeoutMs: 10_000 },
         );
       } finally {
         await Promise.all([p.close(), close()]);

@@ -6,16 +6,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Job, Queue } from 'bullmq';
-import { pino } from 'pino';
-import { BATCH_JOB, Producer, Worker } from '../../src/index.ts';
-import { waitFor } from '../helpers/queue.ts';
-import {
-  type Connection,
-  committedSeqs,
-  eventually,
-  openQueue,
-  withQueueFixture,
-} from '../helpers/worker-process.ts';
+import { BATCH_JOB, Producer } from '../../src/index.ts';
+import { type Connection, inProcessWorker, openQueue } from '../helpers/queue.ts';
+import { withQueueFixture } from '../helpers/queue-fixture.ts';
+import { committedSeqs } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 function foreignBatch(schema: string, rows: unknown[], extra: Record<string, unknown> = {}) {
   return {
@@ -37,26 +32,25 @@ function foreignBatch(schema: string, rows: unknown[], extra: Record<string, unk
 }
 
 async function settled(queue: Queue, job: Job, timeoutMs = 15_000): Promise<Job> {
-  await eventually(
-    async () => ['failed', 'completed'].includes(await job.getState()),
-    timeoutMs,
+  await waitUntil(
     `job ${job.id} to settle`,
-    async () => job.getState(),
+    async () => ['failed', 'completed'].includes(await job.getState()),
+    { timeoutMs: timeoutMs, explain: async () => job.getState() },
   );
   return (await queue.getJob(job.id as string)) as Job;
 }
 
-function inProcessWorker(connection: Connection) {
-  return new Worker({
-    ...connection,
-    redis: connection.redisUrl,
+/** A Worker in this process on the fixture's queue, with short intervals: a stalled job comes back in seconds. */
+function fastWorker(c: Connection) {
+  return inProcessWorker(c, {
+    databaseUrl: c.databaseUrl,
+    redis: c.redisUrl,
     poisonRetries: 1,
     poisonBackoffMs: 50,
     lockDurationMs: 2000,
     stalledIntervalMs: 2000,
     sweepIntervalMs: 500,
     shutdownTimeoutMs: 2000,
-    logger: pino({ level: 'silent' }),
   });
 }
 
@@ -66,7 +60,7 @@ describe('queue: bad input from a foreign producer', () => {
   }, async () => {
     await withQueueFixture('queue_bad_input', async ({ schema, connection, db }) => {
       const { queue, redis, close } = openQueue(connection);
-      const worker = inProcessWorker(connection);
+      const worker = fastWorker(connection);
       const parked: (string | null)[] = [];
       worker.on('parked', (e) => parked.push(e.reason));
       const producer = new Producer({ redis: connection.redisUrl, ...connection });
@@ -112,10 +106,10 @@ describe('queue: bad input from a foreign producer', () => {
         const { seq } = await producer.enqueueJob(foreignBatch(schema, [[`${schema}.t`, [2, 'from node']]]));
         assert.equal(seq, 2);
         const stream = `${schema}.t`;
-        await eventually(
-          async () => (await committedSeqs(db, [stream])).get(stream) === 2,
-          20_000,
+        await waitUntil(
           'both valid batches',
+          async () => (await committedSeqs(db, [stream])).get(stream) === 2,
+          { timeoutMs: 20_000 },
         );
         const rows = await db.query(`SELECT id, name FROM "${schema}".t ORDER BY id`);
         assert.deepEqual(rows.rows, [
@@ -135,7 +129,7 @@ describe('queue: bad input from a foreign producer', () => {
   }, async () => {
     await withQueueFixture('queue_raw_garbage', async ({ connection }) => {
       const { queue, redis, close } = openQueue(connection);
-      const worker = inProcessWorker(connection);
+      const worker = fastWorker(connection);
       try {
         const job = await queue.add(BATCH_JOB, {});
         // What a producer writing the job hash itself, not through a BullMQ client, might leave.
@@ -147,10 +141,10 @@ describe('queue: bad input from a foreign producer', () => {
         await worker.start();
         // The job's data cannot be parsed by BullMQ's own Job.fromId either: read the hash.
         const key = `{${connection.prefix}}:${connection.queueName}:${job.id}`;
-        await waitFor(
-          async () => (await queue.getJobState(job.id as string)) === 'failed',
-          5000,
+        await waitUntil(
           'the job to fail',
+          async () => (await queue.getJobState(job.id as string)) === 'failed',
+          { timeoutMs: 5000 },
         );
         assert.match((await redis.hget(key, 'failedReason')) ?? '', /not valid JSON/);
       } finally {
@@ -165,7 +159,7 @@ describe('queue: bad input from a foreign producer', () => {
   }, async () => {
     await withQueueFixture('queue_missing_part', async ({ schema, connection, db }) => {
       const { redis, close } = openQueue(connection);
-      const worker = inProcessWorker(connection);
+      const worker = fastWorker(connection);
       const producer = new Producer({ redis: connection.redisUrl, ...connection, partBytes: 200 });
       const parked: (string | null)[] = [];
       worker.on('parked', (e) => parked.push(e.reason));
@@ -178,7 +172,7 @@ describe('queue: bad input from a foreign producer', () => {
         const ninth = partKeys.find((key) => key.endsWith(':9')) as string;
         await redis.del(ninth); // in the second read (8 parts a read)
         await worker.start();
-        await waitFor(async () => parked.length === 1, 15_000, 'the batch to be parked');
+        await waitUntil('the batch to be parked', async () => parked.length === 1, { timeoutMs: 15_000 });
         assert.match(parked[0] ?? '', /batch 1: part 9 of its rows is missing from Redis/);
         const table = await db.query('SELECT to_regclass($1) AS t', [`"${schema}".t`]);
         if (table.rows[0]?.t)
@@ -196,7 +190,7 @@ describe('queue: bad input from a foreign producer', () => {
     timeout: 30_000,
   }, async () => {
     await withQueueFixture('queue_stream_owner', async ({ schema, connection, db }) => {
-      const worker = inProcessWorker(connection);
+      const worker = fastWorker(connection);
       const producer = new Producer({ redis: connection.redisUrl, ...connection });
       const parked: (string | null)[] = [];
       worker.on('parked', (e) => parked.push(e.reason));
@@ -213,15 +207,15 @@ describe('queue: bad input from a foreign producer', () => {
         ]);
         // Without the check, seq 5 (the other deployment's) would pass for ours: this batch "applied".
         await producer.enqueueJob(foreignBatch(schema, [[`${schema}.t`, [1, 'a']]], { stream: taken }));
-        await waitFor(async () => parked.length === 1, 15_000, 'the stream to be parked');
+        await waitUntil('the stream to be parked', async () => parked.length === 1, { timeoutMs: 15_000 });
         assert.match(parked[0] ?? '', /belongs to the deployment with Redis key prefix "other-deployment"/);
         assert.equal((await db.query('SELECT to_regclass($1) AS t', [`"${schema}".t`])).rows[0]?.t, null);
 
         await producer.enqueueJob(foreignBatch(schema, [[`${schema}.t`, [2, 'b']]], { stream: legacy }));
-        await eventually(
-          async () => (await committedSeqs(db, [legacy])).get(legacy) === 1,
-          15_000,
+        await waitUntil(
           'the legacy stream to commit',
+          async () => (await committedSeqs(db, [legacy])).get(legacy) === 1,
+          { timeoutMs: 15_000 },
         );
         const owners = await db.query(
           'SELECT stream, committed_seq::int AS seq, redis_prefix FROM bulk_ingest.stream_state WHERE stream = ANY($1) ORDER BY stream',
@@ -243,12 +237,10 @@ describe('queue: bad input from a foreign producer', () => {
   }, async () => {
     await withQueueFixture('queue_cli_queue', async ({ schema, connection, fleet, db }) => {
       const worker = fleet.start({ LOG_LEVEL: 'info' });
-      await eventually(
-        async () => worker.output.includes('worker started'),
-        30_000,
-        'the worker to start',
-        () => worker.output,
-      );
+      await waitUntil('the worker to start', async () => worker.output.includes('worker started'), {
+        timeoutMs: 30_000,
+        explain: () => worker.output,
+      });
       const started = JSON.parse(
         worker.output.split('\n').find((l) => l.includes('worker started')) as string,
       );
@@ -256,10 +248,10 @@ describe('queue: bad input from a foreign producer', () => {
       const { queue, close } = openQueue(connection);
       try {
         await queue.add(BATCH_JOB, foreignBatch(schema, [[`${schema}.t`, [1, 'a']]]));
-        await eventually(
-          async () => (await committedSeqs(db, [`${schema}.t`])).get(`${schema}.t`) === 1,
-          15_000,
+        await waitUntil(
           'the foreign batch to be applied',
+          async () => (await committedSeqs(db, [`${schema}.t`])).get(`${schema}.t`) === 1,
+          { timeoutMs: 15_000 },
         );
       } finally {
         await close();

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Delete, defineTable, HighWatermark } from '../../src/index.ts';
 import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { inProcessQueue, waitFor } from '../helpers/queue.ts';
+import { inProcessQueue } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 describe('queue: producer to worker', () => {
   const schema = uniqueName('queue_basics');
@@ -33,7 +34,8 @@ describe('queue: producer to worker', () => {
       rows: [[table, [2, null, null]]],
     });
     assert.deepEqual([first.seq, second.seq], [1, 2]);
-    await waitFor(
+    await waitUntil(
+      'both batches to commit, high watermark hw-2',
       async () =>
         (await queue.producer.highWatermark(table)) === 'hw-2' &&
         (await queue.producer.streamInfo(first.stream)).committedSeq === 2,
@@ -77,7 +79,10 @@ describe('queue: producer to worker', () => {
       results.map((r) => r.seq),
       [pre.seq + 1, pre.seq + 2, pre.seq + 3],
     );
-    await waitFor(async () => (await queue.producer.streamInfo(pre.stream)).committedSeq === pre.seq + 3);
+    await waitUntil(
+      'the three batches to commit',
+      async () => (await queue.producer.streamInfo(pre.stream)).committedSeq === pre.seq + 3,
+    );
     const rows = await withClient(
       async (c) => (await c.query(`SELECT id FROM "${schema}".replaced ORDER BY id`)).rows,
     );

@@ -5,19 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { pino } from 'pino';
-import {
-  type CommittedBatch,
-  Delete,
-  defineTable,
-  ingest,
-  Producer,
-  StreamAdmin,
-  Upsert,
-  Worker,
-} from '../../src/index.ts';
+import { type CommittedBatch, Delete, ingest, Producer, StreamAdmin, Upsert } from '../../src/index.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
+import { keyedTable } from '../helpers/tables.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 describe('queue coalescing', () => {
   const schema = uniqueName('coalescing');
@@ -26,15 +18,7 @@ describe('queue coalescing', () => {
     await cleanQueue(names);
     await dropSchema(schema);
   });
-  const table = (name: string) =>
-    defineTable({
-      schema,
-      name,
-      columns: [
-        { name: 'id', type: 'integer', primaryKey: true },
-        { name: 'value', type: 'text' },
-      ],
-    });
+  const table = (name: string) => keyedTable(schema, name, []);
 
   /** Enqueues `batches` with no worker running, then lets one worker drain them. */
   async function drainWithOneWorker(
@@ -44,23 +28,16 @@ describe('queue coalescing', () => {
   ): Promise<CommittedBatch[]> {
     const producer = new Producer({ redis: REDIS_URL, ...names });
     const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      concurrency: 1,
-      poisonRetries: 0,
-      logger: pino({ level: 'silent' }),
-    });
-    const committed: CommittedBatch[] = [];
-    worker.on('committed', (batch) => committed.push(batch));
     try {
       await enqueue(producer);
-      await worker.start();
-      await waitFor(() => until(admin), 30_000, `stream ${stream}`);
+      const worker = inProcessWorker(names, { concurrency: 1, poisonRetries: 0 });
+      const committed: CommittedBatch[] = [];
+      worker.on('committed', (batch) => committed.push(batch));
+      await withWorker(worker, () =>
+        waitUntil(`stream ${stream}`, () => until(admin), { timeoutMs: 30_000 }),
+      );
       return committed;
     } finally {
-      await worker.close();
       await producer.close();
       await admin.close();
     }

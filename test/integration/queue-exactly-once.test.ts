@@ -9,13 +9,10 @@ import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { defineTable, type IngestTable, Producer, Upsert } from '../../src/index.ts';
-import {
-  type Connection,
-  committedSeqs,
-  eventually,
-  openQueue,
-  withQueueFixture,
-} from '../helpers/worker-process.ts';
+import { type Connection, openQueue } from '../helpers/queue.ts';
+import { withQueueFixture } from '../helpers/queue-fixture.ts';
+import { committedSeqs } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const ROWS_PER_BATCH = 10;
 
@@ -63,10 +60,10 @@ async function keysUnder(connection: Connection, pattern: string): Promise<strin
 }
 
 async function waitCommitted(db: pg.ClientBase, stream: string, seq: number, timeoutMs = 40_000) {
-  await eventually(
-    async () => (await committedSeqs(db, [stream])).get(stream) === seq,
-    timeoutMs,
+  await waitUntil(
     `${stream} committed up to ${seq}`,
+    async () => (await committedSeqs(db, [stream])).get(stream) === seq,
+    { timeoutMs: timeoutMs },
   );
 }
 
@@ -85,14 +82,13 @@ describe('queue exactly once (G2)', () => {
         for (let i = 0; i < 10; i++) await queue.add('kick', { stream });
         for (let w = 0; w < 3; w++) fleet.start({ WORKER_CONCURRENCY: '3' });
         await waitCommitted(db, stream, 20);
-        await eventually(
+        await waitUntil(
+          'every kick to be processed',
           async () => {
             const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed');
             return c.waiting === 0 && c.active === 0 && c.delayed === 0 && (c.completed ?? 0) >= 10;
           },
-          20_000,
-          'every kick to be processed',
-          async () => JSON.stringify(await queue.getJobCounts()),
+          { timeoutMs: 20_000, explain: async () => JSON.stringify(await queue.getJobCounts()) },
         );
         assert.deepEqual(
           await appliedBatches(db, schema),
@@ -136,10 +132,10 @@ describe('queue exactly once (G2)', () => {
 
         fleet.start({}, 'survivor');
         await waitCommitted(db, stream, 5);
-        await eventually(
-          async () => (await producer.streamInfo(stream)).committedSeq === 5,
-          10_000,
+        await waitUntil(
           'the Redis mirror to catch up',
+          async () => (await producer.streamInfo(stream)).committedSeq === 5,
+          { timeoutMs: 10_000 },
         );
         assert.deepEqual(await appliedBatches(db, schema), [1, 2, 3, 4, 5]);
         assert.deepEqual(await keysUnder(connection, 'stream:*:batch:*'), []);
@@ -223,10 +219,10 @@ describe('queue exactly once (G2)', () => {
         await producer.enqueue(batch(table, 1, { batchId: 'late-retry' }));
         fleet.start();
         await waitCommitted(db, stream, 1);
-        await eventually(
-          async () => (await keysUnder(connection, 'part:*')).length === 0,
-          10_000,
+        await waitUntil(
           'the batch to be freed',
+          async () => (await keysUnder(connection, 'part:*')).length === 0,
+          { timeoutMs: 10_000 },
         );
         assert.equal((await producer.enqueue(batch(table, 1, { batchId: 'late-retry' }))).duplicate, true);
         // The retry uploaded its parts again; nothing will ever free them if they are made permanent.

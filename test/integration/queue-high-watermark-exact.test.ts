@@ -12,7 +12,8 @@ import { StreamAdmin } from '../../src/queue/admin.ts';
 import { QueueKeys } from '../../src/queue/queue-keys.ts';
 import { tableComment } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { inProcessQueue, REDIS_URL, waitFor } from '../helpers/queue.ts';
+import { inProcessQueue, REDIS_URL } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 describe('queue: exact high watermarks', () => {
   const schema = uniqueName('queue_hw');
@@ -33,7 +34,10 @@ describe('queue: exact high watermarks', () => {
       rows: [[table, [1]]],
     });
     const expected = { id: 1234567890123456789n, at: '2024-05-06T07:08:09.123Z', n: 42 };
-    await waitFor(async () => (await queue.producer.streamInfo(stream)).committedSeq === 1);
+    await waitUntil(
+      'the batch to commit',
+      async () => (await queue.producer.streamInfo(stream)).committedSeq === 1,
+    );
     assert.deepEqual(await queue.producer.highWatermark(table), expected);
     const info = await queue.producer.streamInfo(stream);
     assert.deepEqual([info.lastHighWatermark, info.committedHighWatermark], [expected, expected]);

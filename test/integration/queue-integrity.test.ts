@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Queue } from 'bullmq';
 import pg from 'pg';
-import { pino } from 'pino';
 import {
   defineTable,
   ingest,
@@ -14,16 +13,17 @@ import {
   Producer,
   StreamAdmin,
   Upsert,
-  Worker,
+  type Worker,
 } from '../../src/index.ts';
 import { bullQueues } from '../../src/queue/queue-config.ts';
 import { QueueKeys } from '../../src/queue/queue-keys.ts';
+import { addCommitLog, assertCommitOrder, commitOrder } from '../helpers/commit-log.ts';
 import { rejection } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
-import { addCommitLog, assertCommitOrder, commitOrder } from '../helpers/worker-process.ts';
-
-const silent = pino({ level: 'silent' });
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { withReadOnlyRole } from '../helpers/stream-state.ts';
+import { keyedTable } from '../helpers/tables.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 async function rowsOf(table: string): Promise<unknown[][]> {
   return withClient(
@@ -37,28 +37,15 @@ describe('queue integrity', () => {
   let producer: Producer;
   let worker: Worker;
   let admin: StreamAdmin;
-  const keyed = (name: string, s = schema) =>
-    defineTable({
-      schema: s,
-      name,
-      columns: [
-        { name: 'id', type: 'integer', primaryKey: true },
-        { name: 'value', type: 'text' },
-      ],
-    });
+  const keyed = (name: string, s = schema) => keyedTable(s, name, []);
   const committed = async (stream: string, seq: number) =>
-    waitFor(async () => (await admin.status(stream))[0]?.committedSeq === seq, 20_000, `${stream} at ${seq}`);
+    waitUntil(`${stream} at ${seq}`, async () => (await admin.status(stream))[0]?.committedSeq === seq, {
+      timeoutMs: 20_000,
+    });
 
   before(async () => {
     producer = new Producer({ redis: REDIS_URL, ...names });
-    worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: silent,
-      sweepIntervalMs: 200,
-      poisonRetries: 0,
-    });
+    worker = inProcessWorker(names, { sweepIntervalMs: 200, poisonRetries: 0 });
     admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
     await worker.start();
   });
@@ -213,10 +200,10 @@ describe('queue integrity', () => {
       const keys = new QueueKeys(names.prefix).stream(stream);
       await own.hincrby(keys.state, 'enqueuedSeq', 1);
       await own.hincrby(keys.state, 'pendingBatches', 1);
-      await waitFor(
-        async () => (await admin.status(stream))[0]?.blocked !== null,
-        10_000,
+      await waitUntil(
         'the stream to be blocked',
+        async () => (await admin.status(stream))[0]?.blocked !== null,
+        { timeoutMs: 10_000 },
       );
       const [status] = await admin.status(stream);
       assert.match(status?.blocked?.reason ?? '', /batch 2 is missing from Redis/);
@@ -311,10 +298,10 @@ describe('queue integrity', () => {
     const t = keyed('forgotten');
     const { stream } = await producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1, 'a']]] });
     await committed(stream, 1);
-    await waitFor(
-      async () => (await admin.status(stream))[0]?.pending === 0,
-      5000,
+    await waitUntil(
       'Redis to learn of the commit',
+      async () => (await admin.status(stream))[0]?.pending === 0,
+      { timeoutMs: 5000 },
     );
     await admin.forget(stream);
     const { Redis } = await import('ioredis');
@@ -335,27 +322,16 @@ describe('queue integrity', () => {
   });
 
   it('regression: status works for a role that may only read (it ran CREATE ... IF NOT EXISTS)', async () => {
-    const role = uniqueName('reader');
-    await withClient(async (c) => {
-      await c.query(`CREATE ROLE ${role} LOGIN`);
-      await c.query(`GRANT USAGE ON SCHEMA bulk_ingest TO ${role}`);
-      await c.query(`GRANT SELECT ON ALL TABLES IN SCHEMA bulk_ingest TO ${role}`);
+    await withReadOnlyRole(async (databaseUrl) => {
+      const reader = new StreamAdmin({ databaseUrl, redis: REDIS_URL, ...names });
+      try {
+        const statuses = await reader.status();
+        assert.ok(statuses.length > 0);
+        assert.ok(statuses.some((s) => s.committedSeq > 0));
+      } finally {
+        await reader.close();
+      }
     });
-    const url = new URL(DATABASE_URL);
-    url.username = role;
-    const reader = new StreamAdmin({ databaseUrl: url.toString(), redis: REDIS_URL, ...names });
-    try {
-      const statuses = await reader.status();
-      assert.ok(statuses.length > 0);
-      assert.ok(statuses.some((s) => s.committedSeq > 0));
-    } finally {
-      await reader.close();
-      await withClient(async (c) => {
-        await c.query(`REVOKE ALL ON ALL TABLES IN SCHEMA bulk_ingest FROM ${role}`);
-        await c.query(`REVOKE ALL ON SCHEMA bulk_ingest FROM ${role}`);
-        await c.query(`DROP ROLE ${role}`);
-      });
-    }
   });
 });
 
@@ -370,11 +346,7 @@ describe('queue integrity: batch jobs from other languages', () => {
   it('regression: jobs added through BullMQ commit in the order they were added, with 3 workers of concurrency 3', {
     timeout: 60_000,
   }, async () => {
-    const workers = Array.from(
-      { length: 3 },
-      () =>
-        new Worker({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names, concurrency: 3, logger: silent }),
-    );
+    const workers = Array.from({ length: 3 }, () => inProcessWorker(names, { concurrency: 3 }));
     const queues = bullQueues(names);
     // What docs/batch-format.md tells a Python (or any BullMQ) producer to do.
     const queue = new Queue(queues.admissions, { connection: { url: REDIS_URL }, prefix: queues.prefix });
@@ -415,11 +387,9 @@ describe('queue integrity: batch jobs from other languages', () => {
         });
       }
       const stream = `${schema}.ordered`;
-      await waitFor(
-        async () => (await admin.status(stream))[0]?.committedSeq === BATCHES,
-        40_000,
-        'every batch',
-      );
+      await waitUntil('every batch', async () => (await admin.status(stream))[0]?.committedSeq === BATCHES, {
+        timeoutMs: 40_000,
+      });
       // Each batch overwrote row 1 with its n: the last one added must be the last one applied,
       // and seq k must be the k-th job added (high watermark k).
       assert.deepEqual(await rowsOf(`"${schema}".ordered WHERE id = 1`), [[1, BATCHES]]);

@@ -8,10 +8,12 @@ import { after, before, describe, it } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { defineTable, Producer, StreamAdmin, Worker } from '../../src/index.ts';
+import { Producer, StreamAdmin, Worker } from '../../src/index.ts';
 import { QueueKeys } from '../../src/queue/queue-keys.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { keyedTable } from '../helpers/tables.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 /** Counts calls of BullMQ's real `Queue.add` (kicks are the only jobs these tests add). */
 function countKicks(): { readonly count: number; reset(): void; restore(): void } {
@@ -37,15 +39,7 @@ function countKicks(): { readonly count: number; reset(): void; restore(): void 
 describe('queue kicks', () => {
   const schema = uniqueName('queue_kicks');
   const names = uniqueQueue();
-  const table = (name: string) =>
-    defineTable({
-      schema,
-      name,
-      columns: [
-        { name: 'id', type: 'integer', primaryKey: true },
-        { name: 'value', type: 'text' },
-      ],
-    });
+  const table = (name: string) => keyedTable(schema, name, []);
   let producer: Producer;
   let admin: StreamAdmin;
   const workers: Worker[] = [];
@@ -62,7 +56,7 @@ describe('queue kicks', () => {
     return worker;
   };
   const committed = (stream: string, seq: number) =>
-    waitFor(async () => (await admin.status(stream))[0]?.committedSeq === seq, 20_000, `${stream} at ${seq}`);
+    waitUntil(`${stream} at ${seq}`, async () => (await admin.status(stream))[0]?.committedSeq === seq);
 
   before(() => {
     producer = new Producer({ redis: REDIS_URL, ...names });

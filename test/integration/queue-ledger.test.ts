@@ -5,19 +5,19 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { pino } from 'pino';
 import {
   type CommittedBatch,
-  defineTable,
   type LedgerEntry,
   Producer,
   StreamAdmin,
-  Worker,
   type WorkerOptions,
 } from '../../src/index.ts';
+import { runCli } from '../helpers/cli.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
-import { runCli } from '../helpers/worker-process.ts';
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
+import { forgetStreams, withReadOnlyRole } from '../helpers/stream-state.ts';
+import { keyedTable } from '../helpers/tables.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 interface Row {
   stream: string;
@@ -53,41 +53,21 @@ describe('ledger bulk_ingest.batches', () => {
     await admin.close();
     await cleanQueue(names);
     await dropSchema(schema);
-    await withClient((c) => c.query('DELETE FROM bulk_ingest.batches WHERE stream LIKE $1', [`${schema}.%`]));
+    await forgetStreams(schema);
   });
-  const table = (name: string) =>
-    defineTable({
-      schema,
-      name,
-      columns: [
-        { name: 'id', type: 'integer', primaryKey: true },
-        { name: 'value', type: 'text' },
-      ],
-    });
+  const table = (name: string) => keyedTable(schema, name, []);
 
   /** Lets one worker apply what is pending until `stream` has committed `seq`. */
   async function drain(stream: string, seq: number, options: WorkerOptions = {}): Promise<CommittedBatch[]> {
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      concurrency: 1,
-      logger: pino({ level: 'silent' }),
-      ...options,
-    });
+    const worker = inProcessWorker(names, { concurrency: 1, ...options });
     const committed: CommittedBatch[] = [];
     worker.on('committed', (batch) => committed.push(batch));
-    try {
-      await worker.start();
-      await waitFor(
-        async () => (await admin.status(stream))[0]?.committedSeq === seq,
-        30_000,
-        `${stream} at ${seq}`,
-      );
-      return committed;
-    } finally {
-      await worker.close();
-    }
+    await withWorker(worker, () =>
+      waitUntil(`${stream} at ${seq}`, async () => (await admin.status(stream))[0]?.committedSeq === seq, {
+        timeoutMs: 30_000,
+      }),
+    );
+    return committed;
   }
 
   it('has one row per batch applied alone, with its header and its rows per table', async () => {
@@ -191,23 +171,18 @@ describe('ledger bulk_ingest.batches', () => {
         [stream, ages],
       ),
     );
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      logger: pino({ level: 'silent' }),
-    });
-    try {
-      await worker.start(); // prunes once as it starts, then every 10 minutes
-      await waitFor(async () => (await ledger(stream)).length < ages.length, 10_000, 'pruning');
+    const worker = inProcessWorker(names);
+    // It prunes once as it starts, then every 10 minutes.
+    await withWorker(worker, async () => {
+      await waitUntil('pruning', async () => (await ledger(stream)).length < ages.length, {
+        timeoutMs: 10_000,
+      });
       assert.deepEqual(
         (await ledger(stream)).map((r) => Number(r.seq)),
         [4, 5],
       );
       assert.equal(await worker.pruneLedger(), 0, 'nothing left to prune');
-    } finally {
-      await worker.close();
-    }
+    });
   });
 
   it('history: the CLI prints the ledger newest first, --limit bounds it, --json gives the entries', async () => {
@@ -222,7 +197,7 @@ describe('ledger bulk_ingest.batches', () => {
       });
     await drain(stream, 3);
     const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...names };
-    const text = await runCli(['history', stream, '--limit', '2'], connection);
+    const text = await runCli(['history', stream, '--limit', '2'], { connection });
     assert.equal(text.code, 0, text.stderr);
     const lines = text.stdout.trim().split('\n');
     assert.match(
@@ -235,12 +210,12 @@ describe('ledger bulk_ingest.batches', () => {
       new RegExp(`^3 +committed +\\S+ +h-3 +${schema}\\.history=1 +0 +\\d+ +"hw-3"$`),
     );
     assert.match(lines[2] ?? '', /^2 +committed .* h-2 .*"hw-2"$/);
-    const json = await runCli(['history', stream, '--json'], connection);
+    const json = await runCli(['history', stream, '--json'], { connection });
     assert.deepEqual(
       (JSON.parse(json.stdout) as LedgerEntry[]).map((e) => [e.seq, e.batchId, e.outcome, e.rows]),
       [3, 2, 1].map((n) => [n, `h-${n}`, 'committed', { [stream]: 1 }]),
     );
-    const bad = await runCli(['history', stream, '--limit', '0'], connection);
+    const bad = await runCli(['history', stream, '--limit', '0'], { connection });
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /--limit expects an integer >= 1, got "0"/);
   });
@@ -250,52 +225,36 @@ describe('ledger bulk_ingest.batches', () => {
     const stream = `${schema}.history_reader`;
     await producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1, 'x']]] });
     await drain(stream, 1);
-    const role = uniqueName('reader');
-    await withClient(async (c) => {
-      await c.query(`CREATE ROLE ${role} LOGIN`);
-      await c.query(`GRANT USAGE ON SCHEMA bulk_ingest TO ${role}`);
-      await c.query(`GRANT SELECT ON ALL TABLES IN SCHEMA bulk_ingest TO ${role}`);
+    await withReadOnlyRole(async (databaseUrl) => {
+      const reader = new StreamAdmin({ databaseUrl, redis: REDIS_URL, ...names });
+      try {
+        assert.deepEqual(
+          (await reader.history(stream)).map((e) => [e.seq, e.outcome]),
+          [[1, 'committed']],
+        );
+        assert.deepEqual(await reader.history(`${schema}.never`), []);
+      } finally {
+        await reader.close();
+      }
     });
-    const url = new URL(DATABASE_URL);
-    url.username = role;
-    const reader = new StreamAdmin({ databaseUrl: url.toString(), redis: REDIS_URL, ...names });
-    try {
-      assert.deepEqual(
-        (await reader.history(stream)).map((e) => [e.seq, e.outcome]),
-        [[1, 'committed']],
-      );
-      assert.deepEqual(await reader.history(`${schema}.never`), []);
-    } finally {
-      await reader.close();
-      await withClient(async (c) => {
-        await c.query(`REVOKE ALL ON ALL TABLES IN SCHEMA bulk_ingest FROM ${role}`);
-        await c.query(`REVOKE ALL ON SCHEMA bulk_ingest FROM ${role}`);
-        await c.query(`DROP ROLE ${role}`);
-      });
-    }
   });
 
   it("is written in the batch's transaction: a batch that rolls back leaves no row", async () => {
     const t = table('rolled_back');
     const stream = `${schema}.rolled_back`;
     await producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1, 'x']]], batchId: 'once' });
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
+    const worker = inProcessWorker(names, {
       poisonRetries: 0,
-      logger: pino({ level: 'silent' }),
       // After the ledger row is written, before COMMIT.
       fault: (point, s) => {
         if (point === 'before-commit' && s === stream) throw new Error('injected before COMMIT');
       },
     });
-    await worker.start();
-    try {
-      await waitFor(async () => (await admin.status(stream))[0]?.blocked != null, 30_000, 'parked');
-    } finally {
-      await worker.close();
-    }
+    await withWorker(worker, () =>
+      waitUntil('parked', async () => (await admin.status(stream))[0]?.blocked != null, {
+        timeoutMs: 30_000,
+      }),
+    );
     assert.deepEqual(await ledger(stream), [], 'the row rolled back with the batch');
     await admin.retry(stream);
     await drain(stream, 1);

@@ -8,15 +8,11 @@ import { randomInt } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defineTable, ingest, Producer } from '../../src/index.ts';
+import { addCommitLog, assertCommitOrder, commitOrder } from '../helpers/commit-log.ts';
 import { storedHighWatermark } from '../helpers/ingest.ts';
-import {
-  addCommitLog,
-  assertCommitOrder,
-  commitOrder,
-  committedSeqs,
-  eventually,
-  withQueueFixture,
-} from '../helpers/worker-process.ts';
+import { withQueueFixture } from '../helpers/queue-fixture.ts';
+import { committedSeqs } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const BATCHES_PER_PRODUCER = 100;
 const KEYS = 80;
@@ -113,11 +109,13 @@ describe('queue order (G1): 3 worker processes, 2 producers, 200 batches on one 
           Array.from({ length: total }, (_, i) => i + 1),
         );
 
-        await eventually(
-          async () => (await committedSeqs(db, [stream])).get(stream) === total,
-          120_000,
+        await waitUntil(
           `stream ${stream} to commit seq ${total}`,
-          async () => `committed ${(await committedSeqs(db, [stream])).get(stream)}`,
+          async () => (await committedSeqs(db, [stream])).get(stream) === total,
+          {
+            timeoutMs: 120_000,
+            explain: async () => `committed ${(await committedSeqs(db, [stream])).get(stream)}`,
+          },
         );
         done = true;
         await terminator;
@@ -181,17 +179,17 @@ describe('queue order (G1): 3 worker processes, 2 producers, 200 batches on one 
         await producer.enqueue({ tables: [t], highWatermark: 1, rows: [[t, [1]]] });
         const worker = fleet.start();
         const sleeping = `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query ILIKE $1`;
-        await eventually(
-          async () => (await db.query(sleeping, [`%${schema}%`])).rows.length > 0,
-          30_000,
+        await waitUntil(
           'a batch to kill',
+          async () => (await db.query(sleeping, [`%${schema}%`])).rows.length > 0,
+          { timeoutMs: 30_000 },
         );
         await Promise.race([worker.exited, sleep(3000)]);
         assert.equal(worker.alive, true, `the worker died: ${worker.output.slice(-1500)}`);
-        await eventually(
-          async () => (await committedSeqs(db, [`${schema}.t`])).get(`${schema}.t`) === 1,
-          20_000,
+        await waitUntil(
           'the batch to be retried and committed',
+          async () => (await committedSeqs(db, [`${schema}.t`])).get(`${schema}.t`) === 1,
+          { timeoutMs: 20_000 },
         );
       } finally {
         await producer.close();

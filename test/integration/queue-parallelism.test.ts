@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type pg from 'pg';
 import { defineTable, type IngestTable, ingest, Producer } from '../../src/index.ts';
-import { committedSeqs, eventually, withQueueFixture } from '../helpers/worker-process.ts';
+import { withQueueFixture } from '../helpers/queue-fixture.ts';
+import { committedSeqs } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 function keyed(schema: string, name: string): IngestTable {
   return defineTable({
@@ -70,10 +72,10 @@ describe('queue parallelism (G5)', () => {
         fleet.start({ WORKER_CONCURRENCY: '1', LOG_LEVEL: 'info', COALESCE_MAX_BATCHES: '1' }),
         fleet.start({ WORKER_CONCURRENCY: '1', LOG_LEVEL: 'info', COALESCE_MAX_BATCHES: '1' }),
       ];
-      await eventually(
-        async () => workers.every((w) => w.output.includes('worker started')),
-        60_000,
+      await waitUntil(
         'both workers to start',
+        async () => workers.every((w) => w.output.includes('worker started')),
+        { timeoutMs: 60_000 },
       );
       const producer = new Producer({ redis: connection.redisUrl, ...connection });
       const PER_STREAM = 6;
@@ -83,10 +85,10 @@ describe('queue parallelism (G5)', () => {
             await producer.enqueue({ tables: [t], highWatermark: i, rows: [[t, [i, `${t.name}${i}`]]] });
         }
         const streams = [`${schema}.a`, `${schema}.b`];
-        await eventually(
-          async () => [...(await committedSeqs(db, streams)).values()].every((seq) => seq === PER_STREAM),
-          60_000,
+        await waitUntil(
           'both streams to commit',
+          async () => [...(await committedSeqs(db, streams)).values()].every((seq) => seq === PER_STREAM),
+          { timeoutMs: 60_000 },
         );
         const all = await windows(db, schema);
         const ofA = all.filter((w) => w.tbl === 'a');
@@ -145,11 +147,10 @@ describe('queue parallelism (G5)', () => {
           }),
         );
         const streams = [`${schema}.x`, `${schema}.y`];
-        await eventually(
-          async () => [...(await committedSeqs(db, streams)).values()].every((seq) => seq === BATCHES),
-          90_000,
+        await waitUntil(
           'both streams to commit every batch',
-          async () => JSON.stringify([...(await committedSeqs(db, streams))]),
+          async () => [...(await committedSeqs(db, streams)).values()].every((seq) => seq === BATCHES),
+          { timeoutMs: 90_000, explain: async () => JSON.stringify([...(await committedSeqs(db, streams))]) },
         );
         for (const t of ['x', 'y']) {
           assert.equal((await db.query(`SELECT count(*)::int AS n FROM "${schema}"."${t}"`)).rows[0].n, KEYS);

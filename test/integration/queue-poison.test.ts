@@ -8,14 +8,12 @@ import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { defineTable, type IngestTable, Producer, StreamAdmin, type StreamStatus } from '../../src/index.ts';
-import {
-  type Connection,
-  committedSeqs,
-  eventually,
-  runCli,
-  type WorkerFleet,
-  withQueueFixture,
-} from '../helpers/worker-process.ts';
+import { runCli } from '../helpers/cli.ts';
+import type { Connection } from '../helpers/queue.ts';
+import { withQueueFixture } from '../helpers/queue-fixture.ts';
+import { committedSeqs } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import type { WorkerFleet } from '../helpers/worker-fleet.ts';
 
 const POISON = { POISON_RETRIES: '2', POISON_BACKOFF_MS: '50' };
 
@@ -74,11 +72,9 @@ describe('queue poison batches (G6)', () => {
         for (let i = 1; i <= 3; i++) await enqueueRows(producer, other, [i]);
         fleet.start(POISON);
 
-        await eventually(
-          async () => (await statusOf(a, stream)).blocked !== null,
-          30_000,
-          `${stream} to be parked`,
-        );
+        await waitUntil(`${stream} to be parked`, async () => (await statusOf(a, stream)).blocked !== null, {
+          timeoutMs: 30_000,
+        });
         const status = await statusOf(a, stream);
         assert.equal(status.blocked?.seq, 2);
         assert.match(status.blocked?.reason ?? '', /duplicate key value violates unique constraint/);
@@ -87,16 +83,18 @@ describe('queue poison batches (G6)', () => {
         // Retried POISON_RETRIES times before being parked (by each drain of the stream running at
         // once, one per kick being worked on), and parked once, logged with the reason. The log
         // lines may arrive through the pipe a little after Redis says blocked.
-        await eventually(async () => parkedLogs(fleet).length >= 1, 5000, 'the park to be logged');
+        await waitUntil('the park to be logged', async () => parkedLogs(fleet).length >= 1, {
+          timeoutMs: 5000,
+        });
         const retries = fleet.logLines(/batch failed; retrying/).filter((l) => JSON.parse(l).seq === 2);
         assert.ok(retries.length >= 2, `${retries.length} retries of the poison batch`);
         assert.match(parkedLogs(fleet)[0] as string, /duplicate key/);
 
         // Other streams carry on; the blocked one stays put (no later batch jumps the queue).
-        await eventually(
-          async () => (await committedSeqs(db, [otherStream])).get(otherStream) === 3,
-          20_000,
+        await waitUntil(
           'the other stream',
+          async () => (await committedSeqs(db, [otherStream])).get(otherStream) === 3,
+          { timeoutMs: 20_000 },
         );
         await sleep(1200); // a few sweeps
         assert.equal(parkedLogs(fleet).length, 1, 'parked once, whichever drains retried it');
@@ -104,12 +102,12 @@ describe('queue poison batches (G6)', () => {
         assert.equal((await statusOf(a, stream)).committedSeq, 1);
 
         // The CLI says so too, with exit code 3; skipping the wrong batch is refused.
-        const cli = await runCli(['status'], connection);
+        const cli = await runCli(['status'], { connection });
         assert.equal(cli.code, 3, cli.stderr);
         assert.match(cli.stdout, new RegExp(`${stream}: BLOCKED`));
         assert.match(cli.stdout, /blocked at batch 2 since .*duplicate key value violates unique constraint/);
         assert.match(cli.stdout, new RegExp(`${otherStream}: up to date`));
-        const wrong = await runCli(['skip', stream, '--seq', '3'], connection);
+        const wrong = await runCli(['skip', stream, '--seq', '3'], { connection });
         assert.equal(wrong.code, 2);
         assert.match(wrong.stderr, /the next batch is 2, not 3/);
         assert.equal((await statusOf(a, stream)).committedSeq, 1);
@@ -123,16 +121,16 @@ describe('queue poison batches (G6)', () => {
         assert.equal(skipped.rows.length, 1);
         assert.equal(skipped.rows[0].seq, 2);
         assert.match(skipped.rows[0].reason, /duplicate key/);
-        await eventually(
-          async () => (await committedSeqs(db, [stream])).get(stream) === 3,
-          20_000,
+        await waitUntil(
           'the batch after the skipped one',
+          async () => (await committedSeqs(db, [stream])).get(stream) === 3,
+          { timeoutMs: 20_000 },
         );
         assert.deepEqual(await ids(db, schema, 'codes'), [1, 3]);
         const after = await statusOf(a, stream);
         assert.equal(after.blocked, null);
         assert.equal(after.highWatermark, '3');
-        const ok = await runCli(['status', stream], connection);
+        const ok = await runCli(['status', stream], { connection });
         assert.equal(ok.code, 0, ok.stdout + ok.stderr);
       } finally {
         await a.close();
@@ -161,25 +159,25 @@ describe('queue poison batches (G6)', () => {
         await enqueueRows(producer, users, [3, 'a@x']); // seq 2: unique violation on email
         await enqueueRows(producer, users, [4, 'c@x']);
         fleet.start(POISON);
-        await eventually(
-          async () => (await statusOf(a, stream)).blocked !== null,
-          30_000,
-          'the batch to be parked',
-        );
+        await waitUntil('the batch to be parked', async () => (await statusOf(a, stream)).blocked !== null, {
+          timeoutMs: 30_000,
+        });
         const first = await statusOf(a, stream);
         assert.equal(first.blocked?.seq, 2);
         assert.match(first.blocked?.reason ?? '', /duplicate key value violates unique constraint/);
 
         // Retry without fixing anything: tried again, parked again.
         await a.retry(stream);
-        await eventually(
+        await waitUntil(
+          'the batch to be parked again',
           async () =>
             ((await statusOf(a, stream)).blocked?.since.getTime() ?? 0) >
             (first.blocked?.since.getTime() ?? 0),
-          30_000,
-          'the batch to be parked again',
+          { timeoutMs: 30_000 },
         );
-        await eventually(async () => parkedLogs(fleet).length >= 2, 5000, 'the second park to be logged');
+        await waitUntil('the second park to be logged', async () => parkedLogs(fleet).length >= 2, {
+          timeoutMs: 5000,
+        });
         assert.equal(parkedLogs(fleet).length, 2, 'parked once per round');
         const retried = fleet.logLines(/batch failed; retrying/).filter((l) => JSON.parse(l).seq === 2);
         assert.ok(retried.length >= 4, `${retried.length} retries over the two parks`);
@@ -188,10 +186,10 @@ describe('queue poison batches (G6)', () => {
         // Fix the cause by hand, then retry: batch 2 and the one after it apply.
         await db.query(`DELETE FROM "${schema}".users WHERE id = 1`);
         await a.retry(stream);
-        await eventually(
-          async () => (await committedSeqs(db, [stream])).get(stream) === 3,
-          20_000,
+        await waitUntil(
           'the retried batch and the next',
+          async () => (await committedSeqs(db, [stream])).get(stream) === 3,
+          { timeoutMs: 20_000 },
         );
         const rows = await db.query(`SELECT id, email FROM "${schema}".users ORDER BY id`);
         assert.deepEqual(rows.rows, [

@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type pg from 'pg';
-import { pino } from 'pino';
 import {
   BadRows,
   type CommittedBatch,
@@ -19,14 +18,14 @@ import {
   type Row,
   StreamAdmin,
   Upsert,
-  Worker,
 } from '../../src/index.ts';
 import { createMetrics, type PgbiMetrics } from '../../src/ops/metrics.ts';
 import { attachWorkerMetrics } from '../../src/ops/worker-metrics.ts';
 import { rejectedRowsPerSeq } from '../../src/queue/apply-stream.ts';
+import { runCli } from '../helpers/cli.ts';
 import { connect, DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
-import { cleanQueue, inProcessQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
-import { runCli } from '../helpers/worker-process.ts';
+import { cleanQueue, inProcessQueue, inProcessWorker, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 describe('queue with BadRows.QUARANTINE', () => {
   const queue = inProcessQueue();
@@ -73,7 +72,9 @@ describe('queue with BadRows.QUARANTINE', () => {
       rows,
       options: { badRows: BadRows.QUARANTINE, upsert: Upsert.OFF },
     });
-    await waitFor(async () => (await admin.status(stream))[0]?.committedSeq === seq, 30_000, 'the batch');
+    await waitUntil('the batch', async () => (await admin.status(stream))[0]?.committedSeq === seq, {
+      timeoutMs: 30_000,
+    });
     assert.equal(await count(), 9_997);
     const rejected = await admin.rejected(stream);
     assert.deepEqual(
@@ -100,7 +101,9 @@ describe('queue with BadRows.QUARANTINE', () => {
     );
     const { seq, ids } = await admin.replay(stream, { ids: [nullRow.id] });
     assert.deepEqual(ids, [nullRow.id]);
-    await waitFor(async () => (await admin.status(stream))[0]?.committedSeq === seq, 30_000, 'the replay');
+    await waitUntil('the replay', async () => (await admin.status(stream))[0]?.committedSeq === seq, {
+      timeoutMs: 30_000,
+    });
     const rows = await db.query(`SELECT label FROM "${schema}".events WHERE id = 5000`);
     assert.deepEqual(rows.rows, [{ label: 'fixed' }]);
     const after = await admin.rejected(stream);
@@ -111,7 +114,7 @@ describe('queue with BadRows.QUARANTINE', () => {
 
   it('`pg-bulk-ingest rejected <stream> --json` lists what StreamAdmin.rejected() does', async () => {
     const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...queue.names };
-    const listed = await runCli(['rejected', stream, '--json'], connection);
+    const listed = await runCli(['rejected', stream, '--json'], { connection });
     assert.equal(listed.code, 0, listed.stderr);
     const fromCli = (JSON.parse(listed.stdout) as { id: number; replayedAt: string | null }[]).map((r) => [
       r.id,
@@ -127,10 +130,12 @@ describe('queue with BadRows.QUARANTINE', () => {
     const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...queue.names };
     const pending = (await admin.rejected(stream)).filter((r) => r.replayedAt === null);
     assert.deepEqual(pending.map((r) => r.sqlState).sort(), ['23505', null]);
-    const replayed = await runCli(['replay', stream], connection);
+    const replayed = await runCli(['replay', stream], { connection });
     assert.equal(replayed.code, 0, replayed.stderr);
     const seq = Number(/as batch (\d+) of/.exec(replayed.stdout)?.[1]);
-    await waitFor(async () => (await admin.status(stream))[0]?.committedSeq === seq, 30_000, 'the replay');
+    await waitUntil('the replay', async () => (await admin.status(stream))[0]?.committedSeq === seq, {
+      timeoutMs: 30_000,
+    });
     const label = await db.query(`SELECT label FROM "${schema}".events WHERE id = 10`);
     assert.equal(label.rows[0]?.label, 'row 10');
     const all = await admin.rejected(stream);
@@ -161,15 +166,13 @@ describe('queue with BadRows.QUARANTINE', () => {
       'id:integer:pk,label:text',
     ];
     try {
-      const refused = await runCli(args, connection);
+      const refused = await runCli(args, { connection });
       assert.notEqual(refused.code, 0, 'without --bad-rows quarantine the CLI refuses the file');
-      const enqueued = await runCli([...args, '--bad-rows', 'quarantine'], connection);
+      const enqueued = await runCli([...args, '--bad-rows', 'quarantine'], { connection });
       assert.equal(enqueued.code, 0, enqueued.stderr);
-      await waitFor(
-        async () => (await admin.status(cliStream))[0]?.committedSeq === 1,
-        30_000,
-        'the CLI batch',
-      );
+      await waitUntil('the CLI batch', async () => (await admin.status(cliStream))[0]?.committedSeq === 1, {
+        timeoutMs: 30_000,
+      });
       const ids = await db.query(`SELECT id FROM "${schema}".cli ORDER BY id`);
       assert.deepEqual(
         ids.rows.map((r) => r.id),
@@ -190,7 +193,9 @@ describe('queue with BadRows.QUARANTINE', () => {
     const [timeRow] = (await admin.rejected(stream)).filter((r) => r.replayedAt === null);
     assert.ok(timeRow);
     const { seq } = await admin.replay(stream, { ids: [timeRow.id] });
-    await waitFor(async () => (await admin.status(stream))[0]?.committedSeq === seq, 30_000, 'the replay');
+    await waitUntil('the replay', async () => (await admin.status(stream))[0]?.committedSeq === seq, {
+      timeoutMs: 30_000,
+    });
     const again = (await admin.rejected(stream)).filter((r) => r.seq === seq);
     assert.equal(again.length, 1);
     assert.notEqual(again[0]?.id, timeRow.id);
@@ -223,14 +228,7 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
   ): Promise<{ committed: CommittedBatch[]; admin: StreamAdmin; metrics: PgbiMetrics }> {
     const producer = new Producer({ redis: REDIS_URL, ...names });
     const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      concurrency: 1,
-      poisonRetries: 0,
-      logger: pino({ level: 'silent' }),
-    });
+    const worker = inProcessWorker(names, { concurrency: 1, poisonRetries: 0 });
     const committed: CommittedBatch[] = [];
     worker.on('committed', (batch) => committed.push(batch));
     const metrics = createMetrics({ defaultMetrics: false });
@@ -238,7 +236,7 @@ describe('queue with BadRows.QUARANTINE: batches found pending together', () => 
     try {
       await enqueue(producer);
       await worker.start();
-      await waitFor(() => until(admin), 30_000, 'the stream');
+      await waitUntil('the stream', () => until(admin), { timeoutMs: 30_000 });
       return { committed, admin, metrics };
     } finally {
       await detach();

@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { pino } from 'pino';
 import {
   type Batch,
   defineTable,
@@ -15,11 +14,13 @@ import {
   type PgBulkIngestError,
   Producer,
   StreamAdmin,
-  Worker,
 } from '../../src/index.ts';
+import { runCli } from '../helpers/cli.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
-import { runCli } from '../helpers/worker-process.ts';
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
+import { forgetStreams } from '../helpers/stream-state.ts';
+import { keyedTable } from '../helpers/tables.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const SOURCE_ROWS = 10;
 
@@ -34,22 +35,9 @@ describe('rewind', () => {
     await admin.close();
     await cleanQueue(names);
     await dropSchema(schema);
-    await withClient(async (c) => {
-      await c.query('DELETE FROM bulk_ingest.batches WHERE stream LIKE $1', [`${schema}.%`]);
-      await c.query('DELETE FROM bulk_ingest.rewinds WHERE stream LIKE $1', [`${schema}.%`]);
-      await c.query('DELETE FROM bulk_ingest.stream_state WHERE stream LIKE $1', [`${schema}.%`]);
-      await c.query('DELETE FROM bulk_ingest.skipped_batches WHERE stream LIKE $1', [`${schema}.%`]);
-    });
+    await forgetStreams(schema);
   });
-  const table = (name: string) =>
-    defineTable({
-      schema,
-      name,
-      columns: [
-        { name: 'id', type: 'integer', primaryKey: true },
-        { name: 'value', type: 'text' },
-      ],
-    });
+  const table = (name: string) => keyedTable(schema, name, []);
 
   /**
    * A source of rows 1..10 read two at a time from a high watermark (the last id sent), as an
@@ -64,24 +52,11 @@ describe('rewind', () => {
   }
 
   async function drained(stream: string, seq: number) {
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      concurrency: 1,
-      poisonRetries: 0,
-      logger: pino({ level: 'silent' }),
-    });
-    try {
-      await worker.start();
-      await waitFor(
-        async () => (await admin.status(stream))[0]?.committedSeq === seq,
-        30_000,
-        `${stream} at ${seq}`,
-      );
-    } finally {
-      await worker.close();
-    }
+    await withWorker(inProcessWorker(names, { concurrency: 1, poisonRetries: 0 }), () =>
+      waitUntil(`${stream} at ${seq}`, async () => (await admin.status(stream))[0]?.committedSeq === seq, {
+        timeoutMs: 30_000,
+      }),
+    );
   }
 
   const commentOf = (name: string) =>
@@ -156,13 +131,13 @@ describe('rewind', () => {
     await drained(stream, 2);
     await producer.enqueue({ tables: [t], highWatermark: 12, rows: [[t, [11, 'x']]] }); // seq 3, pending
 
-    const refused = await runCli(['rewind', stream, '--to-seq', '1'], connection);
+    const refused = await runCli(['rewind', stream, '--to-seq', '1'], { connection });
     assert.equal(refused.code, 2, refused.stderr);
     assert.match(refused.stderr, /has 1 pending batch \(enqueued up to 3\).*--force/);
     assert.equal(await producer.highWatermark(t), 12, 'nothing changed');
     assert.match(await commentOf('pending'), /"high-watermark": 10/);
 
-    const forced = await runCli(['rewind', stream, '--to-seq', '1', '--force'], connection);
+    const forced = await runCli(['rewind', stream, '--to-seq', '1', '--force'], { connection });
     assert.equal(forced.code, 0, forced.stderr);
     assert.match(forced.stdout, /Rewound .* to batch 1: high watermark 8 \(was 10\); the next batch is 3\./);
     assert.match(forced.stdout, /Forced: the stream has 1 pending batch/);
@@ -170,7 +145,7 @@ describe('rewind', () => {
     // The pending batch then commits, and its high watermark is the stream's.
     await drained(stream, 3);
     assert.match(await commentOf('pending'), /"high-watermark": 12/);
-    const help = await runCli(['rewind', '--help'], connection);
+    const help = await runCli(['rewind', '--help'], { connection });
     assert.match(
       help.stdout.replace(/\s+/g, ' '),
       /Rows already in the tables stay: re-sending with an upsert is idempotent/,
@@ -194,19 +169,11 @@ describe('rewind', () => {
       c.query(`ALTER TABLE "${schema}".blocked ADD CONSTRAINT no_bad CHECK (code <> 'bad')`),
     );
     await producer.enqueue({ tables: [t], highWatermark: 2, rows: [[t, [2, 'bad']]] });
-    const worker = new Worker({
-      databaseUrl: DATABASE_URL,
-      redis: REDIS_URL,
-      ...names,
-      poisonRetries: 0,
-      logger: pino({ level: 'silent' }),
-    });
-    await worker.start();
-    try {
-      await waitFor(async () => (await admin.status(stream))[0]?.blocked != null, 30_000, 'parked');
-    } finally {
-      await worker.close();
-    }
+    await withWorker(inProcessWorker(names, { poisonRetries: 0 }), () =>
+      waitUntil('parked', async () => (await admin.status(stream))[0]?.blocked != null, {
+        timeoutMs: 30_000,
+      }),
+    );
     await assert.rejects(admin.rewind(stream, { toSeq: 1 }), (e: PgBulkIngestError) => {
       assert.equal(e.code, 'STREAM_BUSY');
       assert.match(e.message, /is blocked at batch 2 \(/);

@@ -6,14 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { pino } from 'pino';
 import { defineTable, type IngestTable, SchemaChanges } from '../../src/index.ts';
 import { StreamAdmin } from '../../src/queue/admin.ts';
 import { Producer } from '../../src/queue/producer.ts';
-import { Worker } from '../../src/queue/worker.ts';
 import { selectAll } from '../helpers/ingest.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, REDIS_URL, uniqueQueue, waitFor } from '../helpers/queue.ts';
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { forgetStreams } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const versions = (schema: string) => {
   const id = { name: 'id', type: 'integer', primaryKey: true } as const;
@@ -48,14 +48,7 @@ async function withQueue(
   const names = uniqueQueue();
   const producer = new Producer({ redis: REDIS_URL, ...names });
   const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
-  const worker = new Worker({
-    databaseUrl: DATABASE_URL,
-    redis: REDIS_URL,
-    ...names,
-    poisonRetries: 0,
-    poisonBackoffMs: 10,
-    logger: pino({ level: 'silent' }),
-  });
+  const worker = inProcessWorker(names, { poisonRetries: 0, poisonBackoffMs: 10 });
   await worker.start();
   try {
     await fn({ schema, producer, admin });
@@ -65,9 +58,7 @@ async function withQueue(
     await admin.close();
     await cleanQueue(names);
     await dropSchema(schema);
-    await withClient((c) =>
-      c.query('DELETE FROM bulk_ingest.stream_state WHERE stream = $1', [`${schema}.t`]),
-    );
+    await forgetStreams(schema);
   }
 }
 
@@ -89,11 +80,9 @@ describe('queue: schemaChanges in a rolling deploy', () => {
     withQueue(async ({ schema, producer, admin }) => {
       await enqueueRolling(producer, schema, SchemaChanges.ADDITIVE);
       const stream = `${schema}.t`;
-      await waitFor(
-        async () => (await admin.status(stream))[0]?.committedSeq === 20,
-        60_000,
-        'all 20 batches',
-      );
+      await waitUntil('all 20 batches', async () => (await admin.status(stream))[0]?.committedSeq === 20, {
+        timeoutMs: 60_000,
+      });
       const table = await withClient((c) => selectAll(c, schema, 't'));
       assert.equal(table.length, 20);
       for (let i = 1; i <= 20; i += 2) {
@@ -110,10 +99,10 @@ describe('queue: schemaChanges in a rolling deploy', () => {
       withQueue(async ({ schema, producer, admin }) => {
         await enqueueRolling(producer, schema, SchemaChanges.FREEZE);
         const stream = `${schema}.t`;
-        await waitFor(
-          async () => (await admin.status(stream))[0]?.blocked != null,
-          60_000,
+        await waitUntil(
           'the stream to be parked',
+          async () => (await admin.status(stream))[0]?.blocked != null,
+          { timeoutMs: 60_000 },
         );
         const status = (await admin.status(stream))[0];
         assert.equal(status?.committedSeq, 1);

@@ -8,9 +8,12 @@ import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import type pg from 'pg';
 import { defineTable, type IngestTable, ingest, Producer, Upsert } from '../../src/index.ts';
+import { REPO_ROOT } from '../helpers/doc-blocks.ts';
 import { DATABASE_URL } from '../helpers/pg.ts';
 import { cleanQueue, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
-import { committedSeqs, eventually, ROOT, withQueueFixture } from '../helpers/worker-process.ts';
+import { withQueueFixture } from '../helpers/queue-fixture.ts';
+import { committedSeqs } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const ROWS = 10;
 
@@ -42,15 +45,15 @@ function enqueueBatch(producer: Producer, t: IngestTable, id: number) {
 
 /** Waits until some backend is sleeping in the trigger, i.e. a worker is in the middle of a batch. */
 async function waitMidBatch(db: pg.ClientBase, schema: string): Promise<void> {
-  await eventually(
+  await waitUntil(
+    'a worker to be in the middle of a batch',
     async () =>
       (
         await db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query ILIKE $1`, [
           `%${schema}%`,
         ])
       ).rows.length > 0,
-    60_000,
-    'a worker to be in the middle of a batch',
+    { timeoutMs: 60_000 },
   );
 }
 
@@ -80,7 +83,7 @@ describe('queue graceful shutdown (G8)', () => {
         });
         await waitMidBatch(db, schema);
         const signalled = Date.now();
-        const exit = await worker.terminate(25_000);
+        const { exit } = await worker.stop(25_000);
         assert.deepEqual(exit, { code: 0, signal: null }, worker.output);
         assert.ok(Date.now() - signalled < 15_000);
         // The batch in flight was finished, and nothing after it was started.
@@ -89,11 +92,9 @@ describe('queue graceful shutdown (G8)', () => {
         assert.deepEqual(await batchesApplied(db, schema), [1]);
 
         fleet.start();
-        await eventually(
-          async () => (await committedSeqs(db, [stream])).get(stream) === 3,
-          30_000,
-          'the rest',
-        );
+        await waitUntil('the rest', async () => (await committedSeqs(db, [stream])).get(stream) === 3, {
+          timeoutMs: 30_000,
+        });
         assert.deepEqual(await batchesApplied(db, schema), [1, 2, 3]);
       } finally {
         await producer.close();
@@ -117,7 +118,7 @@ describe('queue graceful shutdown (G8)', () => {
         });
         await waitMidBatch(db, schema);
         const signalled = Date.now();
-        const exit = await worker.terminate(10_000);
+        const { exit } = await worker.stop(10_000);
         const took = Date.now() - signalled;
         assert.deepEqual(exit, { code: 0, signal: null }, worker.output);
         assert.ok(
@@ -126,7 +127,8 @@ describe('queue graceful shutdown (G8)', () => {
         );
         assert.match(worker.output, /shutdown timeout: abandoning/);
         // Its transaction rolls back once the backend notices the client is gone.
-        await eventually(
+        await waitUntil(
+          'the abandoned transaction to end',
           async () =>
             (
               await db.query(
@@ -134,8 +136,7 @@ describe('queue graceful shutdown (G8)', () => {
                 [`%${schema}%`],
               )
             ).rows.length === 0,
-          15_000,
-          'the abandoned transaction to end',
+          { timeoutMs: 15_000 },
         );
         assert.equal(
           (await committedSeqs(db, [stream])).get(stream),
@@ -145,10 +146,10 @@ describe('queue graceful shutdown (G8)', () => {
         assert.deepEqual(await batchesApplied(db, schema), []);
 
         fleet.start();
-        await eventually(
-          async () => (await committedSeqs(db, [stream])).get(stream) === 1,
-          40_000,
+        await waitUntil(
           'the abandoned batch to be redone',
+          async () => (await committedSeqs(db, [stream])).get(stream) === 1,
+          { timeoutMs: 40_000 },
         );
         assert.deepEqual(await batchesApplied(db, schema), [1]);
       } finally {
@@ -171,7 +172,7 @@ describe('queue graceful shutdown (G8)', () => {
         await w.close();
         console.log('closed');`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: ROOT,
+      cwd: REPO_ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     try {

@@ -9,20 +9,19 @@
  * against a database and a redis-server of this test's own, so nothing shared is touched.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { StreamAdmin } from '../../src/index.ts';
 import { ChildOutput } from '../helpers/child-output.ts';
 import { exampleBlock, REPO_ROOT } from '../helpers/doc-blocks.ts';
 import { uniqueName } from '../helpers/pg.ts';
-import { waitFor } from '../helpers/queue.ts';
+import { PrivateRedis } from '../helpers/private-redis.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
 
@@ -79,8 +78,7 @@ describe('the packed package installed in a project outside the repository', () 
   const project = join(dir, 'project');
   const database = uniqueName('pgbi_pkg');
   const databaseUrl = `${BASE_URL}/${database}`;
-  let redis: ChildProcess | undefined;
-  let redisUrl = '';
+  const redis = new PrivateRedis({ persistence: 'none' });
   /** The environment of the user's shell: this test's own database and Redis. */
   let env: NodeJS.ProcessEnv = {};
 
@@ -99,22 +97,13 @@ describe('the packed package installed in a project outside the repository', () 
       cwd: project,
     });
     await adminQuery(`CREATE DATABASE ${database}`);
-    const port = await freePort();
-    redis = spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      {
-        stdio: 'ignore',
-      },
-    );
-    redisUrl = `redis://127.0.0.1:${port}`;
+    await redis.start();
     const { NODE_OPTIONS: _, ...rest } = process.env;
-    env = { ...rest, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl };
-    await waitFor(() => redisAnswers(port), 10_000, 'redis-server');
+    env = { ...rest, DATABASE_URL: databaseUrl, REDIS_URL: redis.url };
   });
 
   after(async () => {
-    redis?.kill('SIGKILL');
+    await redis.destroy();
     await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     rmSync(dir, { recursive: true, force: true });
   });
@@ -185,7 +174,7 @@ console.log(JSON.stringify({
     const queue = exampleBlock('README.md', 'readme-queue').code;
     await runInProject('queue-example.ts', `${library}\n${queue}`);
     // producer.ingest enqueued the batch of 2015-01-01 (the stream had none), enqueue the one of 2015-01-02.
-    const admin = new StreamAdmin({ databaseUrl, redis: redisUrl });
+    const admin = new StreamAdmin({ databaseUrl, redis: redis.url });
     try {
       const [status] = await admin.status('my_schema.my_table');
       assert.equal(status?.enqueuedSeq, 2);
@@ -239,12 +228,12 @@ await producer.enqueue({ tables: [table], highWatermark: 1, rows: [[table, [1, '
 await producer.close();
 `,
       );
-      await waitFor(
+      await waitUntil(
+        'the batch to be committed',
         async () =>
           (await query("SELECT to_regclass('installed.events') IS NOT NULL AS ok"))[0]?.ok === true &&
           (await query('SELECT count(*)::int AS n FROM installed.events'))[0]?.n === 1,
-        60_000,
-        'the batch to be committed',
+        { timeoutMs: 60_000 },
       );
       worker.kill('SIGTERM');
       assert.equal(await exited, 0, output.text);
@@ -276,33 +265,5 @@ async function adminQuery(sql: string): Promise<void> {
     await client.query(sql);
   } finally {
     await client.end();
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-async function redisAnswers(port: number): Promise<boolean> {
-  const client = new Redis(port, '127.0.0.1', {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  client.on('error', () => undefined); // not up yet: answered by the false below
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
   }
 }

@@ -8,8 +8,8 @@ import { z } from 'zod';
 import { PgBulkIngestError } from '../../errors.ts';
 import { connectionConfigSchema, workerConfigSchema } from '../config.ts';
 import { runDemo } from '../demo/run-demo.ts';
-import { killWorkersNow } from '../demo/worker-processes.ts';
 import { ProgressLine } from '../progress.ts';
+import { killAllWorkerProcesses } from '../worker-processes.ts';
 import { addSettings, CONNECTION_SETTINGS, configFrom, runCommand, withDefaults } from './common.ts';
 
 export const demoConfigSchema = connectionConfigSchema.extend({
@@ -82,7 +82,7 @@ export function registerDemoCommand(program: Command): void {
       const onSignal = (signal: NodeJS.Signals) => {
         signals += 1;
         if (signals > 1) {
-          killWorkersNow();
+          killAllWorkerProcesses();
           process.exit(130);
         }
         progress.clear();

@@ -14,14 +14,7 @@ import { DemoTally, progressText, summaryText } from './demo-report.ts';
 import { checkServices, countRows } from './preflight.ts';
 import { resetDemoState } from './reset-state.ts';
 import { type SyntheticBatchMetadata, type SyntheticFeed, syntheticFeed } from './synthetic-feed.ts';
-import {
-  logTail,
-  metricsPortOf,
-  startWorkers,
-  stopWorkers,
-  type WorkerProcess,
-  waitUntilStarted,
-} from './worker-processes.ts';
+import { type DemoWorker, startWorkers } from './worker-processes.ts';
 
 export interface DemoConfig {
   readonly databaseUrl: string;
@@ -66,7 +59,7 @@ export async function runDemo(config: DemoConfig, io: DemoIo): Promise<DemoResul
   const producer = new Producer({ redis: config.redisUrl, ...names });
   const admin = new StreamAdmin({ databaseUrl: config.databaseUrl, redis: config.redisUrl, ...names });
   const lost = new AbortController(); // aborted with the reason when a worker dies mid-run
-  let workers: WorkerProcess[] = [];
+  let workers: DemoWorker[] = [];
   try {
     if (!config.producerOnly && !io.signal.aborted) workers = await startDemoWorkers(config, io, lost);
     const stopping = AbortSignal.any([io.signal, lost.signal]);
@@ -91,7 +84,7 @@ export async function runDemo(config: DemoConfig, io: DemoIo): Promise<DemoResul
       schema,
       tables.map((t) => t.name),
     );
-    const shown = workers.map((w) => ({ metricsPort: metricsPortOf(w), logFile: w.logFile }));
+    const shown = workers.map((w) => ({ metricsPort: w.metricsPort(), logFile: w.logFile }));
     const elapsedMs = performance.now() - started;
     io.out(summaryText({ schema, elapsedMs, workers: shown, tableRows, statuses, tally, caughtUp }));
     return { ok: caughtUp, interrupted: io.signal.aborted };
@@ -99,7 +92,7 @@ export async function runDemo(config: DemoConfig, io: DemoIo): Promise<DemoResul
     io.progress.clear();
     if (workers.length > 0) {
       io.out(`Stopping ${workers.length} workers (SIGTERM)...\n`);
-      await stopWorkers(workers, 45_000);
+      await Promise.all(workers.map((w) => w.stop(45_000)));
     }
     await producer.close();
     await admin.close();
@@ -110,7 +103,7 @@ async function startDemoWorkers(
   config: DemoConfig,
   io: DemoIo,
   lost: AbortController,
-): Promise<WorkerProcess[]> {
+): Promise<DemoWorker[]> {
   const env = {
     DATABASE_URL: config.databaseUrl,
     REDIS_URL: config.redisUrl,
@@ -119,16 +112,21 @@ async function startDemoWorkers(
   };
   const workers = startWorkers(config.workers, env, config.metricsPort, `${config.schema}-${process.pid}`);
   for (const worker of workers) {
-    void worker.exited.then((code) => {
+    void worker.exited.then((exit) => {
       if (io.signal.aborted || lost.signal.aborted) return;
-      lost.abort(
-        new Error(`Worker ${worker.index + 1} exited (${code}) during the demo:\n${logTail(worker)}`),
-      );
+      const code = exit.code ?? exit.signal ?? 'unknown';
+      lost.abort(new Error(`${worker.label} exited (${code}) during the demo:\n${worker.tail()}`));
     });
   }
-  await waitUntilStarted(workers, 60_000, io.signal);
+  try {
+    await Promise.all(workers.map((w) => w.waitUntilStarted(60_000, io.signal)));
+  } catch (error) {
+    // Not returned to runDemo, which would stop them: stop them here, or they keep the demo alive.
+    await Promise.all(workers.map((w) => w.stop(45_000)));
+    throw error;
+  }
   if (!io.signal.aborted)
-    io.out(`Started ${workers.length} workers (pids ${workers.map((w) => w.child.pid).join(', ')})\n`);
+    io.out(`Started ${workers.length} workers (pids ${workers.map((w) => w.pid).join(', ')})\n`);
   return workers;
 }
 
