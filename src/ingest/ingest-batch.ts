@@ -47,6 +47,12 @@ import type { IngestTable } from './table-definition.ts';
 /** Extension points for the queue worker; `ingest()` itself uses none. */
 export interface BatchHooks {
   /**
+   * The caller vouches that the connection has no transaction open (the worker's connections
+   * come from its pool, which never gets back one that failed): ingest() then skips the round
+   * trip that checks it.
+   */
+  readonly connectionIdle?: boolean;
+  /**
    * Runs right after BEGIN of every transaction opened for the batch: the batch's own, and the
    * short one that alters a table in place before it (so a batch that is not due, e.g. a
    * duplicate with an older definition, changes nothing). Returning `false` rolls that

@@ -43,7 +43,7 @@ export async function runIngest(
 ): Promise<void> {
   assertTables(tables);
   const resolved = resolveOptions(options);
-  await assertNotInTransaction(client);
+  if (!hooks?.connectionIdle) await assertNotInTransaction(client);
   const startingWatermark = await startingHighWatermark(
     client,
     tables[0] as IngestTable,

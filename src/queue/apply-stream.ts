@@ -268,6 +268,7 @@ export class StreamApplier {
         () => [[header.highWatermark, header.metadata, rows]],
         { ...options, highWatermark: HighWatermark.EARLIEST, blockingBackends: this.#blockingBackends },
         {
+          connectionIdle: true, // from the pool, which never gets a failed connection back
           afterBegin: async (c) => {
             lockWaitMs = await lockStreamAndTables(c, stream, tables);
             // Under the lock: unchanged, or another worker applied these batches meanwhile.
