@@ -5,7 +5,6 @@
  * this schema returns, every default filled in.
  */
 import { z } from 'zod';
-import { PgBulkIngestError } from '../errors.ts';
 import {
   BadRows,
   Delete,
@@ -17,6 +16,7 @@ import {
   Upsert,
   Visibility,
 } from './options.ts';
+import { callable, finiteAtLeast, got, integer, oneOf, parseOptions, withoutNulls } from './parse-options.ts';
 
 /** When removing the backends that block a lock (swap/force-execute.ts), defaults filled in. */
 export interface BlockingDelays {
@@ -40,39 +40,6 @@ export interface ResolvedOptions {
   readonly maxBadRows: number;
   readonly blockingBackends: BlockingBackends;
   readonly logger: IngestLogger;
-}
-
-/** What a zod issue says after "Expected `<option>` ": every message below reads on from there. */
-type Expectation = (input: unknown) => string;
-
-function got(input: unknown): string {
-  if (typeof input === 'function') return 'got a function';
-  if (Array.isArray(input)) return 'got an array';
-  if (typeof input === 'object' && input !== null) return 'got an object';
-  return `got \`${String(input)}\``;
-}
-
-function oneOf<const T extends Record<string, string>>(constants: T) {
-  const allowed = Object.values(constants) as T[keyof T][];
-  const expected: Expectation = (input) =>
-    `to be one of ${allowed.map((a) => `'${a}'`).join(', ')}, ${got(input)}`;
-  return z.enum(allowed as [T[keyof T], ...T[keyof T][]], { error: (issue) => expected(issue.input) });
-}
-
-function integerAtLeast(minimum: number) {
-  const expected: Expectation = (input) => `to be an integer >= ${minimum}, ${got(input)}`;
-  return z.int({ error: (issue) => expected(issue.input) }).min(minimum);
-}
-
-function finiteAtLeast(minimum: number) {
-  const expected: Expectation = (input) => `to be a finite number >= ${minimum}, ${got(input)}`;
-  return z.number({ error: (issue) => expected(issue.input) }).min(minimum);
-}
-
-function callable<F>() {
-  return z.custom<F>((value) => typeof value === 'function', {
-    error: (issue) => `to be a function, got ${typeof issue.input}`,
-  });
 }
 
 /** The delays of `blockingBackends`, each defaulted alone: `{ cancelAfterMs: 1000 }` keeps the other two. */
@@ -122,10 +89,10 @@ export const ingestOptionsSchema = z.object(
     delete: oneOf(Delete).default(Delete.OFF),
     // zod calls a function given as a default to make the default: hence `() => noop`.
     onBeforeVisible: callable<ResolvedOptions['onBeforeVisible']>().default(() => noop),
-    maxRowsPerTableBuffer: integerAtLeast(1).default(10_000),
+    maxRowsPerTableBuffer: integer(1).default(10_000),
     schemaChanges: oneOf(SchemaChanges).default(SchemaChanges.APPLY),
     badRows: oneOf(BadRows).default(BadRows.FAIL),
-    maxBadRows: integerAtLeast(0).default(1000),
+    maxBadRows: integer(0).default(1000),
     blockingBackends: blockingBackendsSchema,
     logger: loggerSchema.default(() => noLogging),
   },
@@ -135,29 +102,9 @@ export const ingestOptionsSchema = z.object(
 /**
  * Every option checked and its default filled in; throws `INVALID_OPTIONS` naming each option
  * that is wrong, what it must be and what it was, e.g. ``Expected `maxBadRows` to be an integer >= 0, got `-1` ``.
+ * An option given as null takes its default, as it always has (`??`); but not `highWatermark`,
+ * where null is a value: start as if none were stored.
  */
 export function resolveOptions(options: IngestOptions | undefined): ResolvedOptions {
-  const result = ingestOptionsSchema.safeParse(withoutNulls(options ?? {}));
-  if (result.success) return result.data;
-  const issues = result.error.issues;
-  const named = issues.map((issue) => `Expected \`${optionPath(issue.path)}\` ${issue.message}`);
-  const first = issues[0];
-  throw new PgBulkIngestError('INVALID_OPTIONS', named.join('; '), {
-    path: first ? optionPath(first.path) : 'options',
-  });
-}
-
-/**
- * An option given as null takes its default, as it always has (`??`); but `highWatermark`, where
- * null is a value: start as if none were stored.
- */
-function withoutNulls(options: unknown): unknown {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) return options;
-  return Object.fromEntries(
-    Object.entries(options).filter(([name, value]) => value !== null || name === 'highWatermark'),
-  );
-}
-
-function optionPath(path: readonly PropertyKey[]): string {
-  return path.length === 0 ? 'options' : path.map(String).join('.');
+  return parseOptions(ingestOptionsSchema, options, { nullIsValue: ['highWatermark'] });
 }

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { PgBulkIngestError } from '../errors.ts';
+import { blockingDelaysSchema } from '../ingest/options-schema.ts';
 import { integer, problemLines } from '../ingest/parse-options.ts';
 import { DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, queueNamesSchema } from '../queue/queue-config.ts';
 import { workerOptionsSchema } from '../queue/worker-options.ts';
@@ -30,8 +31,12 @@ export const connectionConfigSchema = z.object({
   prefix: queueNamesSchema.shape.prefix,
 });
 
-/** A number as a flag or an environment variable gives it: text, as zod's `coerce` reads it. */
-const fromText = (value: unknown) => (typeof value === 'string' ? Number(value) : value);
+/**
+ * A number as a flag or an environment variable gives it: text, read as zod's `coerce` does; text
+ * that is no number stays text, for the error to show as given.
+ */
+const fromText = (value: unknown) =>
+  typeof value === 'string' && !Number.isNaN(Number(value)) ? Number(value) : value;
 
 /**
  * Number settings that are library options: each keeps the option's check and default, and
@@ -67,9 +72,9 @@ export const workerConfigSchema = connectionConfigSchema.extend({
   ]),
   metricsPort: numberSetting(integer(0, 65535).default(9464)),
   metricsHost: z.string().default('0.0.0.0'),
-  // The core's BlockingBackendsOptions defaults (src/ingest/swap/force-execute.ts).
-  cancelBlockersAfterMs: numberSetting(integer(0).default(300_000)),
-  terminateBlockersAfterMs: numberSetting(integer(0).default(310_000)),
+  // The Worker's blockingBackends, ingest()'s option: its delays' checks and defaults.
+  cancelBlockersAfterMs: numberSetting(blockingDelaysSchema.shape.cancelAfterMs),
+  terminateBlockersAfterMs: numberSetting(blockingDelaysSchema.shape.terminateAfterMs),
 });
 
 export type ConnectionConfig = z.output<typeof connectionConfigSchema>;

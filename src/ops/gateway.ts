@@ -110,7 +110,7 @@ type Handler = (request: IncomingMessage, context: RequestContext) => Promise<[n
 
 export function gatewayRoutes(options: GatewayOptions): Route[] {
   const authorize = authorizer(options.token);
-  const limits = parseOptions(gatewayLimitsSchema, options, 'Gateway');
+  const limits = parseOptions(gatewayLimitsSchema, options);
   const { maxBodyBytes: maxBytes, maxRowBytes, retryAfterSeconds } = limits;
   const budget = new InflightBudget(Math.max(limits.maxInflightBytes, maxBytes));
   const guarded =

@@ -104,7 +104,7 @@ export class StreamAdmin {
   readonly #options: z.output<typeof connectionOptionsSchema>;
 
   constructor(options: AdminOptions = {}) {
-    this.#options = parseOptions(connectionOptionsSchema, options, 'StreamAdmin');
+    this.#options = parseOptions(connectionOptionsSchema, options);
     this.#pool = new pg.Pool({ connectionString: this.#options.databaseUrl, max: 2 });
     this.#redis = connectRedis(this.#options.redis);
     this.#store = new StreamStore(this.#redis, this.#options.prefix);
@@ -127,7 +127,7 @@ export class StreamAdmin {
    * Read-only: works for a role that may only SELECT on bulk_ingest.
    */
   async history(stream: string, options: HistoryOptions = {}): Promise<LedgerEntry[]> {
-    const { limit } = parseOptions(historyOptionsSchema, options, `History of stream ${stream}`);
+    const { limit } = parseOptions(historyOptionsSchema, options, { context: { stream } });
     return ledgerHistory(this.#pool, stream, limit);
   }
 

@@ -6,8 +6,8 @@
  * checks that the JSDoc says the schema's defaults.
  */
 import type { RedisOptions } from 'ioredis';
-import { z } from 'zod';
-import { integer } from '../ingest/parse-options.ts';
+import type { z } from 'zod';
+import { integer, oneOf } from '../ingest/parse-options.ts';
 import { type QueueNames, queueNamesSchema, redisOption } from './queue-config.ts';
 
 export interface ProducerOptions extends QueueNames {
@@ -45,7 +45,7 @@ export const producerOptionsSchema = queueNamesSchema.extend({
   redis: redisOption,
   maxPendingBatches: integer(0).default(1000),
   maxPendingBytes: integer(0).default(256 * 1024 * 1024),
-  onBackpressure: z.enum(['wait', 'fail'], { error: "expected 'wait' or 'fail'" }).default('wait'),
+  onBackpressure: oneOf({ wait: 'wait', fail: 'fail' }).default('wait'),
   backpressureTimeoutMs: integer(0).default(60_000),
   partBytes: integer(1).default(48 * 1024),
   maxBatchBytes: integer(1).default(512 * 1024 * 1024),

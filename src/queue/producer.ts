@@ -135,7 +135,7 @@ export class Producer {
   readonly #definitions = new WeakMap<IngestTable, { input: TableDefinitionInput; json: string }>();
 
   constructor(options: ProducerOptions = {}) {
-    this.#options = parseOptions(producerOptionsSchema, options, 'Producer');
+    this.#options = parseOptions(producerOptionsSchema, options);
     this.#redis = connectRedis(this.#options.redis, this.#options.redisTimeoutMs, true);
     this.#store = new StreamStore(this.#redis, this.#options.prefix);
     const queues = bullQueues(this.#options);

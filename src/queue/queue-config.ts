@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { RedisOptions } from 'ioredis';
 import { z } from 'zod';
-import { parseOptions } from '../ingest/parse-options.ts';
+import { expecting, parseOptions } from '../ingest/parse-options.ts';
 import { bullmqPrefix, prefixProblem } from './queue-keys.ts';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -28,13 +28,13 @@ export interface QueueNames {
 export const DEFAULT_QUEUE_NAME = 'pg-bulk-ingest';
 export const DEFAULT_PREFIX = 'pgbi';
 
-const nonEmpty = 'expected a non-empty string';
+const nonEmpty = expecting('to be a non-empty string');
 
 /** The schema of QueueNames: each component's options schema extends it. */
 export const queueNamesSchema = z.object({
-  queueName: z.string({ error: nonEmpty }).min(1, { error: nonEmpty }).default(DEFAULT_QUEUE_NAME),
+  queueName: z.string(nonEmpty).min(1, nonEmpty).default(DEFAULT_QUEUE_NAME),
   prefix: z
-    .string({ error: nonEmpty })
+    .string(nonEmpty)
     .superRefine((prefix, ctx) => {
       const problem = prefixProblem(prefix);
       if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
@@ -49,14 +49,15 @@ export const redisOption = z
       z.string().min(1),
       z.custom<RedisOptions>((value) => typeof value === 'object' && value !== null && !Array.isArray(value)),
     ],
-    { error: 'expected a Redis URL or ioredis options' },
+    expecting('to be a Redis URL or ioredis options'),
   )
   .default(DEFAULT_REDIS_URL);
 
 /** The `databaseUrl` option: a node-postgres connection string. */
+const connectionString = expecting('to be a PostgreSQL connection string');
 export const databaseUrlOption = z
-  .string({ error: 'expected a PostgreSQL connection string' })
-  .min(1, { error: 'expected a PostgreSQL connection string' })
+  .string(connectionString)
+  .min(1, connectionString)
   .default(DEFAULT_DATABASE_URL);
 
 /** Where PostgreSQL and Redis are, and the deployment's names: the options of StreamAdmin. */
@@ -76,7 +77,7 @@ export interface KickData {
 
 /** The two BullMQ queues of a deployment and the options to open them with. */
 export function bullQueues(names: QueueNames) {
-  const { queueName, prefix } = parseOptions(queueNamesSchema, names, 'Queue names');
+  const { queueName, prefix } = parseOptions(queueNamesSchema, names);
   return {
     /** Foreign `batch` jobs: admitted strictly in order (global concurrency 1). */
     admissions: queueName,

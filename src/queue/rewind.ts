@@ -64,7 +64,7 @@ export async function rewindStream(
   stream: string,
   options: RewindOptions,
 ): Promise<RewindResult> {
-  const { toSeq, force } = parseOptions(rewindOptionsSchema, options, `Rewind of stream ${stream}`);
+  const { toSeq, force } = parseOptions(rewindOptionsSchema, options, { context: { stream } });
   await ensureStateTables(pool);
   const result = await inTransaction(pool, async (client) => {
     const [entry] = await ledgerHistory(client, stream, 1, toSeq);

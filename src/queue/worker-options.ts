@@ -9,7 +9,8 @@ import type { RedisOptions } from 'ioredis';
 import { type Logger, pino } from 'pino';
 import { z } from 'zod';
 import type { BlockingBackendsOptions } from '../ingest/options.ts';
-import { integer } from '../ingest/parse-options.ts';
+import { blockingBackendsSchema } from '../ingest/options-schema.ts';
+import { callable, expecting, integer } from '../ingest/parse-options.ts';
 import { type ApplyHooks, DEFAULT_COALESCE_LIMITS } from './apply-stream.ts';
 import { databaseUrlOption, type QueueNames, queueNamesSchema, redisOption } from './queue-config.ts';
 
@@ -48,15 +49,13 @@ export interface WorkerOptions extends QueueNames {
    * @default 30
    */
   readonly ledgerRetentionDays?: number;
-  /** Passed to the core for table swaps. @default {} (cancel blockers after 5 minutes) */
+  /** Passed to the core for table swaps: as ingest()'s. @default {} (the delays of BlockingBackendsOptions) */
   readonly blockingBackends?: BlockingBackendsOptions | false;
   /** @default a pino logger at level 'info' (the `worker` command reads LOG_LEVEL) */
   readonly logger?: Logger;
   /** Test-only fault injection. @default undefined (none) */
   readonly fault?: ApplyHooks['fault'];
 }
-
-const isObject = (value: unknown) => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * Each option's check and default. The bounds are those an operator can mean: a concurrency of
@@ -76,22 +75,15 @@ export const workerOptionsSchema = queueNamesSchema.extend({
   coalesceMaxRows: integer(1, 1_000_000_000).default(DEFAULT_COALESCE_LIMITS.maxRows),
   coalesceMaxBytes: integer(1, 2 ** 40).default(DEFAULT_COALESCE_LIMITS.maxBytes),
   ledgerRetentionDays: integer(0, 36_500).default(30),
-  // Its fields are the core's to check (they are ingest()'s option): here only its shape.
-  blockingBackends: z
-    .union([z.literal(false), z.custom<BlockingBackendsOptions>(isObject)], {
-      error: 'expected false or { cancelAfterMs, terminateAfterMs, intervalMs }',
-    })
-    .default({}),
+  // ingest()'s own: checked (each delay) and defaulted here, at construction, not at a swap.
+  blockingBackends: blockingBackendsSchema,
   logger: z
-    .custom<Logger>((value) => isObject(value) && typeof (value as Logger).info === 'function', {
-      error: 'expected a pino logger',
-    })
+    .custom<Logger>(
+      (value) => typeof value === 'object' && value !== null && typeof (value as Logger).info === 'function',
+      expecting('to be a pino logger'),
+    )
     .default(() => pino({ level: 'info' })),
-  fault: z
-    .custom<NonNullable<ApplyHooks['fault']>>((value) => typeof value === 'function', {
-      error: 'expected a function',
-    })
-    .optional(),
+  fault: callable<NonNullable<ApplyHooks['fault']>>().optional(),
 });
 
 export type ResolvedWorkerOptions = z.output<typeof workerOptionsSchema>;

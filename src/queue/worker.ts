@@ -72,7 +72,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
 
   constructor(options: WorkerOptions = {}) {
     super();
-    this.#options = parseOptions(workerOptionsSchema, options, 'Worker');
+    this.#options = parseOptions(workerOptionsSchema, options);
     this.#log = this.#options.logger;
     this.#pool = new pg.Pool({
       connectionString: this.#options.databaseUrl,
