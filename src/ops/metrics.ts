@@ -13,6 +13,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { StreamInfo } from '../queue/stream-store.ts';
+import { withTimeout } from './with-timeout.ts';
 
 /** What happened to a batch in a worker. `skipped` is an operator's act: see pgbi_stream_skipped_batches. */
 export const BATCH_OUTCOMES = ['committed', 'duplicate', 'retried', 'parked'] as const;
@@ -265,7 +266,7 @@ export class PgbiMetrics {
     if (!load) return Promise.resolve(null);
     const now = Date.now();
     if (this.#snapshot && now - this.#snapshot.startedAt < SNAPSHOT_REUSE_MS) return this.#snapshot.promise;
-    const promise = withTimeout(load(), this.#stateTimeoutMs).catch(() => {
+    const promise = withTimeout(load(), this.#stateTimeoutMs, 'state not read').catch(() => {
       this.collectErrors.inc();
       return null;
     });
@@ -277,12 +278,4 @@ export class PgbiMetrics {
 /** Builds the registry with every metric above (and, by default, the process metrics). */
 export function createMetrics(options: MetricsOptions = {}): PgbiMetrics {
   return new PgbiMetrics(options);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`state not read within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
