@@ -3,52 +3,42 @@
  *
  *   REDIS_URL=redis://127.0.0.1:6379 node --import tsx producers/file-producer.ts events.ndjson table.json [batchRows]
  *
- * `table.json` is a table definition as `defineTable` takes it. The high watermark is
- * `{ file, line }`, the last line enqueued: re-running on a file that has grown (an append-only
- * log) sends only the lines after it; a file with another name starts from its first line. Rows
- * are read, converted per column type and checked by src/ops/file-rows.ts, so a bad value is
- * reported with its line and column before anything of its batch is enqueued.
+ * `table.json` is a table definition as `defineTable` takes it. It runs what `pg-bulk-ingest
+ * enqueue` runs (src/ops/file-enqueue.ts): each batch's high watermark is the position in the file
+ * after it (`{ file, line, bytes, sha256 }`), so re-running on the same file, or on a file that
+ * has grown since (an append-only log), sends only the rows after it; a file whose content up to
+ * that position differs is sent from its first line. Rows are read, converted per column type
+ * and checked by src/ops/file-rows.ts, so a bad value is reported with its line and column before
+ * anything of its batch is enqueued.
  */
 import { readFileSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { defineTable, type IngestTable, type Json, type Row } from '../src/index.ts';
-import { type FileFormat, formatOf, openInput, readFileRows } from '../src/ops/file-rows.ts';
+import { defineTable, type IngestTable } from '../src/index.ts';
+import { enqueueFile } from '../src/ops/file-enqueue.ts';
+import { type FileFormat, formatOf } from '../src/ops/file-rows.ts';
 import { type EnqueueResult, Producer } from '../src/queue/producer.ts';
 
 export interface FileProducerOptions {
   /** @default from the file extension */
   readonly format?: FileFormat;
-  /** @default 10000 */
+  /** @default DEFAULT_FILE_BATCH_ROWS (10000) */
   readonly batchRows?: number;
 }
 
-/** Enqueues the lines of `path` after the stream's high watermark; returns one result per batch. */
-export function produceFile(
+/** Enqueues the rows of `path` after the stream's position; returns one result per batch. */
+export async function produceFile(
   producer: Producer,
   table: IngestTable,
   path: string,
   options: FileProducerOptions = {},
 ): Promise<EnqueueResult[]> {
-  const file = basename(path);
-  const format = options.format ?? formatOf(path);
-  const batchRows = options.batchRows ?? 10_000;
-  return producer.ingest([table], async function* (highWatermark: Json | null) {
-    const previous = highWatermark as { file?: string; line?: number } | null;
-    const after = previous?.file === file ? (previous.line ?? 0) : 0;
-    let rows: Row[] = [];
-    let last = after;
-    for await (const row of readFileRows(openInput(path), { table, format, source: path })) {
-      if (row.line <= after) continue;
-      rows.push([table, row.values]);
-      last = row.line;
-      if (rows.length >= batchRows) {
-        yield [{ file, line: last }, { source: file }, rows];
-        rows = [];
-      }
-    }
-    if (rows.length > 0) yield [{ file, line: last }, { source: file }, rows];
+  const { results } = await enqueueFile(producer, {
+    path,
+    read: { table, format: options.format ?? formatOf(path) },
+    ...(options.batchRows === undefined ? {} : { batchRows: options.batchRows }),
   });
+  return [...results];
 }
 
 async function main(argv: string[]) {

@@ -9,6 +9,10 @@
  *   array columns take JSON text (`[1,2]`); other values go as text for PostgreSQL to parse.
  * - NDJSON: one JSON object per line, keys are column names; a missing key is NULL. Numbers keep
  *   the digits they are written with (see wire-numbers.ts), as the same value in CSV would.
+ *
+ * Each row says where it ends in the input (its last line and byte offset), and rows that end
+ * before a given offset are read past without being converted: what file-enqueue.ts needs to
+ * record and resume a position.
  */
 
 import { createReadStream } from 'node:fs';
@@ -25,6 +29,10 @@ export type FileFormat = 'csv' | 'ndjson';
 export interface FileRow {
   /** The file line the row starts on (1-based; the CSV header is line 1). */
   readonly line: number;
+  /** The line it ends on (after `line` when a quoted CSV field holds newlines). */
+  readonly lastLine: number;
+  /** Byte offset just after the row and its line end. */
+  readonly end: number;
   /** Wire values in column order. */
   readonly values: readonly unknown[];
 }
@@ -40,6 +48,8 @@ export interface FileRowsOptions {
   readonly ignoreExtraColumns?: boolean;
   /** BadRows.QUARANTINE: a value that does not fit its column is kept, for the worker to quarantine its row. @default false */
   readonly keepBadValues?: boolean;
+  /** Rows ending at or before this byte offset are read past: not converted, checked nor yielded (the CSV header is still read). @default 0 */
+  readonly after?: number;
 }
 
 /** `--format` if given, else from the file name: .csv/.tsv, .ndjson/.jsonl. */
@@ -57,15 +67,14 @@ export function formatOf(path: string, given?: string): FileFormat {
   );
 }
 
-/** A file, or stdin for `-`, as UTF-8 text chunks. */
+/** A file, or stdin for `-`, as bytes (UTF-8 is decoded per field, after the structure is found). */
 export function openInput(path: string): Readable {
-  const stream = path === '-' ? process.stdin : createReadStream(path);
-  return stream.setEncoding('utf8');
+  return path === '-' ? process.stdin : createReadStream(path);
 }
 
-/** Rows of the table from CSV or NDJSON text chunks; throws RowError naming the line and column. */
+/** Rows of the table from CSV or NDJSON chunks; throws RowError naming the line and column. */
 export async function* readFileRows(
-  chunks: AsyncIterable<string>,
+  chunks: AsyncIterable<Buffer | string>,
   options: FileRowsOptions,
 ): AsyncGenerator<FileRow> {
   if (options.format === 'csv') {
@@ -87,9 +96,10 @@ async function* csvRows(
   options: FileRowsOptions,
 ): AsyncGenerator<FileRow> {
   const { table, source } = options;
+  const after = options.after ?? 0;
   let mapping: (number | undefined)[] | undefined; // for each column, its field index in the header
   let width = 0;
-  for await (const { line, fields } of records) {
+  for await (const { line, lastLine, end, fields } of records) {
     if (mapping === undefined) {
       mapping = headerMapping(
         fields.map((f) => f.trim()),
@@ -99,6 +109,7 @@ async function* csvRows(
       width = fields.length;
       continue;
     }
+    if (end <= after) continue;
     if (fields.length !== width) {
       throw new RowError(`${source} line ${line}: has ${fields.length} fields; the header has ${width}`, {
         row: line,
@@ -110,14 +121,20 @@ async function* csvRows(
       const value = index === undefined ? null : fromText(fields[index] as string, column, source, line);
       return checked(value, column, options, line);
     });
-    yield { line, values };
+    yield { line, lastLine, end, values };
   }
 }
 
-async function* ndjsonRows(chunks: AsyncIterable<string>, options: FileRowsOptions): AsyncGenerator<FileRow> {
+async function* ndjsonRows(
+  chunks: AsyncIterable<Buffer | string>,
+  options: FileRowsOptions,
+): AsyncGenerator<FileRow> {
   const { table, source } = options;
+  const after = options.after ?? 0;
   const columns = new Map(table.columns.map((c, i) => [c.name, i]));
-  for await (const { line, text } of lines(chunks)) {
+  for await (const { line, end, bytes } of lines(chunks)) {
+    if (end <= after) continue;
+    const text = bytes.toString('utf8');
     if (text.trim() === '') continue;
     let object: unknown;
     try {
@@ -140,7 +157,7 @@ async function* ndjsonRows(chunks: AsyncIterable<string>, options: FileRowsOptio
       if (extra !== undefined) throw unknownColumn(extra, options, line);
     }
     const values = table.columns.map((column) => checked(record[column.name] ?? null, column, options, line));
-    yield { line, values };
+    yield { line, lastLine: line, end, values };
   }
 }
 
@@ -230,14 +247,35 @@ function checked(parsed: unknown, column: ColumnDefinition, options: FileRowsOpt
   });
 }
 
-/** Lines of text with their numbers, whatever the chunk boundaries. */
-async function* lines(chunks: AsyncIterable<string>): AsyncGenerator<{ line: number; text: string }> {
-  let rest = '';
+const NEWLINE = 0x0a;
+const CARRIAGE_RETURN = 0x0d;
+
+/**
+ * Lines with their numbers and the byte offset just after each (its `\n` included), whatever the
+ * chunk boundaries. Split on bytes: a `\n` byte is never part of a multi-byte UTF-8 character, so
+ * each line decodes whole. A line spanning chunks is joined once, when it ends.
+ */
+async function* lines(
+  chunks: AsyncIterable<Buffer | string>,
+): AsyncGenerator<{ line: number; end: number; bytes: Buffer }> {
+  let pending: Buffer[] = []; // the start of a line not ended yet
+  let offset = 0; // bytes before the current chunk
   let line = 0;
-  for await (const chunk of chunks) {
-    const parts = (rest + chunk).split('\n');
-    rest = parts.pop() ?? '';
-    for (const text of parts) yield { line: ++line, text: text.endsWith('\r') ? text.slice(0, -1) : text };
+  for await (const data of chunks) {
+    const chunk = typeof data === 'string' ? Buffer.from(data) : data;
+    let start = 0;
+    for (let nl = chunk.indexOf(NEWLINE); nl !== -1; nl = chunk.indexOf(NEWLINE, start)) {
+      let bytes = chunk.subarray(start, nl);
+      if (pending.length > 0) {
+        bytes = Buffer.concat([...pending, bytes]);
+        pending = [];
+      }
+      if (bytes.at(-1) === CARRIAGE_RETURN) bytes = bytes.subarray(0, -1);
+      yield { line: ++line, end: offset + nl + 1, bytes };
+      start = nl + 1;
+    }
+    if (start < chunk.length) pending.push(chunk.subarray(start));
+    offset += chunk.length;
   }
-  if (rest !== '') yield { line: ++line, text: rest };
+  if (pending.length > 0) yield { line: ++line, end: offset, bytes: Buffer.concat(pending) };
 }

@@ -23,6 +23,7 @@ import type { AddressInfo } from 'node:net';
 import { type Logger, pino } from 'pino';
 import type { Registry } from 'prom-client';
 import { stringifyJson } from '../ingest/exact-json.ts';
+import { withTimeout } from './with-timeout.ts';
 
 export interface RequestContext {
   /** Sent back as `x-request-id` and logged with the request; a 500 answers only this. */
@@ -196,7 +197,7 @@ async function sendReadiness(
   const results = await Promise.all(
     Object.entries(checks).map(async ([name, check]) => {
       try {
-        await withTimeout(check(), 2000);
+        await withTimeout(check(), 2000, 'no answer');
         return [name, 'ok'] as const;
       } catch (error) {
         logger.warn({ err: error, check: name, requestId }, 'readiness check failed');
@@ -208,21 +209,5 @@ async function sendReadiness(
   sendJson(response, ready ? 200 : 503, {
     status: ready ? 'ready' : 'not ready',
     checks: Object.fromEntries(results),
-  });
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
   });
 }

@@ -14,6 +14,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
 import type { StreamInfo } from '../queue/stream-store.ts';
+import { withTimeout } from './with-timeout.ts';
 
 /** Where a batch's time goes: waiting for the advisory locks, then the core's phases. */
 export type BatchPhase = 'lock_wait' | keyof BatchReport['phaseMs'];
@@ -261,7 +262,7 @@ export class PgbiMetrics {
     if (!load) return Promise.resolve(null);
     const now = Date.now();
     if (this.#snapshot && now - this.#snapshot.startedAt < SNAPSHOT_REUSE_MS) return this.#snapshot.promise;
-    const promise = withTimeout(load(), this.#stateTimeoutMs).catch(() => {
+    const promise = withTimeout(load(), this.#stateTimeoutMs, 'state not read').catch(() => {
       this.collectErrors.inc();
       return null;
     });
@@ -273,12 +274,4 @@ export class PgbiMetrics {
 /** Builds the registry with every metric above (and, by default, the process metrics). */
 export function createMetrics(options: MetricsOptions = {}): PgbiMetrics {
   return new PgbiMetrics(options);
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`state not read within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

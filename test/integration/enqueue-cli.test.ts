@@ -1,17 +1,19 @@
 /**
  * `pg-bulk-ingest enqueue`, run as a process against real Redis, with an in-process Worker
- * committing into real PostgreSQL; and the CSV reader's rules on their own.
+ * committing into real PostgreSQL. The CSV reader's rules on their own: test/unit/csv-records.test.ts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { csvRecords } from '../../src/ops/csv-records.ts';
+import { produceFile } from '../../producers/file-producer.ts';
 import { ProgressLine } from '../../src/ops/progress.ts';
 import { runCli } from '../helpers/cli.ts';
 import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { inProcessQueue, REDIS_URL } from '../helpers/queue.ts';
+import { plainTable } from '../helpers/tables.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 /** `pg-bulk-ingest <args>` on the test's Redis, `input` on its stdin. */
@@ -40,7 +42,7 @@ describe('enqueue command', { concurrency: true }, () => {
     );
   const select = (sql: string) => withClient(async (c) => (await c.query(sql)).rows);
 
-  it('enqueues a CSV file in batches: header mapping, quoting, empty as NULL, per-type values, watermark on the last batch', async () => {
+  it('enqueues a CSV file in batches: header mapping, quoting, empty as NULL, per-type values, the file position as watermark', async () => {
     const path = join(dir, 'items.csv');
     writeFileSync(
       path,
@@ -62,8 +64,6 @@ describe('enqueue command', { concurrency: true }, () => {
       columns,
       '--batch-rows',
       '2',
-      '--high-watermark',
-      '"v1"',
       ...queueFlags,
     ]);
     assert.equal(result.code, 0, result.stderr);
@@ -84,7 +84,13 @@ describe('enqueue command', { concurrency: true }, () => {
       ],
     );
     const info = await queue.producer.streamInfo(`${schema}.items`);
-    assert.equal(info.committedHighWatermark, 'v1');
+    const content = readFileSync(path);
+    assert.deepEqual(info.committedHighWatermark, {
+      file: 'items.csv',
+      line: 5, // the last row's quoted newline makes it end on line 5
+      bytes: content.length,
+      sha256: createHash('sha256').update(content).digest('hex'),
+    });
   });
 
   it('enqueues NDJSON from stdin with --table-file; --delete before-first-batch replaces the table once, not per batch', async () => {
@@ -178,32 +184,192 @@ describe('enqueue command', { concurrency: true }, () => {
   });
 });
 
-describe('CSV records', () => {
-  async function records(text: string, chunkSize: number) {
-    const chunks = async function* () {
-      for (let i = 0; i < text.length; i += chunkSize) yield text.slice(i, i + chunkSize);
-    };
-    const out: [number, string[]][] = [];
-    for await (const r of csvRecords(chunks(), ',', 'x.csv')) out.push([r.line, r.fields]);
-    return out;
-  }
-
-  it('parses quotes, doubled quotes, newlines in quotes, CRLF and blank lines at any chunk boundary', async () => {
-    const text = '\uFEFFa,b\r\n"x,1","say ""hi"""\r\n\r\n"two\nlines",\n,""\nlast,"q"';
-    const want: [number, string[]][] = [
-      [1, ['a', 'b']],
-      [2, ['x,1', 'say "hi"']],
-      [4, ['two\nlines', '']],
-      [6, ['', '']],
-      [7, ['last', 'q']],
-    ];
-    for (const size of [1, 2, 3, 7, 1000])
-      assert.deepEqual(await records(text, size), want, `chunks of ${size}`);
+describe('a file enqueued again: `enqueue` and producers/file-producer.ts follow one rule', () => {
+  const schema = uniqueName('file_rerun');
+  const queue = inProcessQueue();
+  const queueFlags = ['--queue', queue.names.queueName, '--prefix', queue.names.prefix];
+  const dir = mkdtempSync(join(tmpdir(), 'pgbi-rerun-'));
+  after(async () => {
+    await dropSchema(schema);
+    rmSync(dir, { recursive: true, force: true });
   });
 
-  it('names the line of a quoted field never closed, and of text after a closing quote', async () => {
-    await assert.rejects(records('a\n"open\nstill', 4), /x\.csv line 2: a quoted field is never closed/);
-    await assert.rejects(records('a,b\n"x"y,1', 4), /x\.csv line 2: unexpected "y" after the closing quote/);
+  // No primary key: a row enqueued twice would be in the table twice.
+  const tableNamed = (name: string) => plainTable(schema, name);
+  const tableFlags = (name: string) => [
+    ...['--schema', schema, '--table', name, '--columns', 'id:integer,value:text'],
+    ...queueFlags,
+  ];
+
+  type Outcome = { code: number; message: string };
+  /** The two entry points, each into a table of its own, reading the same file. */
+  const entryPoints: Record<string, (path: string) => Promise<Outcome>> = {
+    cli: async (path) => {
+      const result = await run(['enqueue', path, ...tableFlags('cli'), '--batch-rows', '2']);
+      return { code: result.code ?? -1, message: result.code === 0 ? result.stdout : result.stderr.trim() };
+    },
+    producer: async (path) => {
+      try {
+        const results = await produceFile(queue.producer, tableNamed('producer'), path, { batchRows: 2 });
+        return { code: 0, message: `${results.length} batches` };
+      } catch (error) {
+        return { code: 2, message: (error as Error).message };
+      }
+    },
+  };
+
+  /** Runs both on the file; returns what each said, once what they enqueued is committed. */
+  async function enqueueBoth(path: string): Promise<Record<string, Outcome>> {
+    const names = Object.keys(entryPoints);
+    const outcomes = await Promise.all(names.map((name) => entryPoints[name]?.(path) as Promise<Outcome>));
+    for (const name of names) {
+      await waitUntil(
+        `${name} committed`,
+        async () => {
+          const info = await queue.producer.streamInfo(`${schema}.${name}`);
+          return info.committedSeq === info.enqueuedSeq;
+        },
+        { timeoutMs: 30_000 },
+      );
+    }
+    return Object.fromEntries(names.map((name, i) => [name, outcomes[i] as Outcome]));
+  }
+
+  /** What each table holds and its stream's state: the same for both entry points. */
+  async function state(name: string) {
+    const rows = await withClient(
+      async (c) => (await c.query(`SELECT id, value FROM "${schema}".${name} ORDER BY id, value`)).rows,
+    );
+    const info = await queue.producer.streamInfo(`${schema}.${name}`);
+    return {
+      rows: rows.map((r) => `${r.id}:${r.value}`),
+      enqueuedSeq: info.enqueuedSeq,
+      watermark: info.committedHighWatermark,
+    };
+  }
+
+  async function assertBoth(want: { ids: number[]; enqueuedSeq: number; content: Buffer; line: number }) {
+    const [cli, producer] = [await state('cli'), await state('producer')];
+    assert.deepEqual(producer, cli, 'the file producer did what the CLI did');
+    assert.deepEqual(
+      cli.rows.map((r) => Number(r.split(':')[0])),
+      want.ids,
+    );
+    assert.equal(cli.enqueuedSeq, want.enqueuedSeq);
+    assert.deepEqual(cli.watermark, {
+      file: 'export.csv',
+      line: want.line,
+      bytes: want.content.length,
+      sha256: createHash('sha256').update(want.content).digest('hex'),
+    });
+  }
+
+  it('sends only rows not enqueued yet: unchanged, grown, stopped by a bad line and fixed; a new file under the same name whole', async () => {
+    const path = join(dir, 'export.csv');
+    // RFC 4180 as spreadsheets write it: CRLF, a quoted field holding a newline and quotes.
+    let content = 'id,value\r\n1,plain\r\n2,"two\r\nlines"\r\n3,"say ""hi"""\r\n';
+    writeFileSync(path, content);
+    let outcomes = await enqueueBoth(path);
+    assert.match(outcomes.cli?.message ?? '', /Enqueued 3 rows in 2 batches/);
+    assert.equal(outcomes.producer?.message, '2 batches');
+    await assertBoth({ ids: [1, 2, 3], enqueuedSeq: 2, content: Buffer.from(content), line: 5 });
+    assert.deepEqual((await state('cli')).rows, ['1:plain', '2:two\r\nlines', '3:say "hi"']);
+
+    outcomes = await enqueueBoth(path);
+    assert.match(
+      outcomes.cli?.message ?? '',
+      /Lines 1–5 of .*export\.csv were enqueued before\. No new rows: nothing enqueued/,
+    );
+    assert.equal(outcomes.producer?.message, '0 batches');
+    await assertBoth({ ids: [1, 2, 3], enqueuedSeq: 2, content: Buffer.from(content), line: 5 });
+
+    // Grown, with a bad value in the second batch of this run: the first batch goes in.
+    content += '4,four\r\n5,five\r\nsix,bad\r\n7,seven\r\n';
+    writeFileSync(path, content);
+    outcomes = await enqueueBoth(path);
+    for (const outcome of Object.values(outcomes)) {
+      assert.equal(outcome.code, 2);
+      assert.equal(
+        outcome.message,
+        `${path} line 8, column "id" (integer): expected an integer or a string of digits, got "six"`,
+      );
+    }
+    const grown = Buffer.from(content.slice(0, content.indexOf('six')));
+    await assertBoth({ ids: [1, 2, 3, 4, 5], enqueuedSeq: 3, content: grown, line: 7 });
+
+    content = content.replace('six,bad', '6,six');
+    writeFileSync(path, content);
+    await enqueueBoth(path);
+    await assertBoth({ ids: [1, 2, 3, 4, 5, 6, 7], enqueuedSeq: 4, content: Buffer.from(content), line: 9 });
+
+    // A new export under the same name: its first bytes differ, so it is read from its first line.
+    content = 'id,value\n100,new export\n101,again\n';
+    writeFileSync(path, content);
+    outcomes = await enqueueBoth(path);
+    assert.match(
+      outcomes.cli?.message ?? '',
+      /Read from the first line: the stream's position is in other content \(export\.csv up to line 9\)\. Enqueued 2 rows/,
+    );
+    await assertBoth({
+      ids: [1, 2, 3, 4, 5, 6, 7, 100, 101],
+      enqueuedSeq: 5,
+      content: Buffer.from(content),
+      line: 3,
+    });
+  });
+
+  it('refuses a stream whose high watermark another producer wrote, rather than replace it', async () => {
+    const path = join(dir, 'other.csv');
+    writeFileSync(path, 'id,value\n1,x\n');
+    for (const name of Object.keys(entryPoints)) {
+      await queue.producer.enqueue({
+        tables: [tableNamed(`${name}_taken`)],
+        highWatermark: '2024-01-01',
+        rows: [],
+      });
+    }
+    const cli = await run(['enqueue', path, ...tableFlags('cli_taken')]);
+    assert.equal(cli.code, 2);
+    const refusal = (stream: string) =>
+      `Stream ${stream} has the high watermark "2024-01-01", which is not a file position ({"file", "line", "bytes", "sha256"}): another producer writes this stream, and enqueueing ${path} would replace its watermark. Enqueue the file into a stream of its own (--stream).`;
+    assert.equal(cli.stderr.trim(), refusal(`${schema}.cli_taken`));
+    await assert.rejects(produceFile(queue.producer, tableNamed('producer_taken'), path), {
+      message: refusal(`${schema}.producer_taken`),
+    });
+    assert.equal(
+      (await queue.producer.streamInfo(`${schema}.cli_taken`)).enqueuedSeq,
+      1,
+      'nothing more enqueued',
+    );
+  });
+
+  it('reads stdin whole every time, and the whole file again with --delete before-first-batch', async () => {
+    const path = join(dir, 'again.csv');
+    writeFileSync(path, 'id,value\n1,a\n2,b\n');
+    const flags = tableFlags('whole');
+    const stdin = 'id,value\n1,a\n2,b\n';
+    for (const args of [
+      ['-', '--format', 'csv'],
+      ['-', '--format', 'csv'],
+      [path, '--delete', 'before-first-batch'],
+    ]) {
+      const result = await run(['enqueue', ...args, ...flags], stdin);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /Enqueued 2 rows/);
+    }
+    await waitUntil(
+      'whole',
+      async () => (await queue.producer.streamInfo(`${schema}.whole`)).committedSeq === 3,
+      { timeoutMs: 30_000 },
+    );
+    const rows = await withClient(
+      async (c) => (await c.query(`SELECT id FROM "${schema}".whole ORDER BY id`)).rows,
+    );
+    assert.deepEqual(
+      rows.map((r) => r.id),
+      [1, 2],
+      'stdin twice, then the file replaced the table',
+    );
   });
 });
 

@@ -3,7 +3,8 @@
  * PostgreSQL.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -35,7 +36,7 @@ describe('producers/', () => {
     );
   const select = (sql: string) => withClient(async (c) => (await c.query(sql)).rows);
 
-  it('file producer: enqueues a CSV file, and on a re-run only the lines appended since', async () => {
+  it('file producer: enqueues a CSV file, and on a re-run only the lines appended since (test/integration/enqueue-cli.test.ts: the same as the CLI)', async () => {
     const table = defineTable({
       schema,
       name: 'file_rows',
@@ -61,7 +62,13 @@ describe('producers/', () => {
       'one batch with only the two new lines',
     );
     await committed(first[0]?.stream as string, 3);
-    assert.deepEqual(await queue.producer.highWatermark(table), { file: 'rows.csv', line: 6 });
+    const content = readFileSync(path);
+    assert.deepEqual(await queue.producer.highWatermark(table), {
+      file: 'rows.csv',
+      line: 6,
+      bytes: content.length,
+      sha256: createHash('sha256').update(content).digest('hex'),
+    });
     const rows = await select(`SELECT id, name, price FROM "${schema}".file_rows ORDER BY id`);
     assert.deepEqual(
       rows.map((r) => [r.id, r.name, r.price]),

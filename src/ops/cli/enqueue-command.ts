@@ -1,11 +1,11 @@
 /**
  * `pg-bulk-ingest enqueue <file|->`: a CSV or NDJSON file (or stdin) into a stream, in batches of
- * `--batch-rows` rows. Each batch commits atomically on its own; batches before a bad line are
- * enqueued, and the error names the line and column. The high watermark given with
- * `--high-watermark` goes with the last batch only, so the stream's watermark moves once the
- * whole file is in; earlier batches carry the watermark the stream already had.
+ * `--batch-rows` rows, by file-enqueue.ts (as producers/file-producer.ts): each batch commits
+ * atomically on its own; batches before a bad line are enqueued, and the error names the line
+ * and column. Each batch's high watermark is the file position after it, so running again on
+ * the same file, or on the file grown since, enqueues only the rows not enqueued yet.
  */
-import { type ReadStream, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { PgBulkIngestError } from '../../errors.ts';
@@ -13,11 +13,16 @@ import { parseJson } from '../../ingest/exact-json.ts';
 import { BadRows, Delete, type Json, Upsert } from '../../ingest/options.ts';
 import { defaultOf } from '../../ingest/parse-options.ts';
 import type { IngestTable } from '../../ingest/table-definition.ts';
-import { tableKey } from '../../queue/batch-contract.ts';
-import { type EnqueueResult, Producer } from '../../queue/producer.ts';
+import { Producer } from '../../queue/producer.ts';
 import { producerOptionsSchema } from '../../queue/producer-options.ts';
 import { numberSetting } from '../config.ts';
-import { type FileRowsOptions, formatOf, openInput, readFileRows } from '../file-rows.ts';
+import {
+  DEFAULT_FILE_BATCH_ROWS,
+  enqueueFile,
+  type FileEnqueueOptions,
+  type FileEnqueueSummary,
+} from '../file-enqueue.ts';
+import { formatOf } from '../file-rows.ts';
 import { formatBytes, formatCount, ProgressLine, RateMeter } from '../progress.ts';
 import { addSettings, configFrom, runCommand, withDefaults } from './common.ts';
 import {
@@ -30,7 +35,7 @@ import { tableFrom } from './table-flags.ts';
 
 export const enqueueConfigSchema = producerConfigSchema.extend({
   backpressureTimeoutMs: numberSetting(producerOptionsSchema.shape.backpressureTimeoutMs),
-  batchRows: z.coerce.number().int().min(1).default(10_000),
+  batchRows: z.coerce.number().int().min(1).default(DEFAULT_FILE_BATCH_ROWS),
 });
 
 export const ENQUEUE_SETTINGS = {
@@ -78,17 +83,17 @@ export function registerEnqueueCommand(program: Command): void {
       '--batch-rows <n>',
       `rows per batch; each batch commits atomically (default ${defaultOf(enqueueConfigSchema.shape.batchRows)})`,
     )
-    .option(
-      '--high-watermark <json>',
-      'the high watermark stored with the last batch, as JSON (default: unchanged)',
-    )
     .option('--metadata <json>', 'batch metadata, as JSON (default null)')
     .option(
       '--upsert <mode>',
       'if-primary-key (rows replace those with the same key) or off (plain insert)',
       'if-primary-key',
     )
-    .option('--delete <mode>', "off, or before-first-batch (the file replaces the table's contents)", 'off')
+    .option(
+      '--delete <mode>',
+      "off, or before-first-batch (the whole file replaces the table's contents, even if enqueued before)",
+      'off',
+    )
     .option(
       '--bad-rows <mode>',
       'fail (a refused row fails its batch) or quarantine (refused rows go to bulk_ingest.rejected_rows, the others commit)',
@@ -110,8 +115,8 @@ export function registerEnqueueCommand(program: Command): void {
       const producer = new Producer(producerOptionsOf(config, config.backpressureTimeoutMs));
       try {
         const showProgress = flags.progress !== false && process.stderr.isTTY === true;
-        const summary = await enqueueFile(producer, file, plan, showProgress);
-        process.stdout.write(summaryText(summary, file));
+        const summary = await enqueueWithProgress(producer, plan, showProgress);
+        process.stdout.write(summaryText(summary));
       } finally {
         await producer.close();
       }
@@ -119,24 +124,9 @@ export function registerEnqueueCommand(program: Command): void {
   );
 }
 
-interface EnqueueSummary {
-  readonly stream: string;
-  readonly rows: number;
-  readonly results: readonly EnqueueResult[];
-}
-
 /** What the flags ask for, checked before anything is read or enqueued. */
 interface EnqueuePlan {
-  readonly rowOptions: FileRowsOptions;
-  readonly stream: string;
-  /** For the last batch; undefined leaves the stream's watermark as it is. */
-  readonly finalWatermark: Json | undefined;
-  readonly metadata: Json;
-  readonly upsert: Upsert;
-  readonly deleteMode: Delete;
-  readonly badRows: BadRows;
-  readonly maxBadRows: number;
-  readonly batchRows: number;
+  readonly enqueue: FileEnqueueOptions;
   /** The file's size, for the progress line; undefined for stdin. */
   readonly size: number | undefined;
 }
@@ -156,87 +146,49 @@ function planFrom(
     }
   }
   const badRows = choice(BAD_ROWS, flags.badRows, '--bad-rows');
-  const rowOptions: FileRowsOptions = {
-    table,
-    format: formatOf(file, flags.format as string | undefined),
-    source: file === '-' ? 'stdin' : file,
-    delimiter: (flags.delimiter as string | undefined) ?? (/\.tsv$/i.test(file) ? '\t' : ','),
-    ignoreExtraColumns: flags.ignoreExtraColumns === true,
-    keepBadValues: badRows === BadRows.QUARANTINE,
-  };
   const maxBadRows = Number(flags.maxBadRows);
   if (!Number.isSafeInteger(maxBadRows) || maxBadRows < 0 || !/^\d+$/.test(String(flags.maxBadRows)))
     throw optionError(`--max-bad-rows: expected an integer >= 0, got "${String(flags.maxBadRows)}"`);
-  return {
-    rowOptions,
-    stream: (flags.stream as string | undefined) ?? tableKey(table),
-    finalWatermark: jsonFlag(flags, 'highWatermark', '--high-watermark'),
-    metadata: jsonFlag(flags, 'metadata', '--metadata') ?? null,
-    upsert: choice(UPSERT, flags.upsert, '--upsert'),
-    deleteMode: choice(DELETE, flags.delete, '--delete'),
-    badRows,
-    maxBadRows,
+  const stream = flags.stream as string | undefined;
+  const enqueue: FileEnqueueOptions = {
+    path: file,
+    read: {
+      table,
+      format: formatOf(file, flags.format as string | undefined),
+      delimiter: (flags.delimiter as string | undefined) ?? (/\.tsv$/i.test(file) ? '\t' : ','),
+      ignoreExtraColumns: flags.ignoreExtraColumns === true,
+      keepBadValues: badRows === BadRows.QUARANTINE,
+    },
     batchRows,
-    size,
+    metadata: jsonFlag(flags, 'metadata', '--metadata') ?? null,
+    batchOptions: {
+      upsert: choice(UPSERT, flags.upsert, '--upsert'),
+      delete: choice(DELETE, flags.delete, '--delete'),
+      badRows,
+      maxBadRows,
+    },
+    ...(stream === undefined ? {} : { stream }),
   };
+  return { enqueue, size };
 }
 
-/**
- * Reads the file once, streaming: each batch's rows go to the producer as they are read (it
- * uploads them in parts), so memory holds a part, not a batch.
- */
-async function enqueueFile(
+/** enqueueFile, with a progress line on a terminal. */
+async function enqueueWithProgress(
   producer: Producer,
-  file: string,
   plan: EnqueuePlan,
   showProgress: boolean,
-): Promise<EnqueueSummary> {
-  const { table, source } = plan.rowOptions;
-  const startWatermark = await producer.highWatermark(table, plan.stream);
-  const input = openInput(file);
-  const rows = readFileRows(input, plan.rowOptions)[Symbol.asyncIterator]();
+): Promise<FileEnqueueSummary> {
   const progress = new ProgressLine({ tty: showProgress });
   const rate = new RateMeter();
-  const results: EnqueueResult[] = [];
-  const show = (force = false) => {
-    const bytesRead = (input as Partial<ReadStream>).bytesRead;
-    progress.update(progressText(source, plan.stream, rate, results.length, bytesRead, plan.size), force);
-  };
-  let next = await rows.next();
-  while (!next.done) {
-    async function* batch() {
-      for (let n = 0; n < plan.batchRows && !next.done; n++) {
-        yield [table, next.value.values] as const;
-        rate.add(1);
-        show();
-        next = await rows.next();
-      }
-    }
-    const first = results.length === 0;
-    const result = await producer.enqueue(
-      {
-        tables: [table],
-        // Called once the batch's rows are read: only the last batch moves the watermark.
-        highWatermark: () =>
-          next.done && plan.finalWatermark !== undefined ? plan.finalWatermark : startWatermark,
-        metadata: plan.metadata,
-        rows: batch(),
-        // Like ingest(): the table is replaced before the first batch, not before each one.
-        options: {
-          upsert: plan.upsert,
-          delete: first ? plan.deleteMode : Delete.OFF,
-          badRows: plan.badRows,
-          maxBadRows: plan.maxBadRows,
-        },
-        stream: plan.stream,
-      },
-      `Batch ${results.length + 1}`,
-    );
-    results.push(result);
-    show(true);
-  }
+  const summary = await enqueueFile(producer, {
+    ...plan.enqueue,
+    onProgress: ({ source, stream, batches, bytesRead }, batchDone) => {
+      if (!batchDone) rate.add(1);
+      progress.update(progressText(source, stream, rate, batches, bytesRead, plan.size), batchDone);
+    },
+  });
   progress.clear();
-  return { stream: plan.stream, rows: rate.total, results };
+  return summary;
 }
 
 function progressText(
@@ -254,12 +206,25 @@ function progressText(
   return `${source} → ${stream}:${share} ${formatCount(rate.total)} rows in ${batches} batches enqueued, ${formatCount(rate.perSecond())} rows/s`;
 }
 
-function summaryText(summary: EnqueueSummary, file: string): string {
-  const { results, rows, stream } = summary;
-  if (results.length === 0) return `No rows in ${file === '-' ? 'stdin' : file}: nothing enqueued\n`;
+function summaryText(summary: FileEnqueueSummary): string {
+  const { results, rows, stream, source } = summary;
+  if (results.length === 0)
+    return `${startText(summary)}${summary.start === 'resumed' ? 'No new rows' : `No rows in ${source}`}: nothing enqueued\n`;
   const seqs = results.map((r) => r.seq);
   const duplicates = results.filter((r) => r.duplicate).length;
-  return `Enqueued ${formatCount(rows)} rows in ${results.length} batch${results.length === 1 ? '' : 'es'} to stream ${stream} (seq ${Math.min(...seqs)}–${Math.max(...seqs)})${duplicates ? `, ${duplicates} already enqueued` : ''}\n`;
+  return `${startText(summary)}Enqueued ${formatCount(rows)} rows in ${results.length} batch${results.length === 1 ? '' : 'es'} to stream ${stream} (seq ${Math.min(...seqs)}–${Math.max(...seqs)})${duplicates ? `, ${duplicates} already enqueued` : ''}\n`;
+}
+
+/** Why the file was read from where it was, when the stream had a position. */
+function startText({ start, previous, source }: FileEnqueueSummary): string {
+  if (previous === undefined) return '';
+  const before = `${previous.file} up to line ${previous.line}`;
+  if (start === 'resumed') return `Lines 1–${previous.line} of ${source} were enqueued before. `;
+  if (start === 'other-content')
+    return `Read from the first line: the stream's position is in other content (${before}). `;
+  if (start === 'stdin')
+    return `Read whole: stdin cannot be compared with what was enqueued before (${before}). `;
+  return '';
 }
 
 function jsonFlag(flags: Record<string, unknown>, key: string, flag: string): Json | undefined {
