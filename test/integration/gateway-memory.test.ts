@@ -56,11 +56,18 @@ describe('gateway memory under concurrent maximum-size bodies', () => {
   }, async (t) => {
     const idle = peakRss(gateway.pid as number);
     const bodies = Array.from({ length: BODIES }, (_, i) => maxSizeBody(`memory.s${i}`));
-    const health = watchHealth(base);
+    // The probe loop ends with the test however it ends (a timeout aborts t.signal), so a
+    // failed or timed-out test cannot keep the process, and `npm test`, alive.
+    const health = watchHealth(base, t.signal);
     const started = Date.now();
-    const answers = await Promise.all(bodies.map((body) => postUntilAccepted(base, body)));
+    let answers: Awaited<ReturnType<typeof postUntilAccepted>>[];
+    let probes: Awaited<ReturnType<typeof health.stop>>;
+    try {
+      answers = await Promise.all(bodies.map((body) => postUntilAccepted(base, body)));
+    } finally {
+      probes = await health.stop();
+    }
     const seconds = (Date.now() - started) / 1000;
-    const probes = await health.stop();
     const peak = peakRss(gateway.pid as number);
     t.diagnostic(
       `${BODIES} bodies of ${(BODY_BYTES / MiB).toFixed(1)} MiB in ${seconds.toFixed(1)} s; 503s before acceptance: ${answers.map((a) => a.refused).join(', ')}; gateway VmHWM ${(idle / MiB).toFixed(0)} MiB idle, ${(peak / MiB).toFixed(0)} MiB after; /healthz ${probes.answered} answers, slowest ${probes.slowestMs} ms`,
@@ -149,12 +156,12 @@ function post(url: string, body: Buffer): Promise<{ status: number; body: string
   });
 }
 
-/** Probes /healthz every 100 ms until stopped; each probe gets 5 s. */
-function watchHealth(base: string) {
+/** Probes /healthz every 100 ms until stopped or `signal` aborts; each probe gets 5 s. */
+function watchHealth(base: string, signal: AbortSignal) {
   let running = true;
   const result = { answered: 0, failed: 0, slowestMs: 0 };
   const loop = (async () => {
-    while (running) {
+    while (running && !signal.aborted) {
       const started = Date.now();
       try {
         const response = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(5000) });
