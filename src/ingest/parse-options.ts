@@ -30,6 +30,14 @@ function readsOn(message: string): boolean {
 }
 
 /**
+ * An issue's message as it reads after a name and a colon: ``expected to be an integer >= 0, got `-1` ``
+ * for the helpers' messages, zod's own as they are.
+ */
+export function problemText(message: string): string {
+  return readsOn(message) ? `expected ${message}` : message;
+}
+
+/**
  * An integer option from `min` (to `max`). Integers are safe ones (zod's `int()`), so a bound in
  * bytes or milliseconds never loses precision.
  */
@@ -133,7 +141,7 @@ export function problemLines(
 ): string[] {
   return error.issues.map((issue) => {
     const key = String(issue.path[0] ?? '');
-    if (readsOn(issue.message)) return `${nameOf(key)}: expected ${issue.message}`;
+    if (readsOn(issue.message)) return `${nameOf(key)}: ${problemText(issue.message)}`;
     const value = input[key];
     const shown =
       value === undefined || secrets.has(key) ? '' : `, got ${JSON.stringify(withoutPassword(value))}`;

@@ -10,7 +10,9 @@
 import { z } from 'zod';
 import { type ErrorContext, PgBulkIngestError } from '../errors.ts';
 import { JsonNumber, toPlainJson } from '../ingest/exact-json.ts';
-import { BadRows, Delete, type Json, SchemaChanges, Upsert, Visibility } from '../ingest/options.ts';
+import { BadRows, type IngestOptions, type Json } from '../ingest/options.ts';
+import { ingestOptionsSchema } from '../ingest/options-schema.ts';
+import { problemText } from '../ingest/parse-options.ts';
 import type { ParsedType } from '../ingest/pg-type.ts';
 import { assertStorableJson } from '../ingest/storable-json.ts';
 import {
@@ -37,22 +39,21 @@ const jsonValue: z.ZodType<Json> = z.lazy(() =>
   ]),
 );
 
-export const batchOptionsSchema = z.strictObject({
-  /** @default '__IF_PRIMARY_KEY__' */
-  upsert: z.enum([Upsert.IF_PRIMARY_KEY, Upsert.OFF]).default(Upsert.IF_PRIMARY_KEY),
-  /** @default '__OFF__' */
-  delete: z.enum([Delete.OFF, Delete.BEFORE_FIRST_BATCH]).default(Delete.OFF),
-  /** @default '__AFTER_EACH_BATCH__' */
-  visibility: z.enum([Visibility.AFTER_EACH_BATCH]).default(Visibility.AFTER_EACH_BATCH),
-  /** @default '__APPLY__' */
-  schemaChanges: z
-    .enum([SchemaChanges.APPLY, SchemaChanges.ADDITIVE, SchemaChanges.FREEZE])
-    .default(SchemaChanges.APPLY),
-  /** @default '__FAIL__' */
-  badRows: z.enum([BadRows.FAIL, BadRows.QUARANTINE]).default(BadRows.FAIL),
-  /** @default 1000 */
-  maxBadRows: z.int().min(0).default(1000),
-});
+/**
+ * A batch's options: the ones of ingest() that travel, with ingest()'s checks and defaults
+ * (options-schema.ts owns them: one place says `maxBadRows` is 1000 when left out). Strict: an
+ * option this format does not carry is refused, not dropped.
+ */
+export const batchOptionsSchema = z.strictObject(
+  ingestOptionsSchema.pick({
+    upsert: true,
+    delete: true,
+    visibility: true,
+    schemaChanges: true,
+    badRows: true,
+    maxBadRows: true,
+  }).shape,
+);
 
 /** A row on the wire: `["schema.table", [value, ...]]`, values in column order, encoded per type. */
 export const wireRowSchema = z.tuple([z.string(), z.array(z.unknown())]);
@@ -98,19 +99,18 @@ export const batchJobSchema = z.strictObject({
   highWatermark: jsonValue.describe("Stored in the first table's comment when the batch commits"),
   metadata: jsonValue.default(null).describe('Passed to onBeforeVisible; not stored'),
   rows: z.array(wireRowSchema).describe('["schema.table", [values in column order]] per row'),
-  options: batchOptionsSchema.default({
-    upsert: Upsert.IF_PRIMARY_KEY,
-    delete: Delete.OFF,
-    visibility: Visibility.AFTER_EACH_BATCH,
-    schemaChanges: SchemaChanges.APPLY,
-    badRows: BadRows.FAIL,
-    maxBadRows: 1000,
-  }),
+  // Every option at its default; the whole object is the default, so the JSON Schema shows it.
+  options: batchOptionsSchema.default(batchOptionsSchema.parse({})),
 });
 
 export type BatchJobInput = z.input<typeof batchJobSchema>;
 export type BatchJob = z.output<typeof batchJobSchema>;
-export type BatchOptions = z.output<typeof batchOptionsSchema>;
+/**
+ * A batch's options, every one given: ingest()'s own type, so that an editor shows their JSDoc
+ * and `@default`s (options.ts). test/unit/option-schemas.test.ts checks it is what
+ * batchOptionsSchema returns.
+ */
+export type BatchOptions = Required<Pick<IngestOptions, keyof z.output<typeof batchOptionsSchema>>>;
 export type WireRow = readonly [table: string, values: readonly unknown[]];
 
 export class InvalidBatchError extends PgBulkIngestError {
@@ -159,7 +159,8 @@ export function parseBatchJob(input: unknown, label = 'Batch'): { job: BatchJob;
   if (!result.success) {
     const issue = result.error.issues[0];
     const path = issue?.path.map(String).join('.') ?? '';
-    throw new InvalidBatchError(`${label}: ${path || '(root)'}: ${issue?.message ?? 'invalid'}`, { path });
+    const problem = issue ? problemText(issue.message) : 'invalid';
+    throw new InvalidBatchError(`${label}: ${path || '(root)'}: ${problem}`, { path });
   }
   const job = result.data;
   let tables: IngestTable[];

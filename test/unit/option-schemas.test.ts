@@ -31,6 +31,7 @@ import { blockingDelaysSchema, ingestOptionsSchema } from '../../src/ingest/opti
 import { defaultOf } from '../../src/ingest/parse-options.ts';
 import { type GatewayOptions, gatewayLimitsSchema } from '../../src/ops/gateway.ts';
 import { historyOptionsSchema } from '../../src/queue/admin.ts';
+import { type BatchOptions, batchJobSchema, batchOptionsSchema } from '../../src/queue/batch-contract.ts';
 import { producerOptionsSchema } from '../../src/queue/producer-options.ts';
 import { connectionOptionsSchema, type QueueNames, queueNamesSchema } from '../../src/queue/queue-config.ts';
 import { rewindOptionsSchema } from '../../src/queue/rewind.ts';
@@ -166,6 +167,19 @@ describe('option schemas', () => {
     assert.deepEqual(problems, []);
   });
 
+  it("a batch's options are ingest()'s: the same values allowed, the same defaults", () => {
+    const batchDefaults = batchOptionsSchema.parse({});
+    assert.deepEqual(Object.keys(batchDefaults).sort(), Object.keys(batchOptionsSchema.shape).sort());
+    for (const [name, field] of Object.entries(batchOptionsSchema.shape)) {
+      const own = ingestOptionsSchema.shape[name as keyof typeof ingestOptionsSchema.shape];
+      assert.deepEqual(defaultOf(field), defaultOf(own), `default of ${name}`);
+      assert.equal(field, own, `${name} is checked by ingest()'s own schema`);
+    }
+    // A job without options gets every default, the same object `options: {}` gets.
+    assert.deepEqual(batchJobSchema.shape.options.parse(undefined), batchDefaults);
+    assert.deepEqual(batchJobSchema.shape.options.parse({}), batchDefaults);
+  });
+
   it('a bad option is refused at construction: INVALID_OPTIONS, naming it and the value', () => {
     const refused = (pattern: RegExp) => (error: Error & { code?: string }) =>
       error.code === 'INVALID_OPTIONS' && pattern.test(error.message);
@@ -236,5 +250,7 @@ const sameOptions: [
   Same<Pick<GatewayOptions, keyof z.input<typeof gatewayLimitsSchema>>, z.input<typeof gatewayLimitsSchema>>,
   Same<HistoryOptions, z.input<typeof historyOptionsSchema>>,
   Same<RewindOptions, z.input<typeof rewindOptionsSchema>>,
-] = [true, true, true, true, true, true, true];
+  // A batch's options are ingest()'s, as the batch contract returns them.
+  Same<BatchOptions, Readonly<z.output<typeof batchOptionsSchema>>>,
+] = [true, true, true, true, true, true, true, true];
 void sameOptions;
