@@ -5,7 +5,7 @@
 import pg from 'pg';
 import type { CommittedBatch } from '../queue/apply-stream.ts';
 import { tableKey } from '../queue/batch-contract.ts';
-import { skippedBatchCounts } from '../queue/stream-state.ts';
+import { skippedBatchCounts } from '../queue/committed-state.ts';
 import type { StreamInfo } from '../queue/stream-store.ts';
 import type { Worker, WorkerEvents } from '../queue/worker.ts';
 import type { BatchPhase, PgbiMetrics, StateSnapshot } from './metrics.ts';

@@ -11,7 +11,8 @@ import { PgBulkIngestError } from '../errors.ts';
 import type { Json, Upsert } from '../ingest/options.ts';
 import { integer, parseOptions } from '../ingest/parse-options.ts';
 import type { BatchJobInput } from './batch-contract.ts';
-import { DEFAULT_HISTORY_LIMIT, type LedgerEntry, ledgerBatchOf } from './ledger.ts';
+import { committedState, committedStates, recordSkip } from './committed-state.ts';
+import { DEFAULT_HISTORY_LIMIT, type LedgerEntry, ledgerBatchOf, ledgerHistory } from './ledger.ts';
 import { Producer } from './producer.ts';
 import {
   bullQueues,
@@ -22,17 +23,9 @@ import {
 } from './queue-config.ts';
 import { listRejectedRows, type RejectedRowRecord, replayBatch } from './replay.ts';
 import { type RewindOptions, type RewindResult, rewindStream } from './rewind.ts';
+import { lockStreamAndTables } from './stream-locks.ts';
 import { describeGap, nextBatch } from './stream-position.ts';
-import {
-  committedState,
-  committedStates,
-  ensureStateTables,
-  forgetCommittedState,
-  inTransaction,
-  ledgerHistory,
-  lockStreamAndTables,
-  recordSkip,
-} from './stream-state.ts';
+import { ensureStateTables, forgetCommittedState, inTransaction } from './stream-state.ts';
 import { connectRedis, type StreamInfo, StreamStore } from './stream-store.ts';
 
 export interface StreamStatus {

@@ -10,18 +10,12 @@ import type { BatchReport } from '../ingest/ingest-batch.ts';
 import { BadRows, type BlockingBackendsOptions, Delete, HighWatermark } from '../ingest/options.ts';
 import type { RejectedRow, RejectedRowOrigin } from '../ingest/rejected-rows.ts';
 import { parseBatchJob } from './batch-contract.ts';
+import { type CommittedState, committedState, recordCommit, streamConflict } from './committed-state.ts';
 import { isPoison } from './failures.ts';
-import { ledgerBatchOf } from './ledger.ts';
+import { ledgerBatchOf, recordBatches } from './ledger.ts';
 import { markReplayed } from './replay.ts';
+import { lockStreamAndTables } from './stream-locks.ts';
 import { describeGap, type Epoch, type NextBatch, nextBatch } from './stream-position.ts';
-import {
-  type CommittedState,
-  committedState,
-  lockStreamAndTables,
-  recordBatches,
-  recordCommit,
-  streamConflict,
-} from './stream-state.ts';
 import type { BatchHeader, PartRef, StreamInfo, StreamStore } from './stream-store.ts';
 import { WirePartReader } from './wire-part.ts';
 

@@ -2,11 +2,11 @@
  * Retention of the ledger (bulk_ingest.batches): every worker deletes rows older than the
  * retention, on a timer, in small steps of their own (never in a batch's transaction), so that
  * pruning a backlog never holds locks or bloats one transaction. Workers pruning at once take
- * different rows (SKIP LOCKED, see prune-ledger in stream-state.ts).
+ * different rows (SKIP LOCKED, see prune-ledger in ledger.ts).
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { pruneLedgerStep } from './stream-state.ts';
+import { pruneLedgerStep } from './ledger.ts';
 
 /** Rows deleted per statement. */
 const STEP_ROWS = 1000;

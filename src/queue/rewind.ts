@@ -10,6 +10,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
 import { PgBulkIngestError } from '../errors.ts';
+import { stringifyJson } from '../ingest/exact-json.ts';
 import {
   highWatermarkOf,
   parseComment,
@@ -20,14 +21,10 @@ import {
 import type { Json } from '../ingest/options.ts';
 import { integer, parseOptions } from '../ingest/parse-options.ts';
 import { qualifiedName } from '../ingest/sql.ts';
-import {
-  committedState,
-  ensureStateTables,
-  inTransaction,
-  ledgerHistory,
-  lockStreamAndTables,
-  recordRewind,
-} from './stream-state.ts';
+import { committedState, setCommittedHighWatermark } from './committed-state.ts';
+import { ledgerHistory } from './ledger.ts';
+import { lockStreamAndTables } from './stream-locks.ts';
+import { ensureStateTables, inTransaction, STATE_SCHEMA } from './stream-state.ts';
 import type { StreamInfo, StreamStore } from './stream-store.ts';
 
 /** Options of `admin.rewind()`. */
@@ -43,7 +40,7 @@ export interface RewindOptions {
 
 export const rewindOptionsSchema = z.object({ toSeq: integer(1), force: z.boolean().default(false) });
 
-/** What `rewind` did (also a row of bulk_ingest.rewinds). */
+/** What `rewind` did: also the row it records in bulk_ingest.rewinds (recordRewind). */
 export interface RewindResult {
   readonly stream: string;
   readonly toSeq: number;
@@ -109,6 +106,29 @@ export async function rewindStream(
   // After the commit. Should this fail, PostgreSQL is rewound and Redis is not: run it again.
   await store.setCommittedHighWatermark(stream, result.highWatermark);
   return result;
+}
+
+/**
+ * -- record-rewind
+ * In the rewind's transaction, with the stream locked: the stream's stored high watermark goes
+ * back (its committed seq stays: new batches still get new numbers), and the rewind is recorded.
+ */
+async function recordRewind(client: pg.ClientBase, r: RewindResult): Promise<void> {
+  await setCommittedHighWatermark(client, r.stream, r.highWatermark);
+  await client.query(
+    `INSERT INTO ${STATE_SCHEMA}.rewinds
+       (stream, to_seq, high_watermark, previous_high_watermark, committed_seq, forced, note)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+    [
+      r.stream,
+      r.toSeq,
+      stringifyJson(r.highWatermark),
+      stringifyJson(r.previousHighWatermark),
+      r.committedSeq,
+      r.forced,
+      r.note,
+    ],
+  );
 }
 
 /** Why the stream is not idle (pending batches, a block), or null. */
