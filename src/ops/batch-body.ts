@@ -14,21 +14,22 @@
  * accepts exactly the valid JSON that JSON.parse accepts.
  */
 import { parseJsonKeepingNumbers } from '../ingest/exact-json.ts';
+import {
+  BACKSLASH,
+  CLOSE_ARRAY,
+  CLOSE_OBJECT,
+  COLON,
+  COMMA,
+  OPEN_ARRAY,
+  OPEN_OBJECT,
+  QUOTE,
+} from '../queue/json-chars.ts';
 import { HttpError } from './http-error.ts';
 
 /** Deepest nesting of arrays and objects in a body (the body's own object is level 1). */
 export const MAX_BODY_DEPTH = 512;
 /** Largest envelope (the body without its rows): table definitions, watermark and metadata are small. */
 export const MAX_ENVELOPE_BYTES = 1024 * 1024;
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
 
 export interface SplitBody {
   /** The body parsed with `rows` replaced by `[]` (or absent, or not an array: left as sent). */

@@ -21,14 +21,7 @@ import { CopyText, type EncodedRow, type SourceRow } from '../ingest/encoded-row
 import type { Row } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import { fromWireValue, InvalidBatchError, tableKey, type WireRow } from './batch-contract.ts';
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_ARRAY = 0x5d;
-const OPEN_OBJECT = 0x7b;
-const CLOSE_OBJECT = 0x7d;
+import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COMMA, OPEN_ARRAY, OPEN_OBJECT, QUOTE } from './json-chars.ts';
 
 interface TablePlan {
   readonly table: IngestTable;
