@@ -48,10 +48,12 @@ describe('queue races with a Redis that lost data', () => {
       stream,
       store,
       keys,
-      enqueue: (v: string) =>
-        producer.enqueue({ tables: [table], stream, highWatermark: v, rows: [[table, [v]]] }),
-      applier: (hooks: ApplyHooks = {}, limits?: CoalesceLimits) =>
-        new StreamApplier(pool, store, false, hooks, limits),
+      enqueue,
+      applier,
+      /** Redis restarts empty: every key of the stream gone. */
+      emptyRedis: async () => {
+        for (const key of await redis.keys(`${keys.base}*`)) await redis.del(key);
+      },
       /** b1, b2, b3 enqueued and committed: the history every race starts from. */
       commitThree: async () => {
         for (const v of ['b1', 'b2', 'b3']) await enqueue(v);
@@ -60,6 +62,37 @@ describe('queue races with a Redis that lost data', () => {
       rows: async () =>
         (await pool.query(`SELECT v FROM "${schema}"."${name}" ORDER BY v`)).rows.map((r) => r.v as string),
       close: () => store.redis.disconnect(),
+    };
+  }
+  /**
+   * `store[method]` runs `meanwhile` on its first call, before the real call (the caller reads
+   * what it did) or after it (the caller's view is taken, and now stale); later calls, those
+   * `meanwhile` makes included, go straight through. Returns what puts the real method back.
+   */
+  function onFirstCall(
+    store: StreamStore,
+    method: 'info' | 'headers',
+    when: 'before' | 'after',
+    meanwhile: () => Promise<void>,
+  ): () => void {
+    const real = store[method].bind(store) as (...args: unknown[]) => Promise<unknown>;
+    let first = true;
+    const wrapped = async (...args: unknown[]) => {
+      if (first && when === 'before') {
+        first = false;
+        await meanwhile();
+      }
+      const result = await real(...args);
+      if (first && when === 'after') {
+        first = false;
+        await meanwhile();
+      }
+      return result;
+    };
+    const methods = store as unknown as Record<typeof method, unknown>;
+    methods[method] = wrapped;
+    return () => {
+      methods[method] = real;
     };
   }
   const pausedAfterCommit: ApplyHooks = {
@@ -73,25 +106,19 @@ describe('queue races with a Redis that lost data', () => {
     try {
       await s.commitThree();
       await s.enqueue('b4'); // acknowledged, then lost by Redis
-      const headers = s.store.headers.bind(s.store);
-      let once = true;
-      s.store.headers = async (stream, first, count) => {
-        if (once) {
-          once = false;
-          // Between the worker's two reads, Redis comes back without batch 4 (an older state,
-          // another run id), and a producer appends X: numbered 4 again, in a new epoch.
-          await redis.del(s.keys.batch(4));
-          await redis.hset(s.keys.state, 'enqueuedSeq', 3, 'pendingBatches', 0, 'runId', 'deadbeef');
-          assert.equal((await s.enqueue('X')).seq, 4);
-        }
-        return headers(stream, first, count);
-      };
+      const restore = onFirstCall(s.store, 'headers', 'before', async () => {
+        // Between the worker's two reads, Redis comes back without batch 4 (an older state,
+        // another run id), and a producer appends X: numbered 4 again, in a new epoch.
+        await redis.del(s.keys.batch(4));
+        await redis.hset(s.keys.state, 'enqueuedSeq', 3, 'pendingBatches', 0, 'runId', 'deadbeef');
+        assert.equal((await s.enqueue('X')).seq, 4);
+      });
       // The first worker dies right after its COMMIT, before telling Redis; the next one carries on.
       await s
         .applier(pausedAfterCommit)
         .drain(s.stream)
         .catch(() => undefined);
-      s.store.headers = headers;
+      restore();
       await s.applier().drain(s.stream);
       assert.deepEqual(await s.rows(), ['X', 'b1', 'b2', 'b3'], 'X applied once');
     } finally {
@@ -103,26 +130,19 @@ describe('queue races with a Redis that lost data', () => {
     const s = streamNamed('stale_info');
     try {
       await s.commitThree();
-      const info = s.store.info.bind(s.store);
-      let once = true;
-      s.store.info = async (stream) => {
-        const view = await info(stream);
-        if (once) {
-          once = false;
-          // Redis restarts empty; a producer appends X1, X2; another worker commits X1 and is
-          // killed before telling Redis.
-          for (const key of await redis.keys(`${s.keys.base}*`)) await redis.del(key);
-          for (const v of ['X1', 'X2']) await s.enqueue(v);
-          const single = { maxBatches: 1, maxRows: 1e9, maxBytes: 1e12 };
-          await s
-            .applier(pausedAfterCommit, single)
-            .drain(s.stream)
-            .catch(() => undefined);
-        }
-        return view;
-      };
+      const restore = onFirstCall(s.store, 'info', 'after', async () => {
+        // Redis restarts empty; a producer appends X1, X2; another worker commits X1 and is
+        // killed before telling Redis.
+        await s.emptyRedis();
+        for (const v of ['X1', 'X2']) await s.enqueue(v);
+        const single = { maxBatches: 1, maxRows: 1e9, maxBytes: 1e12 };
+        await s
+          .applier(pausedAfterCommit, single)
+          .drain(s.stream)
+          .catch(() => undefined);
+      });
       await s.applier().drain(s.stream);
-      s.store.info = info;
+      restore();
       await s.applier().drain(s.stream);
       assert.deepEqual(await s.rows(), ['X1', 'X2', 'b1', 'b2', 'b3']);
     } finally {
@@ -136,18 +156,11 @@ describe('queue races with a Redis that lost data', () => {
       await s.commitThree();
       // Redis comes back from an older state: enqueued 1, committed 1, another run id.
       await redis.hset(s.keys.state, 'enqueuedSeq', 1, 'committedSeq', 1, 'runId', 'deadbeef');
-      const info = s.store.info.bind(s.store);
-      let once = true;
-      s.store.info = async (stream) => {
-        const view = await info(stream);
-        if (once) {
-          once = false;
-          assert.equal((await s.enqueue('X')).seq, 2); // between the worker's look and its catch-up
-        }
-        return view;
-      };
+      const restore = onFirstCall(s.store, 'info', 'after', async () => {
+        assert.equal((await s.enqueue('X')).seq, 2); // between the worker's look and its catch-up
+      });
       await s.applier().drain(s.stream);
-      s.store.info = info;
+      restore();
       assert.equal(await redis.exists(s.keys.batch(2)), 1, 'the acknowledged batch is still there');
       await s.applier().drain(s.stream);
       assert.deepEqual(await s.rows(), ['X', 'b1', 'b2', 'b3']);
@@ -165,7 +178,7 @@ describe('queue races with a Redis that lost data', () => {
       ).rows[0]?.redis_epoch as string;
       // Redis restarts empty; X1 and X2 are acknowledged; then ioredis resends the worker's
       // unanswered commit report for (old epoch, 3).
-      for (const key of await redis.keys(`${s.keys.base}*`)) await redis.del(key);
+      await s.emptyRedis();
       for (const v of ['X1', 'X2']) await s.enqueue(v);
       await s.store.markCommitted(s.stream, 3, epoch, 'b3', Date.now());
       assert.equal((await s.store.info(s.stream)).pendingBatches, 2);
