@@ -5,31 +5,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BadRows, defineTable, Producer, type Row, Upsert } from '../../src/index.ts';
+import { BadRows, Producer, Upsert } from '../../src/index.ts';
 import { withQueueFixture } from '../helpers/queue-fixture.ts';
 import { committedSeqs } from '../helpers/stream-state.ts';
+import { eventsTable, rowsWithThreeBad } from '../helpers/tables.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 describe('quarantine and a killed worker', () => {
   it('a worker killed mid-isolation quarantines nothing twice', { timeout: 120_000 }, async () => {
     await withQueueFixture('quarantine_kill', async ({ schema, connection, fleet, db }) => {
-      const table = defineTable({
-        schema,
-        name: 'events',
-        columns: [
-          { name: 'id', type: 'integer', primaryKey: true },
-          { name: 'at', type: 'timestamptz' },
-          { name: 'label', type: 'text', nullable: false },
-        ],
-      });
+      const table = eventsTable(schema);
       const stream = `${schema}.events`;
-      const rows = Array.from({ length: 100_000 }, (_, i): Row => {
-        const n = i + 1;
-        if (n === 10_000) return [table, [n, 'not a time', 'x']];
-        if (n === 50_000) return [table, [n, null, null]];
-        if (n === 90_000) return [table, [10, null, 'duplicate']];
-        return [table, [n, null, `row ${n}`]];
-      });
+      const rows = rowsWithThreeBad(table, 100_000); // bad: rows 10,000, 50,000 and 90,000
       const producer = new Producer({ redis: connection.redisUrl, ...connection });
       try {
         await producer.enqueue({

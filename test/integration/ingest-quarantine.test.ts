@@ -6,41 +6,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type pg from 'pg';
-import {
-  BadRows,
-  BatchError,
-  Delete,
-  defineTable,
-  type IngestTable,
-  ingest,
-  type Row,
-  Upsert,
-} from '../../src/index.ts';
+import { BadRows, BatchError, Delete, type IngestTable, ingest, type Row, Upsert } from '../../src/index.ts';
 import { EncodedRows } from '../../src/ingest/encoded-rows.ts';
 import { runIngest } from '../../src/ingest/ingest.ts';
 import { batchesOf, rejection, storedHighWatermark, withSchema } from '../helpers/ingest.ts';
-
-const eventsIn = (schema: string) =>
-  defineTable({
-    schema,
-    name: 'events',
-    columns: [
-      { name: 'id', type: 'integer', primaryKey: true },
-      { name: 'at', type: 'timestamptz' },
-      { name: 'label', type: 'text', nullable: false },
-    ],
-  });
+import { eventsTable, rowsWithThreeBad } from '../helpers/tables.ts';
 
 /** 10,000 rows; row 1,000 has a bad timestamp, row 5,000 a NULL label, row 9,000 the key of row 10. */
-function tenThousandWithThreeBad(table: IngestTable): Row[] {
-  return Array.from({ length: 10_000 }, (_, i): Row => {
-    const n = i + 1;
-    if (n === 1000) return [table, [n, 'not a time', 'x']];
-    if (n === 5000) return [table, [n, new Date(0), null]];
-    if (n === 9000) return [table, [10, new Date(0), 'duplicate of row 10']];
-    return [table, [n, new Date(n * 1000), `row ${n}`]];
-  });
-}
+const tenThousandWithThreeBad = (table: IngestTable): Row[] =>
+  rowsWithThreeBad(table, 10_000, (n) => new Date(n * 1000));
 
 interface Rejected {
   id: string;
@@ -74,7 +48,7 @@ describe('ingest() with BadRows.QUARANTINE', () => {
   for (const existing of [true, false]) {
     it(`a 10,000-row batch with a bad timestamp, a NULL in a NOT NULL column and a duplicate key commits 9,997 rows and quarantines 3 (${existing ? 'table already there' : 'table created by the batch'})`, () =>
       withSchema('quarantine', async ({ schema, client }) => {
-        const table = eventsIn(schema);
+        const table = eventsTable(schema);
         if (existing) await ingest(client, [table], batchesOf(), quarantine);
         await ingest(client, [table], batchesOf(['hwm-1', null, tenThousandWithThreeBad(table)]), quarantine);
         assert.equal(await count(client, schema), 9_997);
@@ -101,7 +75,7 @@ describe('ingest() with BadRows.QUARANTINE', () => {
     withSchema('quarantine', async ({ schema, client }) => {
       // Regression: the failed COPY's source was closed under a read in flight while the rest was
       // read by another reader: whole blocks of rows went missing (97,319 of 99,997 committed).
-      const table = eventsIn(schema);
+      const table = eventsTable(schema);
       const rows = [
         ...tenThousandWithThreeBad(table),
         ...tenThousandWithThreeBad(table).map(
@@ -125,7 +99,7 @@ describe('ingest() with BadRows.QUARANTINE', () => {
 
   it('Delete.BEFORE_FIRST_BATCH: a duplicate key in the replacement table (its index built after the load) is quarantined, and the table replaced', () =>
     withSchema('quarantine', async ({ schema, client }) => {
-      const table = eventsIn(schema);
+      const table = eventsTable(schema);
       await ingest(client, [table], batchesOf(['old', null, [[table, [1, null, 'old row']]]]), quarantine);
       const rows: Row[] = [
         [table, [2, null, 'a']],
@@ -151,7 +125,7 @@ describe('ingest() with BadRows.QUARANTINE', () => {
 
   it('a clean batch quarantines nothing and writes every row', () =>
     withSchema('quarantine', async ({ schema, client }) => {
-      const table = eventsIn(schema);
+      const table = eventsTable(schema);
       const rows = Array.from({ length: 100 }, (_, i): Row => [table, [i + 1, null, 'ok']]);
       await ingest(client, [table], batchesOf(['h', null, rows]), quarantine);
       assert.equal(await count(client, schema), 100);
@@ -160,7 +134,7 @@ describe('ingest() with BadRows.QUARANTINE', () => {
 
   it('more than maxBadRows refused rows fail the batch as BadRows.FAIL does: nothing written, nothing quarantined', () =>
     withSchema('quarantine', async ({ schema, client }) => {
-      const table = eventsIn(schema);
+      const table = eventsTable(schema);
       await ingest(client, [table], batchesOf(), quarantine);
       const rows = Array.from(
         { length: 50 },
@@ -179,7 +153,7 @@ describe('ingest() with BadRows.QUARANTINE', () => {
 
   it('a row refused by the upsert merge (a CHECK) is found by bisection; the last good row of its key wins', () =>
     withSchema('quarantine', async ({ schema, client }) => {
-      const table = eventsIn(schema);
+      const table = eventsTable(schema);
       await ingest(client, [table], batchesOf(), quarantine);
       await client.query(`ALTER TABLE "${schema}".events ADD CONSTRAINT short CHECK (length(label) < 10)`);
       const rows = Array.from({ length: 1000 }, (_, i): Row => [table, [(i % 500) + 1, null, `v${i}`]]);
@@ -198,7 +172,7 @@ describe('ingest() with BadRows.QUARANTINE', () => {
 
   it('a foreign key violation, which COPY does not place on a line, is found by bisection', () =>
     withSchema('quarantine', async ({ schema, client }) => {
-      const table = eventsIn(schema);
+      const table = eventsTable(schema);
       await ingest(client, [table], batchesOf(), quarantine);
       await client.query(`CREATE TABLE "${schema}".labels (label text PRIMARY KEY)`);
       await client.query(`INSERT INTO "${schema}".labels VALUES ('ok')`);
@@ -220,7 +194,7 @@ describe('ingest() with BadRows.QUARANTINE', () => {
 
   it('a value that cannot be encoded for its column is quarantined before PostgreSQL sees it (sqlstate NULL)', () =>
     withSchema('quarantine', async ({ schema, client }) => {
-      const table = eventsIn(schema);
+      const table = eventsTable(schema);
       const rows: Row[] = [
         [table, [1, null, 'ok']],
         [table, [{ not: 'an integer' }, null, 'bad']],
@@ -238,7 +212,7 @@ describe('ingest() with BadRows.QUARANTINE', () => {
 
   it('under BadRows.FAIL (the default) the same bad row fails the batch', () =>
     withSchema('quarantine', async ({ schema, client }) => {
-      const table = eventsIn(schema);
+      const table = eventsTable(schema);
       const rows: Row[] = [
         [table, [1, null, 'ok']],
         [table, [2, null, null]],

@@ -25,6 +25,7 @@ import { rejectedRowsPerSeq } from '../../src/queue/apply-stream.ts';
 import { runCli } from '../helpers/cli.ts';
 import { connect, DATABASE_URL, dropSchema, uniqueName } from '../helpers/pg.ts';
 import { cleanQueue, inProcessQueue, inProcessWorker, REDIS_URL, uniqueQueue } from '../helpers/queue.ts';
+import { eventsTable, rowsWithThreeBad } from '../helpers/tables.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 describe('queue with BadRows.QUARANTINE', () => {
@@ -45,27 +46,13 @@ describe('queue with BadRows.QUARANTINE', () => {
     await db.end();
     await dropSchema(schema);
   });
-  const table = defineTable({
-    schema,
-    name: 'events',
-    columns: [
-      { name: 'id', type: 'integer', primaryKey: true },
-      { name: 'at', type: 'timestamptz' },
-      { name: 'label', type: 'text', nullable: false },
-    ],
-  });
+  const table = eventsTable(schema);
   const stream = `${schema}.events`;
   const count = async () =>
     Number((await db.query(`SELECT count(*) AS n FROM "${schema}".events`)).rows[0]?.n);
 
   it('a 10,000-row batch with a bad timestamp, a NULL in a NOT NULL column and a duplicate key: 9,997 rows committed, 3 quarantined with seq and row number, high watermark moved', async () => {
-    const rows = Array.from({ length: 10_000 }, (_, i): Row => {
-      const n = i + 1;
-      if (n === 1000) return [table, [n, 'not a time', 'x']];
-      if (n === 5000) return [table, [n, null, null]];
-      if (n === 9000) return [table, [10, null, 'duplicate of row 10']];
-      return [table, [n, null, `row ${n}`]];
-    });
+    const rows = rowsWithThreeBad(table, 10_000); // bad: rows 1,000, 5,000 and 9,000
     const { seq } = await queue.producer.enqueue({
       tables: [table],
       highWatermark: 'hwm-1',
