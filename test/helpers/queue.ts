@@ -1,15 +1,17 @@
 /**
  * A test's queue: its own BullMQ queue name and key prefix on the shared Redis (or the test's
  * own), removed afterwards; its BullMQ queues opened directly; and a Producer with an in-process
- * Worker on it.
+ * Worker on it, or with a StreamAdmin and a worker only while the test drains the queue.
  */
 import { after, before } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { Producer, Worker, type WorkerOptions } from '../../src/index.ts';
+import { type CommittedBatch, Producer, StreamAdmin, Worker, type WorkerOptions } from '../../src/index.ts';
 import { bullQueues } from '../../src/queue/queue-config.ts';
-import { DATABASE_URL, uniqueName } from './pg.ts';
+import { DATABASE_URL, dropSchema, uniqueName } from './pg.ts';
+import { forgetStreams } from './stream-state.ts';
+import { waitUntil } from './wait.ts';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -112,6 +114,53 @@ export function inProcessQueue(): InProcessQueue {
       return started(worker);
     },
   };
+}
+
+export interface AdminQueue {
+  /** A schema only this suite uses: its streams are `<schema>.<table>`. */
+  readonly schema: string;
+  readonly names: { queueName: string; prefix: string };
+  /** For the CLI (runCli). */
+  readonly connection: Connection;
+  readonly producer: Producer;
+  readonly admin: StreamAdmin;
+  /**
+   * Lets one in-process worker (concurrency 1, `options` on top) apply what is pending until
+   * `stream` has committed `seq`, then closes it; resolves with the batches it committed.
+   */
+  readonly drain: (stream: string, seq: number, options?: WorkerOptions) => Promise<CommittedBatch[]>;
+}
+
+/**
+ * A Producer and a StreamAdmin on a queue and a schema of their own (`uniqueName(tag)`), with no
+ * worker but while a test drains the queue. After the suite's tests: both closed, the queue's keys
+ * removed, the schema dropped and its streams forgotten in bulk_ingest. Call it inside a describe().
+ */
+export function queueWithAdmin(tag: string): AdminQueue {
+  const schema = uniqueName(tag);
+  const names = uniqueQueue();
+  const producer = new Producer({ redis: REDIS_URL, ...names });
+  const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
+  after(async () => {
+    await producer.close();
+    await admin.close();
+    await cleanQueue(names);
+    await dropSchema(schema);
+    await forgetStreams(schema);
+  });
+  const drain = async (stream: string, seq: number, options: WorkerOptions = {}) => {
+    const worker = inProcessWorker(names, { concurrency: 1, ...options });
+    const committed: CommittedBatch[] = [];
+    worker.on('committed', (batch) => committed.push(batch));
+    await withWorker(worker, () =>
+      waitUntil(`${stream} at ${seq}`, async () => (await admin.status(stream))[0]?.committedSeq === seq, {
+        timeoutMs: 30_000,
+      }),
+    );
+    return committed;
+  };
+  const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...names };
+  return { schema, names, connection, producer, admin, drain };
 }
 
 /**

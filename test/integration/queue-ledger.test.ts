@@ -4,18 +4,12 @@
  * row when it is skipped.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
-import {
-  type CommittedBatch,
-  type LedgerEntry,
-  Producer,
-  StreamAdmin,
-  type WorkerOptions,
-} from '../../src/index.ts';
+import { describe, it } from 'node:test';
+import { type LedgerEntry, StreamAdmin } from '../../src/index.ts';
 import { runCli } from '../helpers/cli.ts';
-import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
-import { forgetStreams, withReadOnlyRole } from '../helpers/stream-state.ts';
+import { withClient } from '../helpers/pg.ts';
+import { inProcessWorker, queueWithAdmin, REDIS_URL, withWorker } from '../helpers/queue.ts';
+import { withReadOnlyRole } from '../helpers/stream-state.ts';
 import { keyedTable } from '../helpers/tables.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -44,31 +38,8 @@ async function ledger(stream: string): Promise<Row[]> {
 }
 
 describe('ledger bulk_ingest.batches', () => {
-  const schema = uniqueName('ledger');
-  const names = uniqueQueue();
-  const producer = new Producer({ redis: REDIS_URL, ...names });
-  const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
-  after(async () => {
-    await producer.close();
-    await admin.close();
-    await cleanQueue(names);
-    await dropSchema(schema);
-    await forgetStreams(schema);
-  });
+  const { schema, names, connection, producer, admin, drain } = queueWithAdmin('ledger');
   const table = (name: string) => keyedTable(schema, name, []);
-
-  /** Lets one worker apply what is pending until `stream` has committed `seq`. */
-  async function drain(stream: string, seq: number, options: WorkerOptions = {}): Promise<CommittedBatch[]> {
-    const worker = inProcessWorker(names, { concurrency: 1, ...options });
-    const committed: CommittedBatch[] = [];
-    worker.on('committed', (batch) => committed.push(batch));
-    await withWorker(worker, () =>
-      waitUntil(`${stream} at ${seq}`, async () => (await admin.status(stream))[0]?.committedSeq === seq, {
-        timeoutMs: 30_000,
-      }),
-    );
-    return committed;
-  }
 
   it('has one row per batch applied alone, with its header and its rows per table', async () => {
     const main = table('single');
@@ -196,7 +167,6 @@ describe('ledger bulk_ingest.batches', () => {
         batchId: `h-${n}`,
       });
     await drain(stream, 3);
-    const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...names };
     const text = await runCli(['history', stream, '--limit', '2'], { connection });
     assert.equal(text.code, 0, text.stderr);
     const lines = text.stdout.trim().split('\n');

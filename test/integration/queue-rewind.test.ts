@@ -5,38 +5,24 @@
  * stream is blocked, unless forced.
  */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   type Batch,
   defineTable,
   type IngestTable,
   type Json,
   type PgBulkIngestError,
-  Producer,
-  StreamAdmin,
 } from '../../src/index.ts';
 import { runCli } from '../helpers/cli.ts';
-import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
-import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
-import { forgetStreams } from '../helpers/stream-state.ts';
+import { withClient } from '../helpers/pg.ts';
+import { inProcessWorker, queueWithAdmin, withWorker } from '../helpers/queue.ts';
 import { keyedTable } from '../helpers/tables.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const SOURCE_ROWS = 10;
 
 describe('rewind', () => {
-  const schema = uniqueName('rewind');
-  const names = uniqueQueue();
-  const connection = { databaseUrl: DATABASE_URL, redisUrl: REDIS_URL, ...names };
-  const producer = new Producer({ redis: REDIS_URL, ...names });
-  const admin = new StreamAdmin({ databaseUrl: DATABASE_URL, redis: REDIS_URL, ...names });
-  after(async () => {
-    await producer.close();
-    await admin.close();
-    await cleanQueue(names);
-    await dropSchema(schema);
-    await forgetStreams(schema);
-  });
+  const { schema, names, connection, producer, admin, drain } = queueWithAdmin('rewind');
   const table = (name: string) => keyedTable(schema, name, []);
 
   /**
@@ -51,13 +37,7 @@ describe('rewind', () => {
     };
   }
 
-  async function drained(stream: string, seq: number) {
-    await withWorker(inProcessWorker(names, { concurrency: 1, poisonRetries: 0 }), () =>
-      waitUntil(`${stream} at ${seq}`, async () => (await admin.status(stream))[0]?.committedSeq === seq, {
-        timeoutMs: 30_000,
-      }),
-    );
-  }
+  const drained = (stream: string, seq: number) => drain(stream, seq, { poisonRetries: 0 });
 
   const commentOf = (name: string) =>
     withClient(
