@@ -9,11 +9,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/ops/cli/gateway-command.ts';
 import { runCli } from '../helpers/cli.ts';
+import { startTestGateway, type TestGateway, GATEWAY_TOKEN as TOKEN } from '../helpers/gateway.ts';
 import { tableComment } from '../helpers/ingest.ts';
-import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
+import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { inProcessQueue, REDIS_URL } from '../helpers/queue.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -138,9 +137,8 @@ describe('exact numbers: NDJSON, CSV and the gateway', () => {
   });
 
   describe('gateway', () => {
-    let gateway: GatewayProcess;
+    let gateway: TestGateway;
     let base: string;
-    const TOKEN = 'test-token-0123456789abcdef';
     const post = (body: string) =>
       fetch(`${base}/v1/batches`, {
         method: 'POST',
@@ -160,16 +158,8 @@ describe('exact numbers: NDJSON, CSV and the gateway', () => {
       });
 
     before(async () => {
-      const config = gatewayConfigSchema.parse({
-        databaseUrl: DATABASE_URL,
-        redisUrl: REDIS_URL,
-        ...queue.names,
-        port: 0,
-        host: '127.0.0.1',
-        token: TOKEN,
-      });
-      gateway = await runGateway(config, { logger: pino({ level: 'silent' }) });
-      base = `http://127.0.0.1:${gateway.server.port}`;
+      gateway = await startTestGateway(queue.names);
+      base = gateway.base;
     });
     after(async () => {
       await gateway.close();

@@ -9,14 +9,13 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { Producer } from '../../src/index.ts';
-import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/ops/cli/gateway-command.ts';
 import { ChildOutput } from '../helpers/child-output.ts';
 import { runCli, startCli } from '../helpers/cli.ts';
+import { startTestGateway, type TestGateway, GATEWAY_TOKEN as TOKEN } from '../helpers/gateway.ts';
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
-const TOKEN = 'test-token-0123456789abcdef';
 // biome-ignore lint/suspicious/noExplicitAny: JSON bodies, checked by the assertions
 const json = (response: Response): Promise<any> => response.json();
 
@@ -24,7 +23,7 @@ describe('gateway', () => {
   const schema = uniqueName('gateway');
   const logs = logCollector();
   const names = uniqueQueue();
-  let gateway: GatewayProcess;
+  let gateway: TestGateway;
   let base: string;
   const table = {
     schema,
@@ -50,20 +49,12 @@ describe('gateway', () => {
   const get = (path: string) => fetch(`${base}${path}`, { headers: { authorization: `bearer ${TOKEN}` } });
 
   before(async () => {
-    const config = gatewayConfigSchema.parse({
-      databaseUrl: DATABASE_URL,
-      redisUrl: REDIS_URL,
-      ...names,
-      port: 0,
-      host: '127.0.0.1',
-      token: TOKEN,
-      maxBodyBytes: 64 * 1024,
-      maxPendingBatches: 2,
-      maxBatchBytes: 2000,
-      maxRowBytes: 8000,
-    });
-    gateway = await runGateway(config, { logger: pino({ level: 'debug' }, logs) });
-    base = `http://127.0.0.1:${gateway.server.port}`;
+    gateway = await startTestGateway(
+      names,
+      { maxBodyBytes: 64 * 1024, maxPendingBatches: 2, maxBatchBytes: 2000, maxRowBytes: 8000 },
+      pino({ level: 'debug' }, logs),
+    );
+    base = gateway.base;
   });
 
   after(async () => {
@@ -311,19 +302,12 @@ describe('gateway', () => {
   });
 
   it('answers 503 with Retry-After when the bodies in flight would pass GATEWAY_MAX_INFLIGHT_BYTES, without reading the body', async () => {
-    const config = gatewayConfigSchema.parse({
-      databaseUrl: DATABASE_URL,
-      redisUrl: REDIS_URL,
-      ...names,
-      port: 0,
-      host: '127.0.0.1',
-      token: TOKEN,
+    const small = await startTestGateway(names, {
       maxBodyBytes: 40_000,
       maxInflightBytes: 50_000,
       retryAfter: 2,
     });
-    const small = await runGateway(config, { logger: pino({ level: 'silent' }) });
-    const smallBase = `http://127.0.0.1:${small.server.port}`;
+    const smallBase = small.base;
     try {
       // A slow client holds 40,000 bytes of the budget; the next body of 20,000 does not fit.
       const held = request(`${smallBase}/v1/batches`, {
@@ -480,19 +464,15 @@ describe('gateway while Redis is down', () => {
   it('answers 503 with Retry-After within GATEWAY_REDIS_TIMEOUT_MS instead of hanging, naming the batchId to retry with', {
     timeout: 20_000,
   }, async () => {
-    const config = gatewayConfigSchema.parse({
-      databaseUrl: DATABASE_URL,
+    const down = await startTestGateway(uniqueQueue(), {
       redisUrl: 'redis://127.0.0.1:1', // nothing listens there
-      ...uniqueQueue(),
-      port: 0,
-      host: '127.0.0.1',
+      token: undefined,
       localOnly: true,
       redisTimeoutMs: 300,
       retryAfter: 3,
     });
-    const down = await runGateway(config, { logger: pino({ level: 'silent' }) });
     try {
-      const base = `http://127.0.0.1:${down.server.port}`;
+      const base = down.base;
       const started = Date.now();
       const response = await fetch(`${base}/v1/batches`, {
         method: 'POST',
@@ -523,18 +503,18 @@ describe('gateway while Redis is down', () => {
 describe('gateway on an unexpected error', () => {
   it('answers 500 with a request id only, and logs the error under that id', async () => {
     const logs = logCollector();
-    const config = gatewayConfigSchema.parse({
-      databaseUrl: DATABASE_URL.replace(/\/[^/]*$/, '/pgbi_no_such_database'),
-      redisUrl: REDIS_URL,
-      ...uniqueQueue(),
-      port: 0,
-      host: '127.0.0.1',
-      localOnly: true,
-    });
-    const broken = await runGateway(config, { logger: pino({ level: 'info' }, logs) });
+    const broken = await startTestGateway(
+      uniqueQueue(),
+      {
+        databaseUrl: DATABASE_URL.replace(/\/[^/]*$/, '/pgbi_no_such_database'),
+        token: undefined,
+        localOnly: true,
+      },
+      pino({ level: 'info' }, logs),
+    );
     try {
       // One named stream: its committed state is read from PostgreSQL (a database that does not exist).
-      const response = await fetch(`http://127.0.0.1:${broken.server.port}/v1/streams/some.stream`);
+      const response = await fetch(`${broken.base}/v1/streams/some.stream`);
       assert.equal(response.status, 500);
       const requestId = response.headers.get('x-request-id');
       const body = await json(response);

@@ -7,16 +7,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import { defineTable, type IngestTable, type Row } from '../../src/index.ts';
-import { type GatewayProcess, gatewayConfigSchema, runGateway } from '../../src/ops/cli/gateway-command.ts';
 // Not yet exported by src/index.ts on this branch (issue 8 adds them): switch when they are.
 import { Producer } from '../../src/queue/producer.ts';
-import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
+import { startTestGateway, type TestGateway, GATEWAY_TOKEN as TOKEN } from '../helpers/gateway.ts';
+import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
-const TOKEN = 'test-token-0123456789abcdef';
 const UUID = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';
 
 const definition = (schema: string) => ({
@@ -208,21 +206,13 @@ describe('refused at the door: the gateway', () => {
   const schema = uniqueName('door_gw');
   const names = uniqueQueue();
   const table = defineTable(definition(schema));
-  let gateway: GatewayProcess;
+  let gateway: TestGateway;
   let redis: Redis;
   let base: string;
 
   before(async () => {
-    const config = gatewayConfigSchema.parse({
-      databaseUrl: DATABASE_URL,
-      redisUrl: REDIS_URL,
-      ...names,
-      port: 0,
-      host: '127.0.0.1',
-      token: TOKEN,
-    });
-    gateway = await runGateway(config, { logger: pino({ level: 'silent' }) });
-    base = `http://127.0.0.1:${gateway.server.port}`;
+    gateway = await startTestGateway(names);
+    base = gateway.base;
     redis = new Redis(REDIS_URL);
   });
   after(async () => {
