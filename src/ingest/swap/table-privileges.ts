@@ -7,7 +7,7 @@
 
 import type pg from 'pg';
 import { InvariantError } from '../../errors.ts';
-import { qualifiedName, quoteIdent } from '../sql.ts';
+import { qualifiedName, quoteIdent, tableCatalogRow } from '../sql.ts';
 import { type Grant, grantSql } from './dependent-views.ts';
 
 /** One ACL entry: `grantee` may `privilege` (on `column`, if set), granted by `grantor`. */
@@ -47,14 +47,8 @@ const TABLE_PRIVILEGES_SQL = `
      ) AS e) AS entries
   FROM pg_class AS c CROSS JOIN me WHERE c.oid = $1::oid`;
 
-export async function captureTablePrivileges(
-  client: pg.ClientBase,
-  tableOid: number,
-): Promise<TablePrivileges> {
-  const { rows } = await client.query<TablePrivileges>(TABLE_PRIVILEGES_SQL, [tableOid]);
-  const row = rows[0];
-  if (row === undefined) throw new InvariantError(`Expected table oid ${tableOid} to exist`);
-  return row;
+export function captureTablePrivileges(client: pg.ClientBase, tableOid: number): Promise<TablePrivileges> {
+  return tableCatalogRow<TablePrivileges>(client, TABLE_PRIVILEGES_SQL, tableOid);
 }
 
 /**

@@ -12,7 +12,7 @@
 
 import type pg from 'pg';
 import { InvariantError } from '../../errors.ts';
-import { qualifiedName, quoteIdent } from '../sql.ts';
+import { qualifiedName, quoteIdent, tableCatalogRow } from '../sql.ts';
 import { columnNames } from './table-privileges.ts';
 
 export interface TableProperties {
@@ -88,14 +88,8 @@ const TABLE_PROPERTIES_SQL = `
        FROM pg_publication_rel AS pr JOIN pg_publication AS pub ON pub.oid = pr.prpubid WHERE pr.prrelid = c.oid) AS publications
   FROM pg_class AS c WHERE c.oid = $1::oid`;
 
-export async function captureTableProperties(
-  client: pg.ClientBase,
-  tableOid: number,
-): Promise<TableProperties> {
-  const { rows } = await client.query<TableProperties>(TABLE_PROPERTIES_SQL, [tableOid]);
-  const row = rows[0];
-  if (row === undefined) throw new InvariantError(`Expected table oid ${tableOid} to exist`);
-  return row;
+export function captureTableProperties(client: pg.ClientBase, tableOid: number): Promise<TableProperties> {
+  return tableCatalogRow<TableProperties>(client, TABLE_PROPERTIES_SQL, tableOid);
 }
 
 /** Applies `properties` to `schema.name`, the replacement under the live table's name, as its owner (before the owner changes). */
