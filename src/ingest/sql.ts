@@ -1,6 +1,7 @@
 /**
  * Identifiers are always quoted, whatever they contain (quotes, capitals, emoji); values are
- * never spliced into SQL text but sent as parameters.
+ * never spliced into SQL text but sent as parameters. Also the one way a catalog row of a table
+ * is read by its oid.
  */
 import type pg from 'pg';
 import { InvariantError } from '../errors.ts';
