@@ -81,6 +81,8 @@ export interface InProcessQueue {
   readonly names: { queueName: string; prefix: string };
   readonly producer: Producer;
   readonly worker: Worker;
+  /** Resolves once `stream` has batches and the worker has committed every one enqueued (20 s at most). */
+  readonly committedAll: (stream: string) => Promise<unknown>;
 }
 
 /**
@@ -113,6 +115,15 @@ export function inProcessQueue(): InProcessQueue {
     get worker() {
       return started(worker);
     },
+    committedAll: (stream: string) =>
+      waitUntil(
+        `${stream} committed`,
+        async () => {
+          const info = await started(producer).streamInfo(stream);
+          return info.enqueuedSeq > 0 && info.committedSeq === info.enqueuedSeq;
+        },
+        { timeoutMs: 20_000 },
+      ),
   };
 }
 

@@ -31,15 +31,6 @@ describe('enqueue command', { concurrency: true }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const committedAll = (stream: string) =>
-    waitUntil(
-      `${stream} committed`,
-      async () => {
-        const info = await queue.producer.streamInfo(stream);
-        return info.enqueuedSeq > 0 && info.committedSeq === info.enqueuedSeq;
-      },
-      { timeoutMs: 20_000 },
-    );
   const select = (sql: string) => withClient(async (c) => (await c.query(sql)).rows);
 
   it('enqueues a CSV file in batches: header mapping, quoting, empty as NULL, per-type values, the file position as watermark', async () => {
@@ -71,7 +62,7 @@ describe('enqueue command', { concurrency: true }, () => {
       result.stdout,
       new RegExp(`Enqueued 3 rows in 2 batches to stream ${schema}.items \\(seq 1–2\\)`),
     );
-    await committedAll(`${schema}.items`);
+    await queue.committedAll(`${schema}.items`);
     const rows = await select(
       `SELECT id, name, active, price, tags, seen_at FROM "${schema}".items ORDER BY id`,
     );
@@ -111,7 +102,7 @@ describe('enqueue command', { concurrency: true }, () => {
       '{"id":1,"body":{"a":1}}\n{"id":2}\n',
     );
     assert.equal(first.code, 0, first.stderr);
-    await committedAll(`${schema}.events`);
+    await queue.committedAll(`${schema}.events`);
     const lines = '{"id":10,"body":[1]}\n\n{"id":11,"body":"text"}\r\n{"id":12,"body":null}';
     const second = await run(
       [
@@ -131,7 +122,7 @@ describe('enqueue command', { concurrency: true }, () => {
     );
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /Enqueued 3 rows in 3 batches/);
-    await committedAll(`${schema}.events`);
+    await queue.committedAll(`${schema}.events`);
     const rows = await select(`SELECT id, body FROM "${schema}".events ORDER BY id`);
     assert.deepEqual(
       rows.map((r) => [r.id, r.body]),

@@ -14,7 +14,6 @@ import { startTestGateway, type TestGateway, GATEWAY_TOKEN as TOKEN } from '../h
 import { tableComment } from '../helpers/ingest.ts';
 import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { inProcessQueue, REDIS_URL } from '../helpers/queue.ts';
-import { waitUntil } from '../helpers/wait.ts';
 
 /** `pg-bulk-ingest <args>` on the test's Redis. */
 const run = (args: string[]) => runCli(args, { env: { REDIS_URL } });
@@ -34,15 +33,6 @@ describe('exact numbers: NDJSON, CSV and the gateway', () => {
   const queueFlags = ['--queue', queue.names.queueName, '--prefix', queue.names.prefix];
   const dir = mkdtempSync(join(tmpdir(), 'pgbi-exact-'));
   const select = (sql: string) => withClient(async (c) => (await c.query(sql)).rows);
-  const committedAll = (stream: string) =>
-    waitUntil(
-      `${stream} committed`,
-      async () => {
-        const info = await queue.producer.streamInfo(stream);
-        return info.enqueuedSeq > 0 && info.committedSeq === info.enqueuedSeq;
-      },
-      { timeoutMs: 20_000 },
-    );
   const asText = (table: string) =>
     select(
       `SELECT id::text, num::text, scaled::text, big::text, dbl::text, txt FROM "${schema}".${table} ORDER BY id`,
@@ -79,7 +69,10 @@ describe('exact numbers: NDJSON, CSV and the gateway', () => {
     ]);
     assert.equal(fromCsv.code, 0, fromCsv.stderr);
     assert.equal(fromNdjson.code, 0, fromNdjson.stderr);
-    await Promise.all([committedAll(`${schema}.from_csv`), committedAll(`${schema}.from_ndjson`)]);
+    await Promise.all([
+      queue.committedAll(`${schema}.from_csv`),
+      queue.committedAll(`${schema}.from_ndjson`),
+    ]);
     const csvRows = await asText('from_csv');
     const ndjsonRows = await asText('from_ndjson');
     assert.deepEqual(ndjsonRows, csvRows);
@@ -170,7 +163,7 @@ describe('exact numbers: NDJSON, CSV and the gateway', () => {
         "rows": [["${schema}.posted", [1, 1234567890.123456789, 12345678901234567890e-1, {"x": 1234567890.123456789, "10": 1, "a": 12345678901234567890}]]]}`;
       const response = await post(body);
       assert.equal(response.status, 202, await response.clone().text());
-      await committedAll(`${schema}.posted`);
+      await queue.committedAll(`${schema}.posted`);
       const rows = await select(`SELECT num::text, big::text, doc::text FROM "${schema}".posted`);
       assert.deepEqual(rows, [
         {
