@@ -126,6 +126,8 @@ const PARTS_PER_WRITE = 16;
 export class Producer {
   readonly #redis: Redis;
   readonly #store: StreamStore;
+  /** BullMQ's connection, apart from the store's (see Worker's #bullConnection for why). */
+  readonly #bullConnection: Redis;
   readonly #queue: Queue<KickData>;
   readonly #options: ResolvedProducerOptions;
   readonly #writers = new WeakMap<IngestTable, WireRowWriter>();
@@ -139,7 +141,11 @@ export class Producer {
     this.#redis = connectRedis(this.#options.redis, this.#options.redisTimeoutMs, true);
     this.#store = new StreamStore(this.#redis, this.#options.prefix);
     const queues = bullQueues(this.#options);
-    this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
+    this.#bullConnection = connectRedis(this.#options.redis, this.#options.redisTimeoutMs);
+    this.#queue = new Queue<KickData>(queues.kicks, {
+      connection: this.#bullConnection,
+      prefix: queues.prefix,
+    });
   }
 
   /** Enqueues one batch; resolves once it is safely in Redis. */
@@ -297,6 +303,7 @@ export class Producer {
 
   async close(): Promise<void> {
     await this.#queue.close();
+    this.#bullConnection.disconnect();
     this.#redis.disconnect();
   }
 

@@ -65,8 +65,13 @@ export class Worker extends EventEmitter<WorkerEvents> {
   #bull: BullWorker | undefined;
   #bullAdmissions: BullWorker | undefined;
   #sweeping: Promise<void> | undefined;
-  /** BullMQ does not close a connection it was given: we do. */
-  #bullConnection: Redis | undefined;
+  /**
+   * BullMQ's connection (its queues and workers), apart from the stream store's: BullMQ defines
+   * its ~50 Lua scripts on a connection it is given, and ioredis copies every script defined on
+   * a connection into each pipeline it makes, which made each of the store's pipelines cost more
+   * than the commands in it. BullMQ does not close a connection it was given: we do.
+   */
+  readonly #bullConnection: Redis;
   #sweepTimer: NodeJS.Timeout | undefined;
   readonly #retention: LedgerRetention;
 
@@ -85,8 +90,10 @@ export class Worker extends EventEmitter<WorkerEvents> {
     this.#retention = new LedgerRetention(this.#pool, this.#options.ledgerRetentionDays, this.#log);
     this.#queues = bullQueues(this.#options);
     const queues = this.#queues;
-    this.#queue = new Queue<KickData>(queues.kicks, { connection: this.#redis, prefix: queues.prefix });
-    this.#admissionQueue = new Queue(queues.admissions, { connection: this.#redis, prefix: queues.prefix });
+    this.#bullConnection = connectRedis(this.#options.redis);
+    const bull = { connection: this.#bullConnection, prefix: queues.prefix };
+    this.#queue = new Queue<KickData>(queues.kicks, bull);
+    this.#admissionQueue = new Queue(queues.admissions, bull);
     this.#admission = new Producer({
       redis: this.#options.redis,
       queueName: this.#options.queueName,
@@ -128,7 +135,6 @@ export class Worker extends EventEmitter<WorkerEvents> {
   async start(): Promise<void> {
     await ensureStateTables(this.#pool);
     const queues = this.#queues;
-    this.#bullConnection = connectRedis(this.#options.redis);
     const common = {
       connection: this.#bullConnection,
       prefix: queues.prefix,
@@ -276,7 +282,7 @@ export class Worker extends EventEmitter<WorkerEvents> {
     await this.#admission.close();
     await this.#queue.close();
     await this.#admissionQueue.close();
-    this.#bullConnection?.disconnect();
+    this.#bullConnection.disconnect();
     this.#redis.disconnect();
     await this.#pool.end();
     this.#log.info('worker stopped');
