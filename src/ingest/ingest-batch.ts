@@ -129,14 +129,17 @@ export async function ingestBatch(
       return { ...emptyReport, phaseMs: clock.ms, migrations: inPlace };
     }
     const first = context.tables[0] as IngestTable;
-    const comment = parseComment(
-      await readTableComment(client, first.schema, first.name),
-      first.schema,
-      first.name,
-    );
     const { options } = context;
     const prepared = await clock.time('migrate', () =>
       prepareTables(client, context.tables, context.isFirst ? options : undefined),
+    );
+    // The first table's comment (its high watermark), as found before this batch changed it:
+    // read with its shape when the table was described, else on its own.
+    const liveComment = prepared[0]?.liveComment;
+    const comment = parseComment(
+      liveComment !== undefined ? liveComment : await readTableComment(client, first.schema, first.name),
+      first.schema,
+      first.name,
     );
     const quarantine = options.badRows === BadRows.QUARANTINE;
     const tables = await openBatchTables(client, prepared, options.upsert, quarantine);

@@ -36,11 +36,12 @@ export interface LiveIndex {
 /**
  * -- describe-table: the shape of one relation, in one round trip.
  * Inputs: a WHERE clause on `c` (pg_class) and its parameters. Outputs: one row per relation:
- * its oid, its columns (attnum order) and its indexes, as JSON. Expression and partial indexes
+ * its oid, its comment (where the high watermark lives), its columns (attnum order) and its
+ * indexes, as JSON. Expression and partial indexes
  * are reported as such, so they always count as a difference.
  */
 const describeSql = (where: string) => `
-  SELECT c.oid,
+  SELECT c.oid, obj_description(c.oid, 'pg_class') AS comment,
          (SELECT coalesce(json_agg(json_build_object('name', a.attname::text,
                                                      'type', format_type(a.atttypid, a.atttypmod),
                                                      'notNull', a.attnotnull) ORDER BY a.attnum), '[]')
@@ -74,6 +75,7 @@ const DESCRIBE_BY_NAME_SQL = describeSql(
 
 interface DescribedRow {
   oid: number;
+  comment: string | null;
   columns: TableShape['columns'];
   indexes: {
     primary: boolean;
@@ -88,10 +90,11 @@ interface DescribedRow {
   }[];
 }
 
-/** A live table: its oid and its shape. */
+/** A live table: its oid, its shape and its COMMENT (null if it has none). */
 export interface LiveTable {
   readonly oid: number;
   readonly shape: TableShape;
+  readonly comment: string | null;
 }
 
 export async function relationOid(
@@ -114,7 +117,7 @@ export async function describeTable(
   name: string,
 ): Promise<LiveTable | null> {
   const row = (await client.query<DescribedRow>(DESCRIBE_BY_NAME_SQL, [schema, name])).rows[0];
-  return row === undefined ? null : { oid: row.oid, shape: shapeOf(row) };
+  return row === undefined ? null : { oid: row.oid, shape: shapeOf(row), comment: row.comment };
 }
 
 export async function describeRelation(client: pg.ClientBase, oid: number): Promise<TableShape> {

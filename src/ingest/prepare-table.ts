@@ -34,6 +34,11 @@ export interface PreparedTable {
   readonly replacesLive: boolean;
   /** The rebuild, when the table differs from what it must become. */
   readonly migration?: TableMigration;
+  /**
+   * The live table's COMMENT as the batch found it, before any change (null: no table or no
+   * comment), read with its shape in one query; undefined when the table was not described.
+   */
+  readonly liveComment?: string | null;
 }
 
 export async function prepareTable(
@@ -50,7 +55,13 @@ export async function prepareTable(
     await lockName(client, 'new table', table.schema, table.name);
     live = await describeTable(client, table.schema, table.name);
   }
-  const asIs = { table, builtFrom: table, relationName: table.name, replacesLive: false };
+  const asIs = {
+    table,
+    builtFrom: table,
+    relationName: table.name,
+    replacesLive: false,
+    liveComment: live?.comment ?? null,
+  };
   if (live === null) {
     await client.query(createTableSql(qualifiedName(table.schema, table.name), table));
     return { ...asIs, buildIndexes: true };
@@ -87,6 +98,7 @@ export async function prepareTable(
     relationName: replacement,
     buildIndexes: true,
     replacesLive: true,
+    liveComment: live.comment,
     ...(migration ? { migration } : {}),
   };
 }
