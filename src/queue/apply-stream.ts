@@ -12,7 +12,7 @@ import type { RejectedRow, RejectedRowOrigin } from '../ingest/rejected-rows.ts'
 import { parseBatchJob } from './batch-contract.ts';
 import { type CommittedState, committedState, recordCommit, streamConflict } from './committed-state.ts';
 import { isPoison } from './failures.ts';
-import { ledgerBatchOf, recordBatches } from './ledger.ts';
+import { ledgerBatchOf } from './ledger.ts';
 import { markReplayed } from './replay.ts';
 import { lockStreamAndTables } from './stream-locks.ts';
 import { describeGap, type Epoch, type NextBatch, nextBatch } from './stream-position.ts';
@@ -176,8 +176,10 @@ export class StreamApplier {
       const group = coalescible(headers, this.#limits);
       try {
         const committed = await this.applyGroup(stream, next, state, group);
-        applied += committed;
-        if (committed > 0) left = stateAfter(state, next, group, this.#store.prefix);
+        if (committed !== null) {
+          applied += group.length;
+          left = committed;
+        }
       } catch (error) {
         if (group.length > 1 && isPoison(error)) {
           singleUntil = next.seq + group.length - 1;
@@ -221,15 +223,16 @@ export class StreamApplier {
    * Consecutive batches `next.seq`, `next.seq + 1`, ... (`headers`, sharing tables and options)
    * in one transaction: their rows in order, through one COPY per table (for an upsert the last
    * row of a key wins across the group, as applying them one by one would leave it), the last
-   * one's high watermark, and the committed seq set to the last one's. Returns how many batches
-   * it committed: all, or 0 if another worker committed them first (a duplicate).
+   * one's high watermark, and the committed seq set to the last one's. Returns the stream's
+   * committed state as the commit recorded it, or null if another worker committed them first
+   * (a duplicate).
    */
   async applyGroup(
     stream: string,
     next: NextBatch,
     before: CommittedState,
     headers: readonly BatchHeader[],
-  ): Promise<number> {
+  ): Promise<CommittedState | null> {
     const first = headers[0] as BatchHeader;
     const header = headers[headers.length - 1] as BatchHeader;
     const seq = next.seq + headers.length - 1;
@@ -245,6 +248,7 @@ export class StreamApplier {
     try {
       let lockWaitMs = 0;
       let report: BatchReport | undefined;
+      let committed: CommittedState | null = null;
       const gap = next.gap ? describeGap(stream, next.gap) : null;
       // One reader per batch: each counts its own batch's rows per table for its ledger row.
       const readers = headers.map(
@@ -272,15 +276,6 @@ export class StreamApplier {
           refusedRows: refusedRows(headers),
           beforeCommit: async (c, rejected) => {
             await markReplayed(c, headers);
-            await recordCommit(c, {
-              stream,
-              seq,
-              epoch,
-              highWatermark: header.highWatermark,
-              batchId: header.batchId,
-              prefix: this.#store.prefix,
-              gap,
-            });
             const rejectedPerSeq = rejectedRowsPerSeq(stream, next.seq, headers, rejected);
             const batches = headers.map((h, i) =>
               ledgerBatchOf(
@@ -290,7 +285,19 @@ export class StreamApplier {
                 rejectedPerSeq.get(next.seq + i) ?? 0,
               ),
             );
-            await recordBatches(c, stream, epoch, 'committed', batches);
+            committed = await recordCommit(
+              c,
+              {
+                stream,
+                seq,
+                epoch,
+                highWatermark: header.highWatermark,
+                batchId: header.batchId,
+                prefix: this.#store.prefix,
+                gap,
+              },
+              batches,
+            );
             this.#hooks.fault?.('before-commit', stream, seq);
           },
         },
@@ -299,15 +306,15 @@ export class StreamApplier {
         },
       );
       healthy = true;
-      if (!report?.applied) {
+      if (!report?.applied || committed === null) {
         this.#hooks.onDuplicate?.(stream, next.seq);
-        return 0;
+        return null;
       }
       this.#hooks.fault?.('after-commit', stream, seq);
       if (gap) this.#hooks.onRedisGap?.(stream, gap);
       this.#hooks.onCommitted?.({ stream, seq, header, headers, report, lockWaitMs });
       await this.#store.markCommitted(stream, seq, epoch, header.highWatermark, Date.now());
-      return headers.length;
+      return committed;
     } finally {
       this.#active.delete(client);
       client.off('error', ignoreClientErrorEvent);
@@ -478,23 +485,6 @@ function epochEnd(epochs: readonly Epoch[], epoch: string): number {
   const index = epochs.findIndex(([id]) => id === epoch);
   const following = epochs[index + 1];
   return following === undefined ? Number.POSITIVE_INFINITY : following[1];
-}
-
-/** What `applyGroup` recorded in stream_state when it committed `group` (recordCommit). */
-function stateAfter(
-  before: CommittedState,
-  next: NextBatch,
-  group: readonly BatchHeader[],
-  prefix: string,
-): CommittedState {
-  return {
-    ...before,
-    seq: next.seq + group.length - 1,
-    epoch: next.epoch,
-    highWatermark: (group[group.length - 1] as BatchHeader).highWatermark,
-    committedAt: new Date(),
-    owner: prefix,
-  };
 }
 
 function sameState(a: CommittedState, b: CommittedState): boolean {

@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import { parseJson, stringifyJson } from '../ingest/exact-json.ts';
 import type { Json } from '../ingest/options.ts';
-import { type LedgerBatch, recordBatches } from './ledger.ts';
+import { type LedgerBatch, ledgerRecords, recordBatches, recordBatchesSql } from './ledger.ts';
 import { rowsIfTablesExist, STATE_SCHEMA } from './stream-state.ts';
 
 export interface CommittedState {
@@ -39,10 +39,11 @@ const NOTHING_COMMITTED: CommittedState = {
  * The stream's row, or "nothing committed". Read-only: works for a role that may only SELECT,
  * and before any worker created the tables.
  */
+const STATE_COLUMNS = `stream, committed_seq AS seq, redis_epoch AS epoch, high_watermark::text AS hw,
+  committed_at AS at, redis_prefix AS owner, redis_gap AS gap, redis_gap_at AS gap_at`;
+
 const COMMITTED_STATE = `
-  SELECT stream, committed_seq AS seq, redis_epoch AS epoch, high_watermark::text AS hw, committed_at AS at,
-         redis_prefix AS owner, redis_gap AS gap, redis_gap_at AS gap_at
-  FROM ${STATE_SCHEMA}.stream_state WHERE stream = ANY($1::text[])`;
+  SELECT ${STATE_COLUMNS} FROM ${STATE_SCHEMA}.stream_state WHERE stream = ANY($1::text[])`;
 
 interface StateRow {
   stream: string;
@@ -65,17 +66,19 @@ export async function committedStates(
   if (streams.length === 0) return found;
   // One round trip: the worker asks before every transaction.
   const rows = await rowsIfTablesExist<StateRow>(db, COMMITTED_STATE, [streams]);
-  for (const row of rows) {
-    found.set(row.stream, {
-      seq: Number(row.seq),
-      epoch: row.epoch,
-      highWatermark: row.hw === null ? null : (parseJson(row.hw) as Json),
-      committedAt: row.at,
-      owner: row.owner,
-      redisGap: row.gap === null ? null : { description: row.gap, at: row.gap_at ?? row.at },
-    });
-  }
+  for (const row of rows) found.set(row.stream, stateOf(row));
   return found;
+}
+
+function stateOf(row: StateRow): CommittedState {
+  return {
+    seq: Number(row.seq),
+    epoch: row.epoch,
+    highWatermark: row.hw === null ? null : (parseJson(row.hw) as Json),
+    committedAt: row.at,
+    owner: row.owner,
+    redisGap: row.gap === null ? null : { description: row.gap, at: row.gap_at ?? row.at },
+  };
 }
 
 export async function committedState(db: pg.Pool | pg.ClientBase, stream: string): Promise<CommittedState> {
@@ -109,11 +112,13 @@ export interface CommitRecord {
 
 /**
  * -- record-commit
- * Inside the batch's transaction, with the stream locked: the stream is now at (epoch, seq),
- * owned by `prefix`. Updates nothing when another deployment owns the row: the caller throws
- * STREAM_CONFLICT. A gap, once recorded, stays until the next gap.
+ * Inside the batches' transaction, with the stream locked: the stream is now at (epoch, seq),
+ * owned by `prefix`, and the ledger has a row per batch (record-batches, in the same statement:
+ * one round trip). Updates nothing when another deployment owns the row: the caller throws
+ * STREAM_CONFLICT. A gap, once recorded, stays until the next gap. Returns the row as recorded.
  */
 const RECORD_COMMIT = `
+  WITH ledger AS (${recordBatchesSql({ stream: '$1', epoch: '$3', outcome: "'committed'", records: '$8' })})
   INSERT INTO ${STATE_SCHEMA}.stream_state AS s
     (stream, committed_seq, redis_epoch, high_watermark, batch_id, committed_at, redis_prefix, redis_gap, redis_gap_at)
   VALUES ($1, $2, $3, $4, $5, now(), $6, $7, CASE WHEN $7::text IS NULL THEN NULL ELSE now() END)
@@ -123,10 +128,16 @@ const RECORD_COMMIT = `
         committed_at = EXCLUDED.committed_at, redis_prefix = EXCLUDED.redis_prefix,
         redis_gap = coalesce(EXCLUDED.redis_gap, s.redis_gap),
         redis_gap_at = coalesce(EXCLUDED.redis_gap_at, s.redis_gap_at)
-    WHERE s.redis_prefix IS NULL OR s.redis_prefix = EXCLUDED.redis_prefix`;
+    WHERE s.redis_prefix IS NULL OR s.redis_prefix = EXCLUDED.redis_prefix
+  RETURNING ${STATE_COLUMNS}`;
 
-export async function recordCommit(client: pg.ClientBase, r: CommitRecord) {
-  const { rowCount } = await client.query(RECORD_COMMIT, [
+/** Records the commit of `batches` (the group, in seq order), and returns the stream's state after it. */
+export async function recordCommit(
+  client: pg.ClientBase,
+  r: CommitRecord,
+  batches: readonly LedgerBatch[],
+): Promise<CommittedState> {
+  const { rows } = await client.query<StateRow>(RECORD_COMMIT, [
     r.stream,
     r.seq,
     r.epoch,
@@ -134,9 +145,12 @@ export async function recordCommit(client: pg.ClientBase, r: CommitRecord) {
     r.batchId,
     r.prefix,
     r.gap,
+    ledgerRecords(batches),
   ]);
-  if (rowCount === 0)
+  const row = rows[0];
+  if (row === undefined)
     throw streamConflict(r.stream, (await committedState(client, r.stream)).owner ?? '?', r.prefix);
+  return stateOf(row);
 }
 
 /**

@@ -74,18 +74,19 @@ export function ledgerBatchOf(
 /**
  * -- record-batches
  * Inside the batches' transaction: one ledger row per batch, all of a coalesced group in this one
- * statement (one round trip per transaction, whatever the group's size). $4 is a JSON array of
- * LedgerBatch. A (stream, seq) already there can only be a seq numbered again in a new Redis
- * epoch after Redis lost data (a batch is never applied twice): the newer batch replaces the
- * row; the gap itself is recorded in stream_state and reported.
+ * statement. `records` is a JSON array of LedgerBatch (ledgerRecords). A (stream, seq) already
+ * there can only be a seq numbered again in a new Redis epoch after Redis lost data (a batch is
+ * never applied twice): the newer batch replaces the row; the gap itself is recorded in
+ * stream_state and reported. The parameters' places are the caller's: a commit sends this
+ * statement inside its own (committed-state.ts), one round trip for both.
  */
-const RECORD_BATCHES = `
+export const recordBatchesSql = (p: { stream: string; epoch: string; outcome: string; records: string }) => `
   INSERT INTO ${STATE_SCHEMA}.batches AS b
     (stream, seq, epoch, batch_id, table_schema, table_name, high_watermark, metadata, rows,
      rejected_rows, bytes, enqueued_at, committed_at, outcome)
-  SELECT $1, x.seq, $2, x.batch_id, x.table_schema, x.table_name, x.high_watermark, x.metadata,
-         coalesce(x.rows, '{}'), coalesce(x.rejected_rows, 0), x.bytes, x.enqueued_at, clock_timestamp(), $3
-  FROM jsonb_to_recordset($4::jsonb) AS x(seq bigint, batch_id text, table_schema text, table_name text,
+  SELECT ${p.stream}, x.seq, ${p.epoch}, x.batch_id, x.table_schema, x.table_name, x.high_watermark, x.metadata,
+         coalesce(x.rows, '{}'), coalesce(x.rejected_rows, 0), x.bytes, x.enqueued_at, clock_timestamp(), ${p.outcome}
+  FROM jsonb_to_recordset(${p.records}::jsonb) AS x(seq bigint, batch_id text, table_schema text, table_name text,
        high_watermark jsonb, metadata jsonb, rows jsonb, rejected_rows integer, bytes bigint,
        enqueued_at timestamptz)
   ON CONFLICT (stream, seq) DO UPDATE
@@ -95,6 +96,26 @@ const RECORD_BATCHES = `
         bytes = EXCLUDED.bytes, enqueued_at = EXCLUDED.enqueued_at,
         committed_at = EXCLUDED.committed_at, outcome = EXCLUDED.outcome`;
 
+const RECORD_BATCHES = recordBatchesSql({ stream: '$1', epoch: '$2', outcome: '$3', records: '$4' });
+
+/** The `records` parameter of record-batches: the batches as a JSON array. */
+export function ledgerRecords(batches: readonly LedgerBatch[]): string {
+  return stringifyJson(
+    batches.map((b) => ({
+      seq: b.seq,
+      batch_id: b.batchId,
+      table_schema: b.table?.schema ?? null,
+      table_name: b.table?.name ?? null,
+      high_watermark: b.highWatermark,
+      metadata: b.metadata,
+      rows: b.rows,
+      rejected_rows: b.rejectedRows,
+      bytes: b.bytes,
+      enqueued_at: b.enqueuedAt?.toISOString() ?? null,
+    })),
+  );
+}
+
 export async function recordBatches(
   client: pg.ClientBase,
   stream: string,
@@ -102,19 +123,7 @@ export async function recordBatches(
   outcome: LedgerEntry['outcome'],
   batches: readonly LedgerBatch[],
 ): Promise<void> {
-  const records = batches.map((b) => ({
-    seq: b.seq,
-    batch_id: b.batchId,
-    table_schema: b.table?.schema ?? null,
-    table_name: b.table?.name ?? null,
-    high_watermark: b.highWatermark,
-    metadata: b.metadata,
-    rows: b.rows,
-    rejected_rows: b.rejectedRows,
-    bytes: b.bytes,
-    enqueued_at: b.enqueuedAt?.toISOString() ?? null,
-  }));
-  await client.query(RECORD_BATCHES, [stream, epoch, outcome, stringifyJson(records)]);
+  await client.query(RECORD_BATCHES, [stream, epoch, outcome, ledgerRecords(batches)]);
 }
 
 interface LedgerRow {
