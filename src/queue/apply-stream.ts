@@ -9,7 +9,8 @@ import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
 import { BadRows, type BlockingBackendsOptions, Delete, HighWatermark } from '../ingest/options.ts';
 import type { RejectedRow, RejectedRowOrigin } from '../ingest/rejected-rows.ts';
-import { parseBatchJob } from './batch-contract.ts';
+import type { IngestTable } from '../ingest/table-definition.ts';
+import { type BatchOptions, parseBatchJob } from './batch-contract.ts';
 import { type CommittedState, committedState, recordCommit, streamConflict } from './committed-state.ts';
 import { isPoison } from './failures.ts';
 import { ledgerBatchOf } from './ledger.ts';
@@ -18,6 +19,15 @@ import { lockStreamAndTables } from './stream-locks.ts';
 import { describeGap, type Epoch, type NextBatch, nextBatch } from './stream-position.ts';
 import type { BatchHeader, PartRef, StreamInfo, StreamStore } from './stream-store.ts';
 import { WirePartReader } from './wire-part.ts';
+
+/** A header's tables, defined, and its options, validated. */
+interface ParsedDefinition {
+  readonly tables: IngestTable[];
+  readonly options: BatchOptions;
+}
+
+/** Distinct definitions remembered (the oldest is forgotten first). */
+const MAX_KNOWN_DEFINITIONS = 256;
 
 /**
  * What one round trip reads from Redis: parts (of one batch or of many consecutive small ones)
@@ -100,6 +110,12 @@ export class StreamApplier {
   readonly #limits: CoalesceLimits;
   /** Connections with a batch in flight, so a shutdown can abandon them. */
   readonly #active = new Set<pg.PoolClient>();
+  /**
+   * The tables and options of the headers seen, by their JSON: a stream's batches share them, and
+   * validating them again (zod, defineTable) was a large part of a small transaction's CPU. The
+   * same IngestTable objects also let the core's per-table caches hit.
+   */
+  readonly #definitions = new Map<string, ParsedDefinition>();
 
   constructor(
     pool: pg.Pool,
@@ -358,7 +374,10 @@ export class StreamApplier {
     await Promise.all([...this.#active].map((client) => client.end().catch(() => undefined)));
   }
 
-  #parseHeader(stream: string, seq: number, header: BatchHeader) {
+  #parseHeader(stream: string, seq: number, header: BatchHeader): ParsedDefinition {
+    const key = JSON.stringify([header.version, header.tables, header.options]);
+    const known = this.#definitions.get(key);
+    if (known) return known;
     const { job, tables } = parseBatchJob(
       {
         version: header.version,
@@ -370,7 +389,11 @@ export class StreamApplier {
       },
       `Stream ${stream}, batch ${seq}`,
     );
-    return { tables, options: job.options };
+    const parsed = { tables, options: job.options };
+    if (this.#definitions.size >= MAX_KNOWN_DEFINITIONS)
+      this.#definitions.delete(this.#definitions.keys().next().value as string);
+    this.#definitions.set(key, parsed);
+    return parsed;
   }
 }
 
