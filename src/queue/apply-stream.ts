@@ -5,9 +5,10 @@
 import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import { EncodedRows } from '../ingest/encoded-rows.ts';
+import { stringifyJson } from '../ingest/exact-json.ts';
 import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
-import { BadRows, type BlockingBackendsOptions, Delete, HighWatermark } from '../ingest/options.ts';
+import { BadRows, type BlockingBackendsOptions, Delete, HighWatermark, type Json } from '../ingest/options.ts';
 import type { RejectedRow, RejectedRowOrigin } from '../ingest/rejected-rows.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import { type BatchOptions, parseBatchJob } from './batch-contract.ts';
@@ -375,7 +376,7 @@ export class StreamApplier {
   }
 
   #parseHeader(stream: string, seq: number, header: BatchHeader): ParsedDefinition {
-    const key = JSON.stringify([header.version, header.tables, header.options]);
+    const key = stringifyJson([header.version, header.tables, header.options] as Json);
     const known = this.#definitions.get(key);
     if (known) return known;
     const { job, tables } = parseBatchJob(
