@@ -16,6 +16,7 @@
 import type pg from 'pg';
 import { PgBulkIngestError } from '../errors.ts';
 import { type ExactJson, JsonObject, parseExactJson, pythonJsonDumps, toPlainJson } from './exact-json.ts';
+import { TABLE_BY_NAME } from './live-table.ts';
 import type { Json } from './options.ts';
 import { qualifiedName } from './sql.ts';
 
@@ -31,9 +32,7 @@ export async function readTableComment(
   name: string,
 ): Promise<string | null> {
   const { rows } = await client.query<{ comment: string | null }>(
-    `SELECT obj_description(c.oid, 'pg_class') AS comment
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
+    `SELECT obj_description(c.oid, 'pg_class') AS comment FROM pg_class c WHERE ${TABLE_BY_NAME}`,
     [schema, name],
   );
   return rows[0]?.comment ?? null;

@@ -68,10 +68,15 @@ const describeSql = (where: string) => `
     FROM pg_class c
    WHERE ${where}`;
 
+/**
+ * The table `$1.$2` in pg_class `c`: an ordinary or partitioned table (a view or sequence of that
+ * name is no table to load). Every lookup of a table by name uses this one.
+ */
+export const TABLE_BY_NAME =
+  "c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND c.relname = $2 AND c.relkind IN ('r', 'p')";
+
 const DESCRIBE_BY_OID_SQL = describeSql('c.oid = $1');
-const DESCRIBE_BY_NAME_SQL = describeSql(
-  "c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND c.relname = $2 AND c.relkind IN ('r', 'p')",
-);
+const DESCRIBE_BY_NAME_SQL = describeSql(TABLE_BY_NAME);
 
 interface DescribedRow {
   oid: number;
@@ -97,14 +102,14 @@ export interface LiveTable {
   readonly comment: string | null;
 }
 
+/** The oid of the table `schema.name`, null if there is none: describeTable's lookup, without the shape. */
 export async function relationOid(
   client: pg.ClientBase,
   schema: string,
   name: string,
 ): Promise<number | null> {
   const { rows } = await client.query<{ oid: number }>(
-    `SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`,
+    `SELECT c.oid FROM pg_class c WHERE ${TABLE_BY_NAME}`,
     [schema, name],
   );
   return rows[0]?.oid ?? null;
@@ -156,6 +161,9 @@ export function indexKey(unique: boolean, method: string, columns: readonly stri
   return `${unique ? 'unique' : 'plain'}|${method}|${columns.map(quoteIdent).join(',')}`;
 }
 
+/** Whether the caller's client is inside a transaction ('open') or not ('none'). */
+export type Transaction = 'open' | 'none';
+
 /**
  * The shape a definition has once PostgreSQL has canonicalised its types (`int` → `integer`,
  * `varchar(16)` → `character varying(16)`): create it as a temporary table and read it back.
@@ -163,13 +171,17 @@ export function indexKey(unique: boolean, method: string, columns: readonly stri
  * depends on the definition, so it is remembered: a worker applying many batches of the same
  * table probes once, not per batch.
  */
-export async function describeDefinition(client: pg.ClientBase, table: IngestTable): Promise<TableShape> {
+export async function describeDefinition(
+  client: pg.ClientBase,
+  table: IngestTable,
+  transaction: Transaction,
+): Promise<TableShape> {
   const key = JSON.stringify([table.columns, table.indexes]);
   const known = definitionShapes.get(key);
   if (known) return known;
   const probe = quoteIdent(`_pgbi_probe_${process.pid}`);
   // Outside a transaction (a plan made before the batch's), the probe gets one of its own.
-  const own = (client as pg.Client).getTransactionStatus?.() === 'I';
+  const own = transaction === 'none';
   if (own) await client.query('BEGIN');
   let shape: TableShape;
   try {

@@ -67,7 +67,7 @@ export async function prepareTable(
     return { ...asIs, buildIndexes: true };
   }
   const { oid } = live;
-  const plan = await planMigration(client, table, live, schemaChanges);
+  const plan = await planMigration(client, table, live, schemaChanges, 'open');
   const deleting = deleteMode === DeleteMode.BEFORE_FIRST_BATCH;
   if (plan.path === 'none' && !deleting) return { ...asIs, buildIndexes: false };
   const builtFrom = plan.target.table;

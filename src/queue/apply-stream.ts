@@ -8,7 +8,13 @@ import { EncodedRows } from '../ingest/encoded-rows.ts';
 import { stringifyJson } from '../ingest/exact-json.ts';
 import { runIngest } from '../ingest/ingest.ts';
 import type { BatchReport } from '../ingest/ingest-batch.ts';
-import { BadRows, type BlockingBackendsOptions, Delete, HighWatermark, type Json } from '../ingest/options.ts';
+import {
+  BadRows,
+  type BlockingBackendsOptions,
+  Delete,
+  HighWatermark,
+  type Json,
+} from '../ingest/options.ts';
 import type { RejectedRow, RejectedRowOrigin } from '../ingest/rejected-rows.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import { type BatchOptions, parseBatchJob } from './batch-contract.ts';

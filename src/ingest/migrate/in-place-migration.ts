@@ -15,7 +15,7 @@
 
 import type pg from 'pg';
 import { asDatabaseError, InvariantError, SchemaChangeError } from '../../errors.ts';
-import { describeTable, indexKey } from '../live-table.ts';
+import { describeTable, indexKey, type Transaction } from '../live-table.ts';
 import type { SchemaChanges } from '../options.ts';
 import type { BlockingBackends } from '../options-schema.ts';
 import { columnList, MAX_IDENTIFIER_BYTES, qualifiedName, quoteIdent } from '../sql.ts';
@@ -91,13 +91,13 @@ async function alterOnce(
   // Planned twice: cheaply first, in one query outside any transaction (most batches find
   // nothing to do: no transaction, no hook), then under the hook's locks, in case another
   // session migrated the table meanwhile.
-  if ((await inPlacePlan(client, table, options)) === null) return null;
+  if ((await inPlacePlan(client, table, options, 'none')) === null) return null;
   await client.query('BEGIN');
   if ((await options.afterBegin?.(client)) === false) {
     await client.query('ROLLBACK');
     return null;
   }
-  const plan = await inPlacePlan(client, table, options);
+  const plan = await inPlacePlan(client, table, options, 'open');
   if (plan === null) {
     await client.query('COMMIT');
     return null;
@@ -114,11 +114,12 @@ async function inPlacePlan(
   client: pg.ClientBase,
   table: IngestTable,
   options: InPlaceOptions,
+  transaction: Transaction,
 ): Promise<MigrationPlan | null> {
   const live = await describeTable(client, table.schema, table.name);
   if (live === null) return null;
   try {
-    const plan = await planMigration(client, table, live, options.schemaChanges);
+    const plan = await planMigration(client, table, live, options.schemaChanges, transaction);
     return plan.path === 'in-place' ? plan : null;
   } catch (error) {
     // A refused schema change (FREEZE, ADDITIVE conflict): the batch's own transaction reports

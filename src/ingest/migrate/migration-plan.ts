@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { SchemaChangeError } from '../../errors.ts';
-import { describeDefinition, type LiveTable, type TableShape } from '../live-table.ts';
+import { describeDefinition, type LiveTable, type TableShape, type Transaction } from '../live-table.ts';
 import { SchemaChanges } from '../options.ts';
 import { qualifiedName } from '../sql.ts';
 import type { IngestTable } from '../table-definition.ts';
@@ -40,15 +40,19 @@ const COLUMN_DEPENDENTS_SQL = `
      AND NOT (d.classid = 'pg_class'::regclass AND d.deptype = 'a')
      AND d.classid <> 'pg_attrdef'::regclass`;
 
-/** Plans `liveTable`'s migration to `table` (the live table as describeTable read it). */
+/**
+ * Plans `liveTable`'s migration to `table` (the live table as describeTable read it);
+ * `transaction` says whether the client is inside one (describeDefinition's probe needs one).
+ */
 export async function planMigration(
   client: pg.ClientBase,
   table: IngestTable,
   liveTable: LiveTable,
   schemaChanges: SchemaChanges,
+  transaction: Transaction,
 ): Promise<MigrationPlan> {
   const { oid, shape: live } = liveTable;
-  const wanted = await describeDefinition(client, table);
+  const wanted = await describeDefinition(client, table, transaction);
   const target =
     schemaChanges === SchemaChanges.ADDITIVE ? additiveTarget(live, wanted, table) : { table, shape: wanted };
   let differences = diffShapes(live, target.shape);
