@@ -38,13 +38,15 @@ export interface Staging {
 export async function prepareTables(
   client: pg.ClientBase,
   tables: readonly IngestTable[],
-  first: { readonly delete: Delete; readonly schemaChanges: SchemaChanges } | undefined,
+  first:
+    | { readonly delete: Delete; readonly schemaChanges: SchemaChanges; readonly inPlaceFirst: boolean }
+    | undefined,
 ): Promise<PreparedTable[]> {
   const prepared: PreparedTable[] = [];
   for (const table of tables) {
     prepared.push(
       first
-        ? await prepareTable(client, table, first.delete, first.schemaChanges)
+        ? await prepareTable(client, table, first.delete, first.schemaChanges, first.inPlaceFirst)
         : { table, builtFrom: table, relationName: table.name, buildIndexes: false, replacesLive: false },
     );
   }

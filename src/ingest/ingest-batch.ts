@@ -1,11 +1,12 @@
 /**
  * One batch, one transaction: everything in it is visible at COMMIT, or nothing is.
  *
- *   first batch: differences PostgreSQL applies in place, in their own short transaction
- *     (BEGIN [hooks.afterBegin] ALTER TABLE COMMIT) and CREATE/DROP INDEX CONCURRENTLY (migrate/)
  *   BEGIN
  *   [hooks.afterBegin]                      the queue worker locks tables and checks sequence here
  *   first batch: create / migrate / replace tables            (prepare-table.ts)
+ *     a difference PostgreSQL applies in place, found there: ROLLBACK (no row was sent yet);
+ *     the in-place step in its own short transaction (BEGIN [hooks.afterBegin] ALTER TABLE
+ *     COMMIT) and CREATE/DROP INDEX CONCURRENTLY (migrate/); then the batch from BEGIN again
  *   per table: its writer, and its staging table for an upsert (batch-tables.ts)
  *   COPY rows → table, replacement, or staging table          (batch-rows.ts)
  *   upsert: merge staging → target                             (merge.ts)
@@ -39,6 +40,7 @@ import { migrateInPlace } from './migrate/in-place-migration.ts';
 import type { TableMigration } from './migrate/migration-plan.ts';
 import { BadRows, Delete, SchemaChanges } from './options.ts';
 import type { ResolvedOptions } from './options-schema.ts';
+import { InPlaceFirst } from './prepare-table.ts';
 import { insertRejectedRows, type RejectedRow, type RejectedRowOrigin } from './rejected-rows.ts';
 import { qualifiedName } from './sql.ts';
 import { assertStorableJson } from './storable-json.ts';
@@ -113,7 +115,7 @@ export async function ingestBatch(
   context: BatchContext,
   batch: SourceBatch,
 ): Promise<BatchReport> {
-  const [highWatermark, metadata, rows] = batch;
+  const [highWatermark] = batch;
   // A watermark JSON cannot hold is refused before anything is written; a callable one once it
   // is called, after the rows (the batch then rolls back). Metadata goes only to onBeforeVisible,
   // never stored, so it may be anything, as in the Python library.
@@ -121,17 +123,47 @@ export async function ingestBatch(
   if (typeof highWatermark !== 'function')
     assertStorableJson(highWatermark, watermarkLabel, { batch: context.batchNumber });
   const clock = new PhaseClock();
+  try {
+    return await batchTransaction(client, context, batch, clock, undefined);
+  } catch (error) {
+    if (!(error instanceof InPlaceFirst)) throw error;
+  }
+  // A table differs in a way PostgreSQL applies in place: that goes first, in its own short
+  // transaction (the batch's was rolled back before its rows), then the batch.
   const inPlace = await clock.time('migrate', () => migrateTablesInPlace(client, context));
+  return batchTransaction(client, context, batch, clock, inPlace);
+}
+
+/**
+ * The batch's transaction. `inPlace`: the in-place step's migrations, once it ran; until then
+ * (undefined) a difference it would apply throws InPlaceFirst, so that most batches, whose tables
+ * already match, pay for no in-place check of their own.
+ */
+async function batchTransaction(
+  client: pg.ClientBase,
+  context: BatchContext,
+  batch: SourceBatch,
+  clock: PhaseClock,
+  inPlace: readonly TableMigration[] | undefined,
+): Promise<BatchReport> {
+  const [highWatermark, metadata, rows] = batch;
+  const watermarkLabel = `Batch ${context.batchNumber}: the high watermark`;
   await client.query('BEGIN');
   try {
     if ((await context.hooks?.afterBegin?.(client)) === false) {
       await client.query('ROLLBACK');
-      return { ...emptyReport, phaseMs: clock.ms, migrations: inPlace };
+      return { ...emptyReport, phaseMs: clock.ms, migrations: inPlace ?? [] };
     }
     const first = context.tables[0] as IngestTable;
     const { options } = context;
     const prepared = await clock.time('migrate', () =>
-      prepareTables(client, context.tables, context.isFirst ? options : undefined),
+      prepareTables(
+        client,
+        context.tables,
+        context.isFirst
+          ? { ...options, inPlaceFirst: inPlace === undefined && inPlaceApplies(context) }
+          : undefined,
+      ),
     );
     // The first table's comment (its high watermark), as found before this batch changed it:
     // read with its shape when the table was described, else on its own.
@@ -171,8 +203,8 @@ export async function ingestBatch(
       rejectedRows: rejected.length,
       rejected,
       phaseMs: clock.ms,
-      migratedTables: prepared.filter((p) => p.replacesLive).length + inPlace.length,
-      migrations: [...inPlace, ...rebuilt],
+      migratedTables: prepared.filter((p) => p.replacesLive).length + (inPlace?.length ?? 0),
+      migrations: [...(inPlace ?? []), ...rebuilt],
       ...swaps,
     };
   } catch (error) {
@@ -214,10 +246,19 @@ const emptyReport = {
  * replaced anyway). A failure here leaves the batch unapplied, and the tables as far as the
  * in-place steps got (each step is whole, and brings the table closer to its definition).
  */
+/** Whether the in-place step may alter this batch's tables (a first batch that neither freezes nor replaces them). */
+function inPlaceApplies(context: BatchContext): boolean {
+  const { options } = context;
+  return (
+    context.isFirst &&
+    options.schemaChanges !== SchemaChanges.FREEZE &&
+    options.delete !== Delete.BEFORE_FIRST_BATCH
+  );
+}
+
 async function migrateTablesInPlace(client: pg.ClientBase, context: BatchContext): Promise<TableMigration[]> {
   const { options } = context;
-  if (!context.isFirst || options.schemaChanges === SchemaChanges.FREEZE) return [];
-  if (options.delete === Delete.BEFORE_FIRST_BATCH) return [];
+  if (!inPlaceApplies(context)) return [];
   const done: TableMigration[] = [];
   try {
     for (const table of context.tables) {

@@ -6,8 +6,10 @@
  * - `Delete.BEFORE_FIRST_BATCH`: an empty replacement table is created, swapped in at the end;
  * - differs from the definition: a replacement is created, the rows of the columns it keeps
  *   are copied in (the live table SHARE-locked: readable, not writable), swapped in at the end.
- *   Differences PostgreSQL applies in place were applied before this transaction
- *   (migrate/in-place-migration.ts); any still found here are rebuilt, which is always correct;
+ *   Differences PostgreSQL applies in place are found here first: the batch's transaction then
+ *   rolls back (InPlaceFirst), they are applied in a short transaction of their own
+ *   (migrate/in-place-migration.ts), and the batch starts again; any found after that step are
+ *   rebuilt, which is always correct;
  * - otherwise the live table takes the rows.
  *
  * `schemaChanges` decides what the table must become: the definition (APPLY), the definition
@@ -41,11 +43,26 @@ export interface PreparedTable {
   readonly liveComment?: string | null;
 }
 
+/**
+ * Thrown by prepareTable, told `inPlaceFirst`, for a table whose differences PostgreSQL applies
+ * in place: the batch's transaction rolls back (before any row), the in-place step runs, and the
+ * batch starts again (ingest-batch.ts). Only batches that change a table pay for the second
+ * start (and a batch of several tables, one rebuilt before another found to change in place,
+ * for its rebuild twice); the others no longer pay for an in-place check before their
+ * transaction.
+ */
+export class InPlaceFirst extends Error {
+  constructor(readonly table: IngestTable) {
+    super(`${qualifiedName(table.schema, table.name)} is to be altered in place before the batch`);
+  }
+}
+
 export async function prepareTable(
   client: pg.ClientBase,
   table: IngestTable,
   deleteMode: Delete,
   schemaChanges: SchemaChanges = SchemaChanges.APPLY,
+  inPlaceFirst = false,
 ): Promise<PreparedTable> {
   // One query when the table exists (most batches): its shape, which also says its schema exists.
   let live = await describeTable(client, table.schema, table.name);
@@ -70,6 +87,7 @@ export async function prepareTable(
   const plan = await planMigration(client, table, live, schemaChanges, 'open');
   const deleting = deleteMode === DeleteMode.BEFORE_FIRST_BATCH;
   if (plan.path === 'none' && !deleting) return { ...asIs, buildIndexes: false };
+  if (plan.path === 'in-place' && inPlaceFirst && !deleting) throw new InPlaceFirst(table);
   const builtFrom = plan.target.table;
   const replacement = temporaryRelationName('new');
   await client.query(createTableSql(qualifiedName(table.schema, replacement), builtFrom));

@@ -88,9 +88,9 @@ async function alterOnce(
   retry: LockRetry,
   attempt: { start: number | undefined },
 ): Promise<{ plan: MigrationPlan; steps: Steps; lockWaitMs: number } | null> {
-  // Planned twice: cheaply first, in one query outside any transaction (most batches find
-  // nothing to do: no transaction, no hook), then under the hook's locks, in case another
-  // session migrated the table meanwhile.
+  // Planned twice: first outside any transaction (the batch found something to do in place, but
+  // another session may have done it since: then no transaction, no hook), then under the hook's
+  // locks, in case another session migrated the table meanwhile.
   if ((await inPlacePlan(client, table, options, 'none')) === null) return null;
   await client.query('BEGIN');
   if ((await options.afterBegin?.(client)) === false) {
