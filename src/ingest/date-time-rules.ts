@@ -2,7 +2,7 @@
  * Which date and time strings PostgreSQL takes, for the value rules (value-rules.ts): the ISO 8601
  * forms producers send, checked against the calendar and PostgreSQL's ranges, so that
  * `2024-02-30T25:61:00Z` or `yesterday-ish` is refused before a batch is acknowledged instead of
- * blocking its stream when COPY meets it (issue 9, item 10).
+ * blocking its stream when COPY meets it.
  *
  * Only ISO 8601 is taken, a strict subset of what PostgreSQL parses: its other forms depend on
  * the server's DateStyle (`1/8/1999`), or are evaluated when the batch commits rather than when it

@@ -1,6 +1,6 @@
 /**
- * Lossless JSON: parse and write without losing what `JSON.parse`/`JSON.stringify` lose (issue 8,
- * "Exact high watermarks" and "Numbers that JSON mangles").
+ * Lossless JSON: parse and write without losing what `JSON.parse`/`JSON.stringify` lose: high
+ * watermarks exactly as written, and numbers with all their digits.
  *
  * `JSON.parse` turns every number into a double (`1234567890123456789` comes back as
  * `1234567890123456800`, `1e400` as `Infinity`) and every object into a JavaScript object, which

@@ -25,7 +25,7 @@
  * Why not detect duplicates while encoding: hashing every key in Node costs every batch CPU
  * time; the optimistic statement costs nothing extra when no key repeats, and a batch with
  * repeated keys pays the part of the statement done before the first repeat, plus the sort it
- * paid before (issue 10).
+ * paid before.
  */
 import type pg from 'pg';
 import { asDatabaseError } from '../errors.ts';

@@ -1,7 +1,7 @@
 /**
  * The one check that a high watermark or batch metadata can be stored as JSON, used by `ingest()`
  * (the comment) and the queue's Producer (Redis, then jsonb in `bulk_ingest.stream_state`), so
- * that both refuse the same values, before anything is written (issue 8; issue 9 items 7 and 8).
+ * that both refuse the same values, before anything is written.
  *
  * `JSON.stringify` does not refuse what it cannot hold: it drops `undefined` and functions, writes
  * `NaN` as `null` and a `Map` as `{}`, and throws on a `bigint`. PostgreSQL's jsonb then refuses

@@ -2,7 +2,7 @@
  * What PostgreSQL refuses (or silently changes), known from a value and its column's type alone:
  * checked before a batch is acknowledged, so that an enqueued batch (a 202 from the gateway)
  * commits unless a constraint refuses it, instead of blocking its stream when COPY meets the
- * value (issue 9, item 10). One owner per rule: the wire validation (gateway, CLI, jobs from other
+ * value. One owner per rule: the wire validation (gateway, CLI, jobs from other
  * languages: `wireValueProblem` in queue/batch-contract.ts) and the Producer's fast path
  * (queue/wire-row-writer.ts) both call these; ingest() leaves them to PostgreSQL.
  *

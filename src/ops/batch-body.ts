@@ -3,8 +3,8 @@
  * parsed as usual, and the rows are found as byte ranges and parsed one at a time when needed.
  *
  * Why: `JSON.parse` of a 64 MiB body of small rows builds millions of arrays and strings, ten to
- * fifty times the body's size (one body took the gateway to 2.8 GB RSS, three killed it; issue 9,
- * item 14). Here a body costs its own bytes plus one row at a time.
+ * fifty times the body's size (one body took the gateway to 2.8 GB RSS, three killed it). Here a
+ * body costs its own bytes plus one row at a time.
  *
  * The scanner is a loop with a depth counter, not a recursive descent, so no nesting can
  * overflow its stack; and it refuses nesting deeper than MAX_BODY_DEPTH, so nothing downstream

@@ -10,7 +10,7 @@
  * fields, not taken from csv-parse's `info.lines`: that counts a CRLF inside a quoted field as
  * two lines.
  *
- * Why csv-parse rather than the hand-written state machine it replaced (issue 13): the same rules,
+ * Why csv-parse rather than the hand-written state machine it replaced: the same rules,
  * kept by its maintainers. It parses at about half the speed (6.4 s against 2.9 s of CPU for
  * 1,000,000 rows, bench/csv-read.ts), which does not show in `enqueue` end to end, where
  * checking values and the Producer's work dominate.

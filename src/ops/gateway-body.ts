@@ -3,7 +3,7 @@
  * and the bytes of all bodies the gateway holds at once (GATEWAY_MAX_INFLIGHT_BYTES, 503 with
  * Retry-After beyond). A body is held, as bytes, until its batch is enqueued; the batch's rows are
  * never built as a whole (batch-body.ts), so the gateway's memory is its baseline plus about the
- * in-flight budget, however many clients send at once (issue 9, item 14).
+ * in-flight budget, however many clients send at once.
  */
 import type { IncomingMessage } from 'node:http';
 import { HttpError } from './http-error.ts';

@@ -3,7 +3,7 @@
  * `/healthz` (the process is up), `/readyz` (PostgreSQL and Redis answer), plus any routes the
  * process adds (the gateway's).
  *
- * Plain node:http, not fastify (weighed for the gateway, issue 13): fastify would bring pino
+ * Plain node:http, not fastify (weighed for the gateway): fastify would bring pino
  * request logging, body limits, schema validation and graceful close, but the one hard part here,
  * reading a 64 MiB batch within a memory budget and splitting its rows without building them
  * all (gateway-body.ts, batch-body.ts), would be a custom content-type parser in fastify too;

@@ -183,7 +183,7 @@ function plainEnvelope(input: unknown, label: string): unknown {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) return input;
   const { rows, highWatermark, metadata, ...envelope } = input as Record<string, unknown>;
   // Refused here, before zod, whose recursion a value nested thousands deep would overflow
-  // (issue 9 item 7). Absent, they are left for zod to report.
+  // (test/integration/queue-high-watermark-exact.test.ts). Absent, they are left for zod to report.
   if ('highWatermark' in input) assertStorableJson(highWatermark, `${label}: the high watermark`);
   if (metadata !== undefined) assertStorableJson(metadata, `${label}: the metadata`);
   assertStorableJson(envelope, label);

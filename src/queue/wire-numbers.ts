@@ -1,8 +1,7 @@
 /**
  * JSON numbers read losslessly (exact-json.ts `parseJsonKeepingNumbers`: the gateway's body, the
  * CLI's NDJSON) turned into wire values by their column's type, so that a number reaches
- * PostgreSQL with the digits it was written with, as a CSV field does (issue 8, "Numbers that
- * JSON mangles"). `JSON.parse` stored `1234567890.123456789` into numeric as
+ * PostgreSQL with the digits it was written with, as a CSV field does. `JSON.parse` stored `1234567890.123456789` into numeric as
  * `1234567890.1234567` and `1e400` as `Infinity`.
  *
  * - integer types: the integer's digits (a number when it is a safe integer, else a string of

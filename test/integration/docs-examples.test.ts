@@ -1,5 +1,5 @@
 /**
- * Every example in README.md and docs/*.md runs in a test or says it is illustrative (issue 8),
+ * Every example in README.md and docs/*.md runs in a test or says it is illustrative,
  * and docs/batch-format.md's batch is POSTed to a real gateway with the curl command the doc
  * shows, both read from the doc at run time.
  */

@@ -1,7 +1,7 @@
 /**
  * Numbers keep the digits they are written with, from NDJSON (the `enqueue` command, as a
  * process) and from the gateway's JSON body, as a CSV field always did: the same input through
- * CSV and NDJSON stores the same values (issue 8, "Numbers that JSON mangles"). A number the
+ * CSV and NDJSON stores the same values. A number the
  * column cannot hold is refused at the door, not changed.
  */
 import assert from 'node:assert/strict';

@@ -1,6 +1,6 @@
 /**
- * The gateway process under several maximum-size bodies at once (issue 9, item 14: three 63 MiB
- * bodies killed it with a heap out-of-memory; one took it to 2.8 GB RSS). Runs the real `gateway`
+ * The gateway process under several maximum-size bodies at once (before batch-body.ts, three
+ * 63 MiB bodies killed it with a heap out-of-memory; one took it to 2.8 GB RSS). Runs the real `gateway`
  * command, with the container's Node flags, against a redis-server of its own (the bodies fill
  * Redis with 200 MB of parts); sends BODIES bodies of just under 64 MiB at once; checks that the
  * gateway's peak RSS (VmHWM) stays under the bound docs/operations.md gives (idle RSS +

@@ -1,5 +1,5 @@
 /**
- * The upsert merge pays for de-duplication only when a key repeats in the batch (issue 10): a
+ * The upsert merge pays for de-duplication only when a key repeats in the batch: a
  * batch without repeated keys is merged straight from staging; one with repeated keys falls back
  * to the DISTINCT ON merge, and the last row still wins, with nothing left of the failed attempt.
  */

@@ -1,7 +1,7 @@
 /**
  * High watermarks and metadata through the queue: exact values end to end (Producer -> Redis ->
  * worker -> comment and stream_state -> status), and values JSON cannot hold refused at enqueue,
- * before anything is written (issue 8 "Exact high watermarks"; issue 9 items 7 and 8).
+ * before anything is written.
  */
 
 import assert from 'node:assert/strict';

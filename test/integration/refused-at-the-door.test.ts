@@ -7,9 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { defineTable, type IngestTable, type Row } from '../../src/index.ts';
-// Not yet exported by src/index.ts on this branch (issue 8 adds them): switch when they are.
-import { Producer } from '../../src/queue/producer.ts';
+import { defineTable, type IngestTable, Producer, type Row } from '../../src/index.ts';
 import { startTestGateway, type TestGateway, GATEWAY_TOKEN as TOKEN } from '../helpers/gateway.ts';
 import { dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';

@@ -1,5 +1,5 @@
 /**
- * The package as a user meets it (issue 8): `npm pack`, the tarball installed into a new project
+ * The package as a user meets it: `npm pack`, the tarball installed into a new project
  * outside the repository (so nothing can reach `src/`), and there: every pinned name imported
  * from 'pg-bulk-ingest', the README's examples run exactly as the README shows them (read from
  * README.md at run time), the CLI's help, and `pg-bulk-ingest worker` applying a batch.

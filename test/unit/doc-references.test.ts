@@ -1,6 +1,6 @@
 /**
- * README.md and docs/*.md point only at what is in the repository (issue 8: docs/queue.md cited
- * a file outside it, and named a Lua file that never existed): every relative link, and every
+ * README.md and docs/*.md point only at what is in the repository (docs/queue.md once cited a
+ * file outside it, and named a Lua file that never existed): every relative link, and every
  * file or folder named in backticks, exists in the repository; every #anchor is a heading.
  */
 import assert from 'node:assert/strict';

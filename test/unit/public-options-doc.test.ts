@@ -1,6 +1,6 @@
 /**
  * Every option of every public option type says its default in JSDoc (`@default`), so an editor
- * shows it where the option is written (issue 8). Read from the types src/index.ts exports, with
+ * shows it where the option is written. Read from the types src/index.ts exports, with
  * the options they inherit (`queueName` and `prefix` from QueueNames).
  */
 import assert from 'node:assert/strict';
