@@ -13,6 +13,7 @@ import { WorkerProcess } from '../src/ops/worker-processes.ts';
 import { Producer } from '../src/queue/producer.ts';
 import { bullQueues } from '../src/queue/queue-config.ts';
 import { STATE_SCHEMA } from '../src/queue/stream-state.ts';
+import { deleteKeysMatching } from '../src/queue/stream-store.ts';
 import { createEmptyTable, withClient } from './db.ts';
 import { benchTable } from './generate-rows.ts';
 import { benchBatches } from './ingest-batches.ts';
@@ -172,14 +173,7 @@ export async function startQueue(
       await Promise.all(workers.map((w) => w.stop(30_000)));
       await producer.close();
       // The stream keys (`<prefix>:...`) and BullMQ's (`{<prefix>}:<queue>...`), see queue-keys.ts.
-      for (const pattern of [`${prefix}:*`, `${bull.prefix}:*`]) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await redis.del(...keys);
-        } while (cursor !== '0');
-      }
+      for (const pattern of [`${prefix}:*`, `${bull.prefix}:*`]) await deleteKeysMatching(redis, pattern);
       redis.disconnect();
       await withClient(ctx.databaseUrl, (c) =>
         c

@@ -32,6 +32,7 @@ import {
   tableKey,
   toTableDefinitionInput,
 } from './batch-contract.ts';
+import { CLOSE_ARRAY, COMMA, OPEN_ARRAY } from './json-chars.ts';
 import {
   type ProducerOptions,
   producerOptionsSchema,
@@ -500,7 +501,7 @@ class PartBuffer {
   rows = 0;
 
   constructor() {
-    this.#buffer[0] = 0x5b; // [
+    this.#buffer[0] = OPEN_ARRAY;
   }
 
   /**
@@ -518,7 +519,7 @@ class PartBuffer {
       this.#buffer.copy(bigger, 0, 0, this.bytes);
       this.#buffer = bigger;
     }
-    if (this.rows > 0) this.#buffer[this.bytes++] = 0x2c; // ,
+    if (this.rows > 0) this.#buffer[this.bytes++] = COMMA;
     const written = this.#buffer.write(row, this.bytes);
     this.bytes += written;
     this.rows += 1;
@@ -527,7 +528,7 @@ class PartBuffer {
 
   /** The finished part (a copy), and an empty part to fill next. */
   take(): Buffer {
-    this.#buffer[this.bytes++] = 0x5d; // ]
+    this.#buffer[this.bytes++] = CLOSE_ARRAY;
     const part = Buffer.from(this.#buffer.subarray(0, this.bytes));
     this.clear();
     return part;

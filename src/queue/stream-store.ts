@@ -393,22 +393,22 @@ export class StreamStore {
 
   /** Deletes every key of the stream (its batches too) and unregisters it. */
   async forget(stream: string): Promise<number> {
-    let deleted = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(
-        cursor,
-        'MATCH',
-        this.keys.streamPattern(stream),
-        'COUNT',
-        1000,
-      );
-      cursor = next;
-      if (keys.length > 0) deleted += await this.redis.del(...keys);
-    } while (cursor !== '0');
+    const deleted = await deleteKeysMatching(this.redis, this.keys.streamPattern(stream));
     await this.redis.srem(this.keys.streams, stream);
     return deleted;
   }
+}
+
+/** Deletes every key matching the glob `pattern` (SCAN, about 1000 at a time); returns how many. */
+export async function deleteKeysMatching(redis: Redis, pattern: string): Promise<number> {
+  let deleted = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.del(...keys);
+  } while (cursor !== '0');
+  return deleted;
 }
 
 function parseInfo(stream: string, h: Record<string, string>): StreamInfo {

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { type CommittedBatch, Producer, StreamAdmin, Worker, type WorkerOptions } from '../../src/index.ts';
 import { bullQueues } from '../../src/queue/queue-config.ts';
+import { deleteKeysMatching } from '../../src/queue/stream-store.ts';
 import { DATABASE_URL, dropSchema, uniqueName } from './pg.ts';
 import { forgetStreams } from './stream-state.ts';
 import { waitUntil } from './wait.ts';
@@ -37,14 +38,8 @@ export async function cleanQueue(
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   try {
     // BullMQ's keys are under `{prefix}:`, the queue's own under `prefix:` (src/queue/queue-keys.ts).
-    for (const pattern of [`${names.prefix}:*`, `{${names.prefix}}:*`]) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
-    }
+    for (const pattern of [`${names.prefix}:*`, `{${names.prefix}}:*`])
+      await deleteKeysMatching(redis, pattern);
   } finally {
     redis.disconnect();
   }
