@@ -59,12 +59,15 @@ export async function openBatchTables(
   prepared: readonly PreparedTable[],
   upsert: Upsert,
   quarantine: boolean,
+  /** BatchHooks.keepStagingTables. */
+  keepStaging: boolean,
 ): Promise<BatchTable[]> {
   const tables: BatchTable[] = [];
   for (const [i, p] of prepared.entries()) {
     if (upsert === Upsert.IF_PRIMARY_KEY && p.table.primaryKey.length > 0) {
-      const staging = { name: stagingTableName(i), ordinalColumn: ordinalColumnName(p.table) };
-      await createStagingTable(client, p.table, staging.name, staging.ordinalColumn);
+      const ordinalColumn = ordinalColumnName(p.table);
+      const staging = { name: stagingTableName(i, p.table, ordinalColumn, keepStaging), ordinalColumn };
+      await createStagingTable(client, p.table, staging, keepStaging);
       const target = `pg_temp.${quoteIdent(staging.name)}`;
       tables.push({
         prepared: p,
