@@ -59,15 +59,12 @@ export async function openBatchTables(
   prepared: readonly PreparedTable[],
   upsert: Upsert,
   quarantine: boolean,
-  /** BatchHooks.keepStagingTables. */
-  keepStaging: boolean,
 ): Promise<BatchTable[]> {
   const tables: BatchTable[] = [];
   for (const [i, p] of prepared.entries()) {
     if (upsert === Upsert.IF_PRIMARY_KEY && p.table.primaryKey.length > 0) {
-      const ordinalColumn = ordinalColumnName(p.table);
-      const staging = { name: stagingTableName(i, p.table, ordinalColumn, keepStaging), ordinalColumn };
-      await createStagingTable(client, p.table, staging, keepStaging);
+      const staging = { name: stagingTableName(i), ordinalColumn: ordinalColumnName(p.table) };
+      await createStagingTable(client, p.table, staging.name, staging.ordinalColumn);
       const target = `pg_temp.${quoteIdent(staging.name)}`;
       tables.push({
         prepared: p,

@@ -55,12 +55,6 @@ export interface BatchHooks {
    */
   readonly connectionIdle?: boolean;
   /**
-   * The connection is the caller's own (the worker's pool): an upsert's staging table stays on
-   * it, emptied at each commit, for its next batch of the same columns, instead of being created
-   * and dropped in every transaction. ingest() leaves nothing on the caller's connection.
-   */
-  readonly keepStagingTables?: boolean;
-  /**
    * Runs right after BEGIN of every transaction opened for the batch: the batch's own, and the
    * short one that alters a table in place before it (so a batch that is not due, e.g. a
    * duplicate with an older definition, changes nothing). Returning `false` rolls that
@@ -180,13 +174,7 @@ async function batchTransaction(
       first.name,
     );
     const quarantine = options.badRows === BadRows.QUARANTINE;
-    const tables = await openBatchTables(
-      client,
-      prepared,
-      options.upsert,
-      quarantine,
-      context.hooks?.keepStagingTables === true,
-    );
+    const tables = await openBatchTables(client, prepared, options.upsert, quarantine);
     const writers = tables.map((t) => t.writer);
     // Under QUARANTINE the batch is tried as always, but in a savepoint it can go back to.
     if (quarantine) await client.query('SAVEPOINT pgbi_batch');

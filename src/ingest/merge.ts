@@ -27,10 +27,9 @@
  * repeated keys pays the part of the statement done before the first repeat, plus the sort it
  * paid before.
  */
-import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { asDatabaseError } from '../errors.ts';
-import { columnList, dollarQuoted, qualifiedName, quoteIdent } from './sql.ts';
+import { columnList, qualifiedName, quoteIdent } from './sql.ts';
 import { columnsSql } from './table-ddl.ts';
 import type { IngestTable } from './table-definition.ts';
 
@@ -46,19 +45,8 @@ export interface MergeResult {
   readonly deduplicated: boolean;
 }
 
-/**
- * The staging table of the batch's `index`-th table. One that a connection keeps
- * (createStagingTable) is also named after its columns, so that the connection finds it for its
- * next batch of the same shape and never one of another, nor one a batch creates to drop. Only
- * `[a-z0-9_]`.
- */
-export function stagingTableName(index: number, table: IngestTable, ordinal: string, keep: boolean): string {
-  if (!keep) return `_pgbi_stage_${index}`;
-  const shape = createHash('sha256')
-    .update(JSON.stringify([ordinal, columnsSql(table)]))
-    .digest('hex')
-    .slice(0, 16);
-  return `_pgbi_stage_${index}_${shape}`;
+export function stagingTableName(index: number): string {
+  return `_pgbi_stage_${index}`;
 }
 
 /** A name for the ordinal column that no column of the table has. */
@@ -71,24 +59,12 @@ export function ordinalColumnName(table: IngestTable): string {
 export async function createStagingTable(
   client: pg.ClientBase,
   table: IngestTable,
-  staging: { readonly name: string; readonly ordinalColumn: string },
-  /** Keep it on the connection for later batches (BatchHooks.keepStagingTables). */
-  keep: boolean,
+  name: string,
+  ordinal: string,
 ) {
   // Same types and NOT NULLs as the target, so a bad value fails in COPY, where its line is known.
-  const relation = `pg_temp.${quoteIdent(staging.name)}`;
-  const columns = `(${quoteIdent(staging.ordinalColumn)} bigint NOT NULL, ${columnsSql(table).join(', ')})`;
-  if (!keep) {
-    await client.query(`CREATE TEMPORARY TABLE ${relation} ${columns} ON COMMIT DROP`);
-    return;
-  }
-  // Kept, emptied at each commit: creating and dropping it in every transaction cost PostgreSQL
-  // about 0.6 ms of catalog work. Created when missing (a rolled-back transaction takes the
-  // table it created with it), in one statement, without the NOTICE of IF NOT EXISTS (which
-  // costs more). The name is ours (stagingTableName): the literal holds no user text.
-  const create = `CREATE TEMPORARY TABLE ${relation} ${columns} ON COMMIT DELETE ROWS`;
   await client.query(
-    `DO ${dollarQuoted(`BEGIN IF to_regclass('${relation}') IS NULL THEN ${create}; END IF; END`)}`,
+    `CREATE TEMPORARY TABLE pg_temp.${quoteIdent(name)} (${quoteIdent(ordinal)} bigint NOT NULL, ${columnsSql(table).join(', ')}) ON COMMIT DROP`,
   );
 }
 

@@ -18,16 +18,6 @@ export function columnList(names: readonly string[]): string {
   return names.map(quoteIdent).join(', ');
 }
 
-/**
- * `body` as a dollar-quoted string, for a `DO` block: with a tag that does not occur in it, so
- * that no quoted identifier in the body (which may hold `$pgbi$`) can end the string early.
- */
-export function dollarQuoted(body: string): string {
-  let tag = '$pgbi$';
-  for (let n = 1; body.includes(tag); n++) tag = `$pgbi${n}$`;
-  return `${tag}${body}${tag}`;
-}
-
 /** PostgreSQL truncates identifiers longer than NAMEDATALEN - 1 bytes; we refuse them instead. */
 export const MAX_IDENTIFIER_BYTES = 63;
 

@@ -290,7 +290,6 @@ export class StreamApplier {
         { ...options, highWatermark: HighWatermark.EARLIEST, blockingBackends: this.#blockingBackends },
         {
           connectionIdle: true, // from the pool, which never gets a failed connection back
-          keepStagingTables: true, // the pool's connections are the worker's own
           afterBegin: async (c) => {
             lockWaitMs = await lockStreamAndTables(c, stream, tables);
             // Under the lock: unchanged, or another worker applied these batches meanwhile.

@@ -24,7 +24,7 @@ const keyed = (schema: string) =>
 async function stageAndMerge(client: pg.Client, table: IngestTable, ...values: [number, string][]) {
   const ordinal = ordinalColumnName(table);
   await client.query('BEGIN');
-  await createStagingTable(client, table, { name: 'stage', ordinalColumn: ordinal }, false);
+  await createStagingTable(client, table, 'stage', ordinal);
   for (const [i, [id, value]] of values.entries())
     await client.query('INSERT INTO pg_temp.stage VALUES ($1, $2, $3)', [i + 1, id, value]);
   const result = await mergeStagedRows(client, table, 'stage', ordinal, table.name);

@@ -15,7 +15,6 @@ import {
   type Row,
   Upsert,
 } from '../../src/index.ts';
-import { runIngest } from '../../src/ingest/ingest.ts';
 import {
   backendPid,
   batchesOf,
@@ -106,56 +105,6 @@ describe('ingest(): Upsert.IF_PRIMARY_KEY', () => {
         { id: 3, value: 'v27' },
       ]);
       assert.equal((await selectAll(observer, schema, 'other')).length, 60);
-    }));
-
-  it('a connection kept by its owner (the worker) keeps one empty staging table per shape; ingest() leaves none', () =>
-    withSchema('upsert', async ({ schema, client, observer }) => {
-      // Column names that would end a `DO $pgbi$ ... $pgbi$` block early if the tag were fixed:
-      // the kept staging table is created in one.
-      const odd = "x$pgbi1$'); DROP TABLE dollars; --";
-      const table = defineTable({
-        schema,
-        name: 'dollars',
-        columns: [
-          { name: 'id', type: 'bigint', primaryKey: true },
-          { name: '$pgbi$', type: 'text' },
-          { name: odd, type: 'text' },
-        ],
-      });
-      const stagingTables = async () =>
-        (
-          await client.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM pg_class
-              WHERE relnamespace = pg_my_temp_schema() AND starts_with(relname, '_pgbi_stage_')`,
-          )
-        ).rows[0]?.n;
-      const kept = (hw: string, ...values: unknown[][]) =>
-        runIngest(
-          client,
-          [table],
-          batchesOf([hw, null, rowsOf(table, ...values)]),
-          {},
-          { keepStagingTables: true },
-        );
-      // A first batch that fails takes the staging table it created with it...
-      await assert.rejects(kept('1', [1, 'a', 'b'], [null, 'c', 'd']));
-      assert.equal(await stagingTables(), 0);
-      // ...the next creates it again, the ones after it find it, empty each time.
-      for (const [hw, value] of [
-        ['2', 'first'],
-        ['3', 'second'],
-        ['4', 'third'],
-      ] as const)
-        await kept(hw, [1, value, value], [2, value, hw]);
-      assert.equal(await stagingTables(), 1);
-      // ingest() on the same connection creates its own and drops it at commit.
-      await ingest(client, [table], batchesOf(['5', null, rowsOf(table, [3, 'fifth', 'fifth'])]));
-      assert.equal(await stagingTables(), 1);
-      assert.deepEqual((await observer.query(`SELECT * FROM "${schema}".dollars ORDER BY id`)).rows, [
-        { id: '1', $pgbi$: 'third', [odd]: 'third' },
-        { id: '2', $pgbi$: 'third', [odd]: '4' },
-        { id: '3', $pgbi$: 'fifth', [odd]: 'fifth' },
-      ]);
     }));
 
   it('does not block readers: no ACCESS EXCLUSIVE lock, another session reads the old rows meanwhile', () =>
