@@ -119,9 +119,8 @@ export async function ingestBatch(
   // A watermark JSON cannot hold is refused before anything is written; a callable one once it
   // is called, after the rows (the batch then rolls back). Metadata goes only to onBeforeVisible,
   // never stored, so it may be anything, as in the Python library.
-  const watermarkLabel = `Batch ${context.batchNumber}: the high watermark`;
   if (typeof highWatermark !== 'function')
-    assertStorableJson(highWatermark, watermarkLabel, { batch: context.batchNumber });
+    assertStorableJson(highWatermark, watermarkLabel(context), { batch: context.batchNumber });
   const clock = new PhaseClock();
   try {
     return await batchTransaction(client, context, batch, clock, undefined);
@@ -147,7 +146,6 @@ async function batchTransaction(
   inPlace: readonly TableMigration[] | undefined,
 ): Promise<BatchReport> {
   const [highWatermark, metadata, rows] = batch;
-  const watermarkLabel = `Batch ${context.batchNumber}: the high watermark`;
   await client.query('BEGIN');
   try {
     if ((await context.hooks?.afterBegin?.(client)) === false) {
@@ -180,7 +178,7 @@ async function batchTransaction(
     if (quarantine) await client.query('SAVEPOINT pgbi_batch');
     const badRow = await clock.time('copy', () => copyRows(client, context, writers, rows, quarantine));
     const watermark = typeof highWatermark === 'function' ? highWatermark() : highWatermark;
-    assertStorableJson(watermark, watermarkLabel, { batch: context.batchNumber });
+    assertStorableJson(watermark, watermarkLabel(context), { batch: context.batchNumber });
     assertFewBadRows(writers, context);
     let swaps = badRow === undefined ? await mergeAndFinish(client, tables, context, clock) : undefined;
     let isolation: BadRowIsolation | undefined;
@@ -240,12 +238,10 @@ const emptyReport = {
   terminatedBackends: 0,
 };
 
-/**
- * Before the first batch's transaction: alter in place the tables whose every difference allows
- * it. Not under FREEZE (nothing changes), nor with Delete.BEFORE_FIRST_BATCH (the table is
- * replaced anyway). A failure here leaves the batch unapplied, and the tables as far as the
- * in-place steps got (each step is whole, and brings the table closer to its definition).
- */
+function watermarkLabel(context: BatchContext): string {
+  return `Batch ${context.batchNumber}: the high watermark`;
+}
+
 /** Whether the in-place step may alter this batch's tables (a first batch that neither freezes nor replaces them). */
 function inPlaceApplies(context: BatchContext): boolean {
   const { options } = context;
@@ -256,6 +252,13 @@ function inPlaceApplies(context: BatchContext): boolean {
   );
 }
 
+/**
+ * Between the batch's two transactions (the first found a difference PostgreSQL applies in
+ * place): alter in place the tables whose every difference allows it. Not under FREEZE (nothing
+ * changes), nor with Delete.BEFORE_FIRST_BATCH (the table is replaced anyway). A failure here
+ * leaves the batch unapplied, and the tables as far as the in-place steps got (each step is
+ * whole, and brings the table closer to its definition).
+ */
 async function migrateTablesInPlace(client: pg.ClientBase, context: BatchContext): Promise<TableMigration[]> {
   const { options } = context;
   if (!inPlaceApplies(context)) return [];

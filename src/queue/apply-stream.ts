@@ -291,7 +291,8 @@ export class StreamApplier {
         {
           connectionIdle: true, // from the pool, which never gets a failed connection back
           afterBegin: async (c) => {
-            lockWaitMs = await lockStreamAndTables(c, stream, tables);
+            // Summed: a batch that alters a table in place first runs this three times.
+            lockWaitMs += await lockStreamAndTables(c, stream, tables);
             // Under the lock: unchanged, or another worker applied these batches meanwhile.
             return sameState(await committedState(c, stream), before);
           },
