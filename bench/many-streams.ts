@@ -9,7 +9,7 @@ import { StreamAdmin, Worker } from '../src/index.ts';
 import { createMetrics } from '../src/ops/metrics.ts';
 import { attachWorkerMetrics } from '../src/ops/worker-metrics.ts';
 import { QueueKeys } from '../src/queue/queue-keys.ts';
-import { connectRedis } from '../src/queue/stream-store.ts';
+import { connectRedis, deleteKeysMatching } from '../src/queue/stream-store.ts';
 
 const N = Number(process.argv[2] ?? 50_000);
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -62,13 +62,6 @@ try {
   await admin.close();
   await worker.close();
 } finally {
-  let cursor = '0';
-  for (const pattern of [`${prefix}:*`, `{${prefix}}:*`]) {
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
-      cursor = next;
-      if (found.length > 0) await redis.del(...found);
-    } while (cursor !== '0');
-  }
+  for (const pattern of [`${prefix}:*`, `{${prefix}}:*`]) await deleteKeysMatching(redis, pattern);
   redis.disconnect();
 }

@@ -37,8 +37,8 @@ export interface LiveIndex {
  * -- describe-table: the shape of one relation, in one round trip.
  * Inputs: a WHERE clause on `c` (pg_class) and its parameters. Outputs: one row per relation:
  * its oid, its comment (where the high watermark lives), its columns (attnum order) and its
- * indexes, as JSON. Expression and partial indexes
- * are reported as such, so they always count as a difference.
+ * indexes, as JSON. Expression and partial indexes are reported as such, so they always count
+ * as a difference.
  */
 const describeSql = (where: string) => `
   SELECT c.oid, obj_description(c.oid, 'pg_class') AS comment,
