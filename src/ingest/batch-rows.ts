@@ -12,7 +12,7 @@
  */
 import { RowError } from '../errors.ts';
 import { CopyLinePositions } from './copy-line-positions.ts';
-import { EncodedRows, type RowSource, type SourceRow } from './encoded-rows.ts';
+import { EncodedRows, isPromiseLike, type RowSource, type SourceRow } from './encoded-rows.ts';
 import type { Row } from './options.ts';
 import type { IngestTable } from './table-definition.ts';
 import type { TableWriter } from './table-writer.ts';
@@ -205,8 +205,4 @@ export class BatchRows {
     const line = writer.encode(row[1], this.#batchRow);
     return line === undefined ? undefined : [buffer, line];
   }
-}
-
-function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
-  return typeof (value as PromiseLike<T>).then === 'function';
 }

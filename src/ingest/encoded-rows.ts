@@ -49,3 +49,11 @@ export type SourceBatch = readonly [highWatermark: Batch[0], metadata: Batch[1],
 export type SourceBatches = (
   highWatermark: Json | null,
 ) => Iterable<SourceBatch> | AsyncIterable<SourceBatch>;
+
+/**
+ * Whether an iterator's `next()` gave a promise: readers of rows (BatchRows, the Producer) await
+ * only then, so rows given as a sync iterable cost no await each.
+ */
+export function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as PromiseLike<T>).then === 'function';
+}

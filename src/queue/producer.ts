@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { PgBulkIngestError } from '../errors.ts';
+import { isPromiseLike } from '../ingest/encoded-rows.ts';
 import { stringifyJson } from '../ingest/exact-json.ts';
 import {
   BadRows,
@@ -15,6 +16,7 @@ import {
   HighWatermark,
   type Json,
   type JsonInput,
+  type Row,
   type Rows,
 } from '../ingest/options.ts';
 import { parseOptions } from '../ingest/parse-options.ts';
@@ -448,8 +450,20 @@ export class Producer {
       ready.push(part.take());
       if (ready.length >= PARTS_PER_WRITE) await upload();
     };
+    // Rows given as a sync iterable are read without an await per row (as ingest() reads them):
+    // awaiting each row cost more than writing it.
+    const iterator: Iterator<Row> | AsyncIterator<Row> =
+      Symbol.asyncIterator in rows ? rows[Symbol.asyncIterator]() : rows[Symbol.iterator]();
+    let done = false;
     try {
-      for await (const row of rows) {
+      for (;;) {
+        const next = iterator.next();
+        const result = isPromiseLike(next) ? await next : next;
+        if (result.done) {
+          done = true;
+          break;
+        }
+        const row = result.value;
         rowNumber += 1;
         const writer = writers.get(row[0]);
         if (writer === undefined) continue; // as in ingest(): rows of other tables are skipped
@@ -479,6 +493,9 @@ export class Producer {
       await this.#store.deleteParts(stream, uploadId, parts).catch(() => undefined);
       throw error;
     } finally {
+      // As `for await` would: a source stopped early (a bad row, a full stream) gets to clean up;
+      // the error that stopped it is the one reported.
+      if (!done) await Promise.resolve(iterator.return?.()).catch(() => undefined);
       part.clear();
       // A buffer grown for one huge row is left to the garbage collector.
       if (this.#partBuffers.length < MAX_SPARE_PART_BUFFERS && part.capacity <= this.#options.partBytes * 4)

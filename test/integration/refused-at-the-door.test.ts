@@ -1,5 +1,5 @@
 /**
- * Issue 9, item 10: a value PostgreSQL would refuse is refused when the batch is enqueued, with
+ * A value PostgreSQL would refuse is refused when the batch is enqueued, with
  * the batch, row and column named, and nothing of the batch is left in Redis, through the
  * Producer and through the gateway (real Redis). An acknowledged batch then means "will commit"
  * for everything but constraints.
@@ -174,6 +174,50 @@ describe('refused at the door: the Producer', () => {
       );
     }
     assert.equal((await producer.streamInfo(`${schema}.t`)).enqueuedSeq, 1);
+  });
+
+  it('closes a rows generator, sync or async, that a refused row or its own error stopped; enqueues nothing', async () => {
+    const before = await redisState(redis, names);
+    const rows = manyRows({ small: 40_000 });
+    for (const kind of ['sync', 'async'] as const) {
+      for (const stop of ['a refused row', 'the source throws'] as const) {
+        let closed = false;
+        let yielded = 0;
+        const source = (function* () {
+          try {
+            for (const row of rows) {
+              if (stop === 'the source throws' && yielded === 1500) throw new Error('source broke');
+              yielded += 1;
+              yield row;
+            }
+            yield* rows; // never reached: row 2001 is refused
+          } finally {
+            closed = true;
+          }
+        })();
+        const given =
+          kind === 'sync'
+            ? source
+            : (async function* () {
+                try {
+                  yield* source;
+                } finally {
+                  source.return(undefined);
+                }
+              })();
+        await assert.rejects(
+          producer.enqueue(batch(given as unknown as Row[]), 'Batch 8'),
+          // a RegExp is matched against `${error}`: the error's name first
+          stop === 'a refused row'
+            ? /^InvalidBatchError: Batch 8, row 2001 .*column "small"/
+            : /^Error: source broke$/,
+          `${kind}, ${stop}`,
+        );
+        assert.equal(closed, true, `${kind}, ${stop}: the generator was closed`);
+        assert.equal(yielded, stop === 'a refused row' ? 2001 : 1500, `${kind}, ${stop}: rows read`);
+        assert.deepEqual(await redisState(redis, names), before, `${kind}, ${stop} left something in Redis`);
+      }
+    }
   });
 
   it('commits the accepted batch of edge values: acknowledged means it will commit', {
