@@ -12,7 +12,7 @@
  */
 import { RowError } from '../errors.ts';
 import { CopyLinePositions } from './copy-line-positions.ts';
-import { EncodedRows, isPromiseLike, type RowSource, type SourceRow } from './encoded-rows.ts';
+import { EncodedRows, isCopyBlock, isPromiseLike, type RowSource, type SourceRow } from './encoded-rows.ts';
 import type { Row } from './options.ts';
 import type { IngestTable } from './table-definition.ts';
 import type { TableWriter } from './table-writer.ts';
@@ -25,21 +25,34 @@ import type { TableWriter } from './table-writer.ts';
  */
 const CHUNK_CHARS = 16 * 1024;
 
+/** COPY data: text built line by line, or the bytes of a CopyBlock's lines. */
+export type CopyChunk = string | Uint8Array;
+
 /**
  * Runs one COPY. To place a COPY error: `firstTableRow` is the 1-based table row its first line
  * holds; `positions` gives the batch row of each line (filled while the COPY runs).
  */
 export type CopyRunner = (
   writer: TableWriter,
-  chunks: AsyncIterable<string>,
+  chunks: AsyncIterable<CopyChunk>,
   firstTableRow: number,
   positions: CopyLinePositions,
 ) => Promise<void>;
 
+/** The lines of a CopyBlock, taken whole: `rows` rows from batch row `firstBatchRow` on. */
+class BlockLines {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly rows: number,
+    readonly firstBatchRow: number,
+  ) {}
+}
+
 /** Encoded lines of one table waiting for its next COPY (at most maxRowsPerTableBuffer). */
 interface Buffer {
   readonly writer: TableWriter;
-  lines: string[];
+  /** Lines; BlockLines only as the first line of a batch of one table. */
+  lines: (string | BlockLines)[];
   /** The batch row of each line, to place COPY errors. */
   batchRows: number[];
 }
@@ -57,6 +70,12 @@ export class BatchRows {
   #batchRow = 0;
   /** Set when a buffer filled: the table whose COPY must run next. */
   #next: Buffer | undefined;
+  /**
+   * The batch's only table, when CopyBlocks may be taken whole: with one table there is one
+   * COPY, from the first row to the last, so a block's bytes can go straight into it. Not under
+   * BadRows.QUARANTINE, which keeps each line.
+   */
+  readonly #blockTarget: Buffer | undefined;
 
   /** Batch rows to reject unsent, with why (BadRows.QUARANTINE: the queue's validation refused them). */
   readonly #refused: ReadonlyMap<number, string> | undefined;
@@ -72,6 +91,9 @@ export class BatchRows {
     );
     this.#refused = refused;
     this.#maxBuffered = maxBuffered;
+    const only = this.#buffers.size === 1 ? [...this.#buffers.values()][0] : undefined;
+    this.#blockTarget =
+      only && only.writer.retained === undefined && refused === undefined ? only : undefined;
     if (rows instanceof EncodedRows) this.#blocks = rows.blocks[Symbol.asyncIterator]();
     else if (Symbol.asyncIterator in rows) this.#async = rows[Symbol.asyncIterator]();
     else this.#sync = rows[Symbol.iterator]();
@@ -85,7 +107,8 @@ export class BatchRows {
         if (buffer === undefined) return;
         this.#next = undefined;
         const positions = new CopyLinePositions();
-        const firstTableRow = buffer.writer.rowCount - buffer.lines.length + 1;
+        const waiting = buffer.lines.reduce((n, line) => n + (line instanceof BlockLines ? line.rows : 1), 0);
+        const firstTableRow = buffer.writer.rowCount - waiting + 1;
         await runCopy(buffer.writer, this.#chunksFor(buffer, positions), firstTableRow, positions);
       }
     } finally {
@@ -116,21 +139,40 @@ export class BatchRows {
     return undefined;
   }
 
-  async *#chunksFor(buffer: Buffer, positions: CopyLinePositions): AsyncGenerator<string> {
-    let chunk = buffer.lines.join('');
-    for (const batchRow of buffer.batchRows) positions.add(batchRow);
+  async *#chunksFor(buffer: Buffer, positions: CopyLinePositions): AsyncGenerator<CopyChunk> {
+    const opening = buffer.lines;
+    const openingRows = buffer.batchRows;
     buffer.lines = [];
     buffer.batchRows = [];
+    let chunk = '';
     // Every chunk is reported to the writer, even if the COPY stops early: under
     // BadRows.QUARANTINE it keeps every line (table-writer.ts).
     const writer = buffer.writer;
     try {
+      const first = opening[0];
+      if (first instanceof BlockLines) {
+        positions.addLines(first.firstBatchRow, first.rows);
+        yield first.bytes;
+      } else {
+        chunk = (opening as string[]).join('');
+        for (const batchRow of openingRows) positions.add(batchRow);
+      }
       while (!this.#done) {
         const next = this.#read();
         const routed = this.#route(isPromiseLike(next) ? await next : next);
         if (!routed) continue;
         const [target, line] = routed;
-        if (target === buffer) {
+        if (line instanceof BlockLines) {
+          // Only with one table: its COPY is this one.
+          if (chunk.length > 0) {
+            const full = chunk;
+            chunk = '';
+            writer.sent(full);
+            yield full;
+          }
+          positions.addLines(line.firstBatchRow, line.rows);
+          yield line.bytes;
+        } else if (target === buffer) {
           positions.add(this.#batchRow);
           chunk += line;
           if (chunk.length >= CHUNK_CHARS) {
@@ -160,7 +202,7 @@ export class BatchRows {
   }
 
   /** The next row: at once when it is at hand (sync rows, the current block), else a promise. */
-  #read(): IteratorResult<SourceRow> | PromiseLike<IteratorResult<SourceRow>> {
+  #read(): IteratorResult<SourceRow | BlockLines> | PromiseLike<IteratorResult<SourceRow | BlockLines>> {
     if (this.#sync) {
       const result = this.#sync.next();
       if (!result.done || !this.#blocks) return result;
@@ -169,11 +211,23 @@ export class BatchRows {
     return this.#blocks ? this.#readBlock(this.#blocks) : (this.#async as AsyncIterator<Row>).next();
   }
 
-  /** The first row of the next block that has one. */
-  async #readBlock(blocks: AsyncIterator<Iterable<SourceRow>>): Promise<IteratorResult<SourceRow>> {
+  /** The first row of the next block that has one; or the block's lines, taken whole. */
+  async #readBlock(
+    blocks: AsyncIterator<Iterable<SourceRow>>,
+  ): Promise<IteratorResult<SourceRow | BlockLines>> {
     for (;;) {
       const block = await blocks.next();
       if (block.done) return { done: true, value: undefined };
+      const target = this.#blockTarget;
+      if (target && isCopyBlock(block.value)) {
+        const { writer } = target;
+        const text = block.value.copyText(
+          writer.table,
+          writer.ordinalColumn ? writer.rowCount + 1 : undefined,
+        );
+        if (text?.rows === 0) continue;
+        if (text) return { done: false, value: new BlockLines(text.bytes, text.rows, this.#batchRow + 1) };
+      }
       this.#sync = block.value[Symbol.iterator]();
       const result = this.#sync.next();
       if (!result.done) return result;
@@ -181,13 +235,19 @@ export class BatchRows {
   }
 
   /** The buffer and encoded line for a row, or undefined at the end, for a table not ingested or a row quarantined. */
-  #route(result: IteratorResult<SourceRow>): [Buffer, string] | undefined {
+  #route(result: IteratorResult<SourceRow | BlockLines>): [Buffer, string | BlockLines] | undefined {
     if (result.done) {
       this.#done = true;
       return undefined;
     }
-    this.#batchRow += 1;
     const row = result.value;
+    if (row instanceof BlockLines) {
+      const target = this.#blockTarget as Buffer;
+      this.#batchRow += row.rows;
+      target.writer.countEncoded(row.rows);
+      return [target, row];
+    }
+    this.#batchRow += 1;
     if (!Array.isArray(row) || row.length !== 2) {
       throw new RowError(`Row ${this.#batchRow} of the batch is not a [table, values] pair`, {
         row: this.#batchRow,

@@ -6,11 +6,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import type { CopyChunk } from './batch-rows.ts';
 
 export async function copyInto(
   client: pg.ClientBase,
   sql: string,
-  chunks: AsyncIterable<string>,
+  chunks: AsyncIterable<CopyChunk>,
 ): Promise<number> {
   const copyStream = client.query(copyFrom(sql));
   // If the source throws (a bad row, the caller's generator failing), pipeline destroys the COPY
@@ -23,11 +24,11 @@ export async function copyInto(
 const MESSAGE_BYTES = 64 * 1024;
 
 /** The chunks as UTF-8, several to a Buffer: fewer, larger messages cost less on both sides. */
-async function* inBuffersOf(chunks: AsyncIterable<string>): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
+async function* inBuffersOf(chunks: AsyncIterable<CopyChunk>): AsyncGenerator<Uint8Array> {
+  let parts: Uint8Array[] = [];
   let length = 0;
   for await (const chunk of chunks) {
-    const bytes = Buffer.from(chunk);
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     parts.push(bytes);
     length += bytes.length;
     if (length >= MESSAGE_BYTES) {

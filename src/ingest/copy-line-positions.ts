@@ -33,6 +33,11 @@ export class CopyLinePositions {
     else runs.push(this.#lines, batchRow, 0);
   }
 
+  /** Records that the next `count` lines hold batch rows `firstBatchRow`, `firstBatchRow + 1`, ... */
+  addLines(firstBatchRow: number, count: number): void {
+    for (let k = 0; k < count; k++) this.add(firstBatchRow + k);
+  }
+
   /** The batch row of a COPY line, or undefined if positions were given up. */
   batchRowOf(line: number): number | undefined {
     if (this.#overflowed || line < 1 || line > this.#lines) return undefined;

@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { asDatabaseError, RowError } from '../errors.ts';
 import { badRowSqlState } from './bad-rows.ts';
-import { BatchRows } from './batch-rows.ts';
+import { BatchRows, type CopyChunk } from './batch-rows.ts';
 import { copyErrorPosition, copyInto } from './copy-into.ts';
 import type { CopyLinePositions } from './copy-line-positions.ts';
 import type { RowSource } from './encoded-rows.ts';
@@ -54,7 +54,7 @@ function writersByTable(writers: readonly TableWriter[]): Map<IngestTable, Table
   return new Map(writers.map((w) => [w.table, w]));
 }
 
-async function drain(chunks: AsyncIterable<string>): Promise<void> {
+async function drain(chunks: AsyncIterable<CopyChunk>): Promise<void> {
   for await (const _ of chunks);
 }
 
@@ -67,15 +67,15 @@ async function drain(chunks: AsyncIterable<string>): Promise<void> {
  * then reads the rest (each line kept by the writer, none COPYed).
  */
 class StoppableChunks {
-  readonly #source: AsyncIterator<string>;
+  readonly #source: AsyncIterator<CopyChunk>;
   #stopped = false;
-  #inFlight: Promise<IteratorResult<string>> | undefined;
+  #inFlight: Promise<IteratorResult<CopyChunk>> | undefined;
 
-  constructor(chunks: AsyncIterable<string>) {
+  constructor(chunks: AsyncIterable<CopyChunk>) {
     this.#source = chunks[Symbol.asyncIterator]();
   }
 
-  async *chunks(): AsyncGenerator<string> {
+  async *chunks(): AsyncGenerator<CopyChunk> {
     for (;;) {
       this.#inFlight = this.#source.next();
       const result = await this.#inFlight;
@@ -95,7 +95,7 @@ class StoppableChunks {
 async function copyWithPosition(
   client: pg.ClientBase,
   writer: TableWriter,
-  chunks: AsyncIterable<string>,
+  chunks: AsyncIterable<CopyChunk>,
   firstTableRow: number,
   positions: CopyLinePositions,
   batchNumber: number,

@@ -29,9 +29,29 @@ export type EncodedRow = readonly [table: IngestTable, text: CopyText];
 export type SourceRow = Row | EncodedRow;
 
 /**
+ * A block of rows that can also give the COPY text of all its rows at once, as bytes, when they
+ * are all of one table (the worker's parts: wire-part-bytes.ts). Read as an Iterable otherwise.
+ */
+export interface CopyBlock extends Iterable<SourceRow> {
+  /**
+   * The COPY lines of the block's rows, each prefixed with its ordinal (`firstOrdinal`, +1 per
+   * row) when given; undefined when a row is of another table or needs the row by row path.
+   */
+  copyText(
+    table: IngestTable,
+    firstOrdinal: number | undefined,
+  ): { bytes: Uint8Array; rows: number } | undefined;
+}
+
+export function isCopyBlock(block: Iterable<SourceRow>): block is CopyBlock {
+  return typeof (block as Partial<CopyBlock>).copyText === 'function';
+}
+
+/**
  * Rows that arrive in blocks: an async source of synchronous row iterables, e.g. the worker's
  * rows, fetched from Redis a part at a time, some transcoded, some not. BatchRows reads the rows
- * of a block without an `await` per row (which costs more than encoding the row, and allocates).
+ * of a block without an `await` per row (which costs more than encoding the row, and allocates),
+ * and takes a CopyBlock's bytes whole when it can.
  */
 export class EncodedRows {
   readonly blocks: AsyncIterable<Iterable<SourceRow>>;

@@ -109,6 +109,11 @@ export class TableWriter {
     return this.#retain(line, batchRow, values);
   }
 
+  /** Counts `rows` rows whose COPY lines their source encoded, with their ordinals (a CopyBlock's). */
+  countEncoded(rows: number): void {
+    this.rowCount += rows;
+  }
+
   /** Records a chunk of COPY text built from this writer's lines: kept under `BadRows.QUARANTINE`. */
   sent(chunk: string): void {
     this.retained?.chunks.push(chunk);

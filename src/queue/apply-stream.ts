@@ -25,7 +25,7 @@ import { markReplayed } from './replay.ts';
 import { lockStreamAndTables } from './stream-locks.ts';
 import { describeGap, type Epoch, type NextBatch, nextBatch } from './stream-position.ts';
 import type { BatchHeader, PartRef, StreamInfo, StreamStore } from './stream-store.ts';
-import { WirePartReader } from './wire-part.ts';
+import { WirePart, WirePartReader } from './wire-part.ts';
 
 /** A header's tables, defined, and its options, validated. */
 interface ParsedDefinition {
@@ -372,7 +372,7 @@ export class StreamApplier {
             { stream, seq },
           );
         }
-        yield (readers[position] as WirePartReader).rows(part.toString());
+        yield new WirePart(readers[position] as WirePartReader, part);
       }
     }
   }

@@ -17,11 +17,12 @@
  * the part on). Both paths write the same COPY text for the same values.
  */
 import { escapeCopyText } from '../ingest/copy-encoding.ts';
-import { CopyText, type EncodedRow, type SourceRow } from '../ingest/encoded-rows.ts';
+import { type CopyBlock, CopyText, type EncodedRow, type SourceRow } from '../ingest/encoded-rows.ts';
 import type { Row } from '../ingest/options.ts';
 import type { IngestTable } from '../ingest/table-definition.ts';
 import { fromWireValue, InvalidBatchError, tableKey, type WireRow } from './batch-contract.ts';
 import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COMMA, OPEN_ARRAY, OPEN_OBJECT, QUOTE } from './json-chars.ts';
+import { type PartLayout, partCopyText } from './wire-part-bytes.ts';
 
 interface TablePlan {
   readonly table: IngestTable;
@@ -31,6 +32,8 @@ interface TablePlan {
   readonly json: readonly boolean[];
   /** Whether any column needs decoding from its wire form on the general path (bytea). */
   readonly decodes: boolean;
+  /** For the fast path of a part of this table's rows only (wire-part-bytes.ts). */
+  readonly layout: PartLayout;
   /** Rows of this table read so far (the batch's ledger row: bulk_ingest.batches `rows`). */
   rows: number;
 }
@@ -52,7 +55,9 @@ export class WirePartReader {
         const json = types.map((t) => t.arrayDimensions === 0 && (t.base === 'json' || t.base === 'jsonb'));
         const transcodable = types.every((t) => t.arrayDimensions === 0 && t.base !== 'bytea');
         const decodes = types.some((t) => t.base === 'bytea');
-        return [tableKey(table), { table, transcodable, json, decodes, rows: 0 }];
+        const key = tableKey(table);
+        const layout = { keyJson: Buffer.from(JSON.stringify(key)), json };
+        return [key, { table, transcodable, json, decodes, layout, rows: 0 }];
       }),
     );
   }
@@ -72,6 +77,21 @@ export class WirePartReader {
   /** The rows of the batch's next part. */
   *rows(part: string): Generator<SourceRow, void> {
     this.rowsRead = yield* this.#rowsOf(part, this.rowsRead);
+  }
+
+  /**
+   * The COPY text of the batch's next part, as bytes, if its rows are all of `table` and none
+   * needs the general path; else undefined, and the part is read with `rows`. Not under
+   * BadRows.QUARANTINE, which keeps each row's wire text.
+   */
+  copyText(part: Uint8Array, table: IngestTable, firstOrdinal: number | undefined) {
+    const plan = this.#plans.get(tableKey(table));
+    if (this.#keepWire || plan?.table !== table || !plan.transcodable) return undefined;
+    const text = partCopyText(part, plan.layout, firstOrdinal);
+    if (text === undefined) return undefined;
+    plan.rows += text.rows;
+    this.rowsRead += text.rows;
+    return text;
   }
 
   *#rowsOf(part: string, rowsBefore: number): Generator<SourceRow, number> {
@@ -291,4 +311,23 @@ const SCALAR = /null|true|false|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 function jsonString(s: string, open: number, close: number): string {
   const body = s.slice(open + 1, close);
   return body.includes('\\') ? (JSON.parse(s.slice(open, close + 1)) as string) : body;
+}
+
+/** One part of a batch's rows as Redis gave it: a CopyBlock, read by its batch's reader. */
+export class WirePart implements CopyBlock {
+  readonly #reader: WirePartReader;
+  readonly #bytes: Buffer;
+
+  constructor(reader: WirePartReader, bytes: Buffer) {
+    this.#reader = reader;
+    this.#bytes = bytes;
+  }
+
+  copyText(table: IngestTable, firstOrdinal: number | undefined) {
+    return this.#reader.copyText(this.#bytes, table, firstOrdinal);
+  }
+
+  [Symbol.iterator](): Iterator<SourceRow> {
+    return this.#reader.rows(this.#bytes.toString());
+  }
 }

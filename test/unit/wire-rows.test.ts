@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { CopyText } from '../../src/ingest/encoded-rows.ts';
 import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
 import { TableWriter } from '../../src/ingest/table-writer.ts';
-import { WirePartReader } from '../../src/queue/wire-part.ts';
+import { WirePart, WirePartReader } from '../../src/queue/wire-part.ts';
 import { WireRowWriter } from '../../src/queue/wire-row-writer.ts';
 
 // The queue must write exactly the COPY text ingest() writes for the same values: Producer
@@ -222,6 +222,99 @@ describe('wire rows: the queue writes what ingest() writes', () => {
       () => [...reader.rows('[["s.general",[4,null,null]],["s.nope",[]]]')],
       /Batch 1, row 5: names table "s\.nope"/,
     );
+  });
+});
+
+/** The rows as the Producer writes them into one part: UTF-8 bytes of a JSON array. */
+function partOf(table: IngestTable, rows: unknown[][]): Buffer {
+  const writer = new WireRowWriter(table);
+  return Buffer.from(`[${rows.map((values, i) => writer.write(values, 'Batch 1', i + 1)).join(',')}]`);
+}
+
+describe('wire rows: a part of one table, bytes straight to COPY text', () => {
+  it('gives the bytes of the lines ingest() writes, for every value but a \\u escape', () => {
+    let fast = 0;
+    for (const [i, values] of scalarRows.entries()) {
+      const part = new WirePart(new WirePartReader([scalars], 'Batch 1'), partOf(scalars, [values]));
+      const text = part.copyText(scalars, undefined);
+      const want = direct(scalars, [values]).join('');
+      const escapesU = /\\u/.test(partOf(scalars, [values]).toString().replaceAll('\\\\', ''));
+      if (text === undefined) assert.ok(escapesU, `row ${i}: only a \\u escape takes the general path`);
+      else {
+        fast += 1;
+        assert.equal(Buffer.from(text.bytes).toString(), want, `row ${i}`);
+      }
+      assert.equal([...part].map(([, v]) => new TableWriter(scalars, 'target').encode(v, 1)).join(''), want);
+    }
+    assert.equal(fast, scalarRows.length - 1, 'one row holds a control character, written as \\u0001');
+  });
+
+  it('numbers the lines with their ordinals, as the staging table wants them', () => {
+    const rows = scalarRows.filter((_, i) => i !== 4 + 7); // the row with \u0001
+    const text = new WirePartReader([scalars], 'Batch 1').copyText(partOf(scalars, rows), scalars, 41);
+    const staging = new TableWriter(scalars, 'staging', '_ordinal');
+    staging.rowCount = 40;
+    assert.equal(
+      Buffer.from(text?.bytes ?? []).toString(),
+      rows.map((values, i) => staging.encode(values, i + 1)).join(''),
+    );
+  });
+
+  it('counts the rows it takes for the batch; gives up without counting on anything unusual', () => {
+    const reader = new WirePartReader([scalars, general], 'Batch 1');
+    const good = partOf(scalars, scalarRows.slice(0, 3));
+    assert.equal(reader.copyText(good, scalars, undefined)?.rows, 3);
+    const row = partOf(scalars, scalarRows.slice(0, 1)).toString();
+    const unusual = [
+      ['a table without the fast path', partOf(general, generalRows.slice(0, 1)).toString(), general],
+      [
+        'a row of another table',
+        `[${row.slice(1, -1)},${partOf(general, [generalRows[1] as unknown[]])
+          .toString()
+          .slice(1, -1)}]`,
+      ],
+      ['spaces', `[ ${row.slice(1)}`],
+      ['spaces inside a json value', row.replace('{"a":1}', '{"a": 1}')],
+      ['a short row', '[["s.scalars",[1,2]]]'],
+      ['a long row', row.replace(',{"b":"x"}]]', ',{"b":"x"},1]]')],
+      ['an object in a text column', row.replace('"plain"', '{"o":1}')],
+      ['a bad literal', row.replace('true', 'trve')],
+      ['a number that is not', row.replace(',12.5,', ',12x5,')],
+      ['a tab in a string', row.replace('plain', 'pl\tain'.replace('\\t', '\t'))],
+      ['a cut part', row.slice(0, -3)],
+      ['no array', '{"rows":[]}'],
+      ['something after the end', `${row} `],
+    ] as const;
+    for (const [what, text, table = scalars] of unusual) {
+      assert.equal(reader.copyText(Buffer.from(text), table as IngestTable, undefined), undefined, what);
+    }
+    assert.equal(reader.rowsRead, 3);
+    assert.deepEqual(reader.rowsPerTable(), { 's.scalars': 3, 's.general': 0 });
+    assert.equal(reader.copyText(Buffer.from('[]'), scalars, 1)?.rows, 0);
+  });
+
+  it('doubles every backslash of a json value, escaped or escaping; unescapes " and / in text', () => {
+    const docs = defineTable({
+      schema: 's',
+      name: 'docs',
+      columns: [
+        { name: 'doc', type: 'jsonb' },
+        { name: 'txt', type: 'text' },
+      ],
+    });
+    // A backslash before b, a quote, a slash, two backslashes: JSON escapes every one but the
+    // slash; a JSON writer may escape the slash too (`\/`).
+    const text = String.raw`a\b"c/d\\e`;
+    const values = [{ k: text, [text]: [text] }, text];
+    const json = JSON.stringify([['s.docs', values]]);
+    const want = new TableWriter(docs, 'target').encode(values, 1);
+    for (const part of [json, json.replaceAll('c/d', String.raw`c\/d`)]) {
+      const got = new WirePartReader([docs], 'Batch 1').copyText(Buffer.from(part), docs, undefined);
+      // A json value keeps its `\/` (the same JSON), its backslash doubled for COPY; text loses it.
+      const [doc, txt] = (want as string).split('\t');
+      const expected = part === json ? want : `${doc?.replaceAll('c/d', String.raw`c\\/d`)}\t${txt}`;
+      assert.equal(Buffer.from(got?.bytes ?? []).toString(), expected, part);
+    }
   });
 });
 

@@ -1,0 +1,99 @@
+/**
+ * A batch's rows reach COPY as bytes, a part at a time (wire-part-bytes.ts), when the batch has
+ * one table. What PostgreSQL says about a row must still name that row by its place in the
+ * batch, across parts; and an upsert's last row for a key must still win, across parts (the
+ * ordinals the staging table is sorted by).
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { defineTable, Producer, StreamAdmin, Upsert } from '../../src/index.ts';
+
+import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
+import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
+import { forgetStreams } from '../helpers/stream-state.ts';
+import { waitUntil } from '../helpers/wait.ts';
+
+const ROWS = 600; // over several parts of 4 KiB
+const table = (schema: string, name: string) =>
+  defineTable({
+    schema,
+    name,
+    columns: [
+      { name: 'id', type: 'integer', primaryKey: true },
+      { name: 'label', type: 'text' },
+      { name: 'doc', type: 'jsonb' },
+    ],
+  });
+const values = (id: number, label: string) => [
+  id,
+  label,
+  { label, quote: 'a "b" \\ c/d', list: [id, null, true] },
+];
+
+describe('queue: rows sent to COPY as bytes, part by part', () => {
+  const schema = uniqueName('copy_bytes');
+  const names = uniqueQueue();
+  const producer = new Producer({ redis: REDIS_URL, ...names, partBytes: 4096 });
+  after(async () => {
+    await producer.close();
+    await cleanQueue(names);
+    await forgetStreams(schema);
+    await dropSchema(schema);
+  });
+
+  it('names the row of the batch PostgreSQL refuses, in a later part; the batch is parked whole', {
+    timeout: 60_000,
+  }, async () => {
+    const t = table(schema, 'plain');
+    const rows = Array.from({ length: ROWS }, (_, i) => [t, values(i + 1, `row ${i + 1}`)] as const);
+    rows[449] = [t, values(7, 'again')]; // row 450 repeats the key of row 7: a plain insert fails there
+    await producer.enqueue({ tables: [t], highWatermark: 1, rows, options: { upsert: Upsert.OFF } });
+    const admin = new StreamAdmin({ redis: REDIS_URL, ...names, databaseUrl: DATABASE_URL });
+    try {
+      await withWorker(inProcessWorker(names, { poisonRetries: 0, poisonBackoffMs: 10 }), async () => {
+        await waitUntil(
+          'the batch to be parked',
+          async () => (await admin.status(`${schema}.plain`))[0]?.blocked != null,
+          {
+            timeoutMs: 30_000,
+          },
+        );
+      });
+      const reason = (await admin.status(`${schema}.plain`))[0]?.blocked?.reason ?? '';
+      assert.match(reason, /row 450 of the batch \(row 450 of "[^"]+"\."plain"\)/);
+      assert.match(reason, /duplicate key value violates unique constraint/);
+      // The table was to be created by the batch's transaction: rolled back with it.
+      const created = await withClient((c) => c.query('SELECT to_regclass($1) AS t', [`"${schema}".plain`]));
+      assert.equal(created.rows[0].t, null, 'nothing of the batch is applied');
+    } finally {
+      await admin.close();
+    }
+  });
+
+  it('upserts: the last row of a key wins, across parts and across the batches of a transaction', {
+    timeout: 60_000,
+  }, async () => {
+    const t = table(schema, 't');
+    const batch = (b: number) =>
+      Array.from({ length: ROWS }, (_, i) => [t, values((i % 250) + 1, `batch ${b} row ${i + 1}`)] as const);
+    // Enqueued before the worker starts: the three batches are applied in one transaction.
+    for (const b of [1, 2, 3]) await producer.enqueue({ tables: [t], highWatermark: b, rows: batch(b) });
+    await withWorker(inProcessWorker(names), async () => {
+      await waitUntil(
+        'the commits',
+        async () => (await producer.streamInfo(`${schema}.t`)).committedSeq === 3,
+        {
+          timeoutMs: 30_000,
+        },
+      );
+    });
+    const got = await withClient((c) => c.query(`SELECT id, label, doc FROM "${schema}".t ORDER BY id`));
+    // Key k is written by rows k, k + 250 and (k ≤ 100) k + 500 of each batch: batch 3's last one wins.
+    const want = Array.from({ length: 250 }, (_, k) => {
+      const last = k + 1 <= 100 ? k + 501 : k + 251;
+      const [id, label, doc] = values(k + 1, `batch 3 row ${last}`);
+      return { id, label, doc };
+    });
+    assert.deepEqual(got.rows, want);
+  });
+});
