@@ -28,6 +28,10 @@ async function* inBuffersOf(chunks: AsyncIterable<CopyChunk>): AsyncGenerator<Ui
   let parts: Uint8Array[] = [];
   let length = 0;
   for await (const chunk of chunks) {
+    if (typeof chunk !== 'string' && length === 0 && chunk.length >= MESSAGE_BYTES / 2) {
+      yield chunk; // a CopyBlock's lines, large enough as they are: not copied again
+      continue;
+    }
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     parts.push(bytes);
     length += bytes.length;
