@@ -13,6 +13,7 @@
  * values, a value of the wrong shape, makes it give up (undefined): the whole part then takes the
  * general path (wire-part.ts), which handles every case and gives the same COPY text.
  */
+import { isUtf8 } from 'node:buffer';
 import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COMMA, OPEN_ARRAY, OPEN_OBJECT, QUOTE } from './json-chars.ts';
 
 const TAB = 0x09;
@@ -21,10 +22,24 @@ const CARRIAGE_RETURN = 0x0d;
 const SPACE = 0x20;
 const SLASH = 0x2f;
 const LETTER_N = 0x4e;
-const LETTER_U = 0x75;
 const LOWER_T = 0x74;
 const LOWER_F = 0x66;
 const LOWER_N = 0x6e;
+
+/**
+ * The COPY text of each JSON escape in a string, by the byte after the backslash: the decoded
+ * character as the row path writes it, COPY-escaped where it must be (backslash, \n, \r, \t).
+ */
+const ESCAPES = new Map<number, Uint8Array>([
+  [QUOTE, Buffer.from('"')],
+  [SLASH, Buffer.from('/')],
+  [BACKSLASH, Buffer.from('\\\\')],
+  [0x6e, Buffer.from('\\n')], // n
+  [0x72, Buffer.from('\\r')], // r
+  [0x74, Buffer.from('\\t')], // t
+  [0x62, Buffer.from([0x08])], // b: a backspace, which COPY takes as it is
+  [0x66, Buffer.from([0x0c])], // f: a form feed, likewise
+]);
 
 const NULL = Buffer.from('null');
 const TRUE = Buffer.from('true');
@@ -56,6 +71,8 @@ export function partCopyText(
   const s = part;
   const end = s.length;
   if (end < 2 || s[0] !== OPEN_ARRAY) return undefined;
+  // Bytes that are not UTF-8 go to the row path, which refuses them (COPY would too, but later).
+  if (!isUtf8(s)) return undefined;
   if (s[1] === CLOSE_ARRAY) return end === 2 ? { bytes: Buffer.alloc(0), rows: 0 } : undefined;
   const { keyJson, json } = layout;
   // Lines are mostly shorter than their JSON; the buffer grows if they are not.
@@ -97,7 +114,8 @@ export function partCopyText(
           if (inString) {
             if (b === QUOTE) inString = false;
             else if (b === BACKSLASH) {
-              // The escaped character is never a closing quote; a backslash is doubled, escaped or not.
+              // The escaped character is never a closing quote; a backslash is doubled, escaped or
+              // not. (An escape JSON does not have is left for PostgreSQL to refuse, as the row path does.)
               if (i >= end) return undefined;
               if (o + 4 > out.length) out = grown(out, o, 4);
               const escaped = s[i++] as number;
@@ -110,7 +128,9 @@ export function partCopyText(
           } else if (b === QUOTE) inString = true;
           else if (b === OPEN_ARRAY || b === OPEN_OBJECT) depth += 1;
           else if (b === CLOSE_ARRAY || b === CLOSE_OBJECT) depth -= 1;
-          else if (b === TAB || b === NEWLINE || b === CARRIAGE_RETURN || b === SPACE) return undefined;
+          // Whitespace, or a backslash outside a string (not JSON: undoubled, COPY would decode it).
+          else if (b === TAB || b === NEWLINE || b === CARRIAGE_RETURN || b === SPACE || b === BACKSLASH)
+            return undefined;
           out[o++] = b;
           if (depth === 0 && !inString) break;
         }
@@ -123,13 +143,13 @@ export function partCopyText(
           const b = s[i++] as number;
           if (b === QUOTE) break;
           if (b === BACKSLASH) {
-            const escaped = s[i];
-            // `\u`: a character JSON.stringify had to escape (a control character, a lone
-            // surrogate): the general path decodes it.
-            if (escaped === LETTER_U || escaped === undefined) return undefined;
-            if (escaped !== QUOTE && escaped !== SLASH) out[o++] = BACKSLASH; // COPY's escape too
-            if (o + 1 > out.length) out = grown(out, o, 1);
-            out[o++] = escaped;
+            // JSON's escapes as COPY text, as the row path writes the decoded character. `\u`
+            // (a control character, a lone surrogate) and escapes JSON does not have (which COPY
+            // would read as its own: `\N`, `\.`, `\x41`) are the row path's to decode or refuse.
+            const copyText = ESCAPES.get(s[i] ?? -1);
+            if (copyText === undefined) return undefined;
+            if (o + 2 > out.length) out = grown(out, o, 2);
+            for (let k = 0; k < copyText.length; k++) out[o++] = copyText[k] as number;
             i += 1;
           } else if (b === TAB || b === NEWLINE || b === CARRIAGE_RETURN)
             return undefined; // not JSON.stringify's
@@ -157,9 +177,7 @@ export function partCopyText(
             out[o++] = first;
             continue;
           }
-        } else {
-          for (let k = from; k < i; k++) if (!isNumberByte(s[k] as number)) return undefined;
-        }
+        } else if (!isJsonNumber(s, from, i)) return undefined;
         for (let k = from; k < i; k++) out[o++] = s[k] as number;
       }
     }
@@ -186,8 +204,32 @@ function isWordByte(b: number): boolean {
   );
 }
 
-function isNumberByte(b: number): boolean {
-  return (b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x2b || b === 0x2e || b === 0x65 || b === 0x45;
+/** Whether bytes `from` to `to` are a number as the row path reads one: -?\d+(\.\d+)?([eE][+-]?\d+)? */
+function isJsonNumber(s: Uint8Array, from: number, to: number): boolean {
+  let k = from;
+  if (s[k] === 0x2d) k += 1; // -
+  let start = k;
+  k = digitsEnd(s, k, to);
+  if (k === start) return false;
+  if (s[k] === 0x2e) {
+    start = k + 1; // .
+    k = digitsEnd(s, start, to);
+    if (k === start) return false;
+  }
+  if (s[k] === 0x65 || s[k] === 0x45) {
+    k += 1; // e E
+    if (s[k] === 0x2b || s[k] === 0x2d) k += 1; // + -
+    start = k;
+    k = digitsEnd(s, k, to);
+    if (k === start) return false;
+  }
+  return k === to;
+}
+
+/** The index after the digits from `k` on (`k` if none). */
+function digitsEnd(s: Uint8Array, k: number, to: number): number {
+  while (k < to && (s[k] as number) >= 0x30 && (s[k] as number) <= 0x39) k += 1;
+  return k;
 }
 
 /** `out` with room for `bytes` more after its first `used`. */

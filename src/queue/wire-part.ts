@@ -24,6 +24,8 @@ import { fromWireValue, InvalidBatchError, tableKey, type WireRow } from './batc
 import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COMMA, OPEN_ARRAY, OPEN_OBJECT, QUOTE } from './json-chars.ts';
 import { type PartLayout, partCopyText } from './wire-part-bytes.ts';
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 interface TablePlan {
   readonly table: IngestTable;
   /** Whether its rows can be transcoded: no bytea or array column. */
@@ -74,6 +76,15 @@ export class WirePartReader {
     return Object.fromEntries([...this.#plans].map(([key, plan]) => [key, plan.rows]));
   }
 
+  /** A part's text; refuses bytes that are not UTF-8 (decoding would replace them silently). */
+  decode(part: Uint8Array): string {
+    try {
+      return UTF8.decode(part);
+    } catch {
+      throw new InvalidBatchError(`${this.#label}: a part of its rows is not valid UTF-8`, {});
+    }
+  }
+
   /** The rows of the batch's next part. */
   *rows(part: string): Generator<SourceRow, void> {
     this.rowsRead = yield* this.#rowsOf(part, this.rowsRead);
@@ -106,8 +117,10 @@ export class WirePartReader {
       if (end >= 0) yield this.#transcoded as EncodedRow;
       else {
         end = cursor.valueEnd(i);
-        if (end < 0) return yield* this.#generalRows(part, row - rowsBefore - 1, row - 1);
-        yield this.#generalRow(JSON.parse(part.slice(i, end)) as WireRow, row);
+        const wireRow = end < 0 ? undefined : parsedJson(part.slice(i, end));
+        // Not JSON: the general path refuses the part, naming the batch.
+        if (wireRow === undefined) return yield* this.#generalRows(part, row - rowsBefore - 1, row - 1);
+        yield this.#generalRow(wireRow as WireRow, row);
       }
       const next = part.charCodeAt(end);
       if (next === CLOSE_ARRAY && end === part.length - 1) return row;
@@ -135,7 +148,9 @@ export class WirePartReader {
     else {
       const keyEnd = cursor.stringEnd(i + 1);
       if (keyEnd < 0) return -1;
-      plan = this.#plan(jsonString(s, i + 1, keyEnd), row);
+      const key = jsonString(s, i + 1, keyEnd);
+      if (key === undefined) return -1;
+      plan = this.#plan(key, row);
       this.#lastKey = s.slice(i + 1, keyEnd + 1);
       this.#lastPlan = plan;
       i = keyEnd + 1;
@@ -159,9 +174,13 @@ export class WirePartReader {
         end = close + 1;
         if (json[c])
           line += cursor.hasBackslash(i, close) ? escapeCopyText(s.slice(i, end)) : s.slice(i, end);
-        // A string with an escape is decoded and escaped again for COPY (a rare case; most are plain).
-        else if (cursor.hasBackslash(i, close)) line += escapeCopyText(JSON.parse(s.slice(i, end)) as string);
-        else line += s.slice(i + 1, close);
+        // A string with an escape is decoded and escaped again for COPY (a rare case; most are
+        // plain); one JSON does not allow takes the general path, which refuses the part.
+        else if (cursor.hasBackslash(i, close)) {
+          const text = parsedString(s.slice(i, end));
+          if (text === undefined) return -1;
+          line += escapeCopyText(text);
+        } else line += s.slice(i + 1, close);
       } else if (first === OPEN_OBJECT || first === OPEN_ARRAY) {
         if (!json[c]) return -1;
         end = cursor.containerEnd(i);
@@ -307,10 +326,24 @@ class PartCursor {
 /** A JSON number or literal, matched where it starts (sticky). */
 const SCALAR = /null|true|false|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
-/** The string value of the JSON string between quotes at `open` and `close`. */
-function jsonString(s: string, open: number, close: number): string {
+/** The string value of the JSON string between quotes at `open` and `close`; undefined if it is not JSON. */
+function jsonString(s: string, open: number, close: number): string | undefined {
   const body = s.slice(open + 1, close);
-  return body.includes('\\') ? (JSON.parse(s.slice(open, close + 1)) as string) : body;
+  return body.includes('\\') ? parsedString(s.slice(open, close + 1)) : body;
+}
+
+/** A JSON string's value; undefined if it is not JSON (an escape JSON does not have). */
+function parsedString(json: string): string | undefined {
+  return parsedJson(json) as string | undefined;
+}
+
+/** A JSON text's value; undefined if it is not JSON. */
+function parsedJson(json: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch {
+    return undefined;
+  }
 }
 
 /** One part of a batch's rows as Redis gave it: a CopyBlock, read by its batch's reader. */
@@ -328,6 +361,6 @@ export class WirePart implements CopyBlock {
   }
 
   [Symbol.iterator](): Iterator<SourceRow> {
-    return this.#reader.rows(this.#bytes.toString());
+    return this.#reader.rows(this.#reader.decode(this.#bytes));
   }
 }

@@ -210,6 +210,22 @@ describe('wire rows: the queue writes what ingest() writes', () => {
       /Stream s, batch 4: a part of its rows is not valid JSON/,
     );
     assert.throws(() => [...reader.rows('{"rows":[]}')], /not a JSON array/);
+    // An escape JSON does not have (COPY would read \N as NULL) and bytes that are not UTF-8:
+    // refused as the batch's, not passed on nor replaced.
+    assert.throws(
+      () => [...reader.rows(String.raw`[["s.scalars",[1,2,3,4,true,"\N","v",null,null,null,null]]]`)],
+      (error: Error & { code?: string }) =>
+        error.code === 'INVALID_BATCH_JOB' && /not valid JSON/.test(error.message),
+    );
+    const notUtf8 = Buffer.concat([
+      Buffer.from('[["s.scalars",[1,2,3,4,true,"'),
+      Buffer.from([0xff]),
+      Buffer.from('"]]]'),
+    ]);
+    assert.throws(
+      () => [...new WirePart(reader, notUtf8)],
+      /Stream s, batch 4: a part of its rows is not valid UTF-8/,
+    );
     assert.deepEqual([...reader.rows('[]')], []);
   });
 
