@@ -259,7 +259,7 @@ export class StreamStore {
   }
 
   /**
-   * Parts of batches of one stream (`PartRef`s), UTF-8 JSON (wire-part.ts reads them), in one
+   * Parts of batches of one stream (`PartRef`s), UTF-8 JSON (wire-part-bytes.ts or wire-part.ts reads them), in one
    * round trip; null for a part that is gone. As Buffers, outside V8's heap: the caller decodes
    * one at a time, when it needs it.
    */

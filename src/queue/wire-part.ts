@@ -1,6 +1,7 @@
 /**
- * Reads one part of a batch's rows as the Producer stored it in Redis (a JSON array of
- * `["schema.table", [values]]`, written by JSON.stringify) into rows for the ingest pipeline,
+ * The row path: reads one part of a batch's rows as the Producer stored it in Redis (a JSON
+ * array of `["schema.table", [values]]`, written by JSON.stringify) into rows for the ingest
+ * pipeline, for the parts that the bytes path (wire-part-bytes.ts, taken first) does not take,
  * transcoding JSON text straight into COPY text. No JavaScript value is built per field, and a
  * json/jsonb value is copied as the JSON text it already is rather than parsed and stringified
  * again (parsing and stringifying was most of the worker's CPU time per row).
