@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import { defineTable, Producer, StreamAdmin, Upsert } from '../../src/index.ts';
+import { QueueKeys } from '../../src/queue/queue-keys.ts';
 
 import { DATABASE_URL, dropSchema, uniqueName, withClient } from '../helpers/pg.ts';
 import { cleanQueue, inProcessWorker, REDIS_URL, uniqueQueue, withWorker } from '../helpers/queue.ts';
@@ -65,6 +67,58 @@ describe('queue: rows sent to COPY as bytes, part by part', () => {
       // The table was to be created by the batch's transaction: rolled back with it.
       const created = await withClient((c) => c.query('SELECT to_regclass($1) AS t', [`"${schema}".plain`]));
       assert.equal(created.rows[0].t, null, 'nothing of the batch is applied');
+    } finally {
+      await admin.close();
+    }
+  });
+
+  it('refuses a part changed in Redis into what JSON.stringify never writes (\\. would end the COPY data): nothing committed', {
+    timeout: 60_000,
+  }, async () => {
+    // The text column last: a line ending in `\.` is COPY's end of data, the rest dropped silently.
+    const t = defineTable({
+      schema,
+      name: 'tampered',
+      columns: [
+        { name: 'id', type: 'integer', primaryKey: true },
+        { name: 'doc', type: 'jsonb' },
+        { name: 'label', type: 'text' },
+      ],
+    });
+    const rows = Array.from({ length: ROWS }, (_, i) => [t, [i + 1, { i }, `v${i + 1}`]] as const);
+    await producer.enqueue({ tables: [t], highWatermark: 1, rows, options: { upsert: Upsert.OFF } });
+    // Row 5's label becomes `v5\.`: in COPY text, `\.` at the end of a line ends the data.
+    const redis = new Redis(REDIS_URL);
+    try {
+      let changed = 0;
+      const keys = await redis.keys(new QueueKeys(names.prefix).streamPattern(`${schema}.tampered`));
+      for (const key of keys.filter((k) => k.includes(':part:'))) {
+        const part = (await redis.getBuffer(key)) as Buffer;
+        const text = part.toString().replace('"v5"]', String.raw`"v5\."]`);
+        if (text !== part.toString()) {
+          await redis.set(key, text, 'KEEPTTL');
+          changed += 1;
+        }
+      }
+      assert.equal(changed, 1);
+    } finally {
+      redis.disconnect();
+    }
+    const admin = new StreamAdmin({ redis: REDIS_URL, ...names, databaseUrl: DATABASE_URL });
+    try {
+      await withWorker(inProcessWorker(names, { poisonRetries: 0, poisonBackoffMs: 10 }), async () => {
+        await waitUntil(
+          'the batch to be parked',
+          async () => (await admin.status(`${schema}.tampered`))[0]?.blocked != null,
+          { timeoutMs: 30_000 },
+        );
+      });
+      const reason = (await admin.status(`${schema}.tampered`))[0]?.blocked?.reason ?? '';
+      assert.match(reason, /batch 1: a part of its rows is not valid JSON/);
+      const created = await withClient((c) =>
+        c.query('SELECT to_regclass($1) AS t', [`"${schema}".tampered`]),
+      );
+      assert.equal(created.rows[0].t, null, 'no row of the batch is committed');
     } finally {
       await admin.close();
     }
