@@ -10,20 +10,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { defineTable, type IngestTable } from '../../src/ingest/table-definition.ts';
 import { TableWriter } from '../../src/ingest/table-writer.ts';
+import { mulberry32 } from '../../src/ops/demo/deterministic-random.ts';
 import { WirePartReader } from '../../src/queue/wire-part.ts';
 import { WireRowWriter } from '../../src/queue/wire-row-writer.ts';
-
-/** mulberry32: a small seeded generator, so that every run sees the same input. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const table = defineTable({
   schema: 's',
@@ -137,7 +126,7 @@ function generator(rnd: () => number) {
 
 /** Parts as the Producer writes them: WireRowWriter's rows in `[row,row,...]`, as UTF-8. */
 function producerParts(seed: number, count: number): Buffer[] {
-  const rnd = random(seed);
+  const rnd = mulberry32(seed);
   const { values } = generator(rnd);
   const writer = new WireRowWriter(table);
   return Array.from({ length: count }, () => {
@@ -181,7 +170,7 @@ describe('wire part bytes: seeded fuzz against the row path', () => {
   });
 
   it('never takes a part the row path refuses, nor changes what a refused value would be (seeded mutations)', () => {
-    const rnd = random(7);
+    const rnd = mulberry32(7);
     const { pick } = generator(rnd);
     const parts = producerParts(11, 400)
       .map((p) => p.toString())
