@@ -8,11 +8,13 @@
  *
  * A field's COPY text is its JSON text, changed only where the two differ: `,` between values
  * becomes a tab, `null` `\N`, `true`/`false` `t`/`f` (in a json column they stay), a string
- * loses its quotes (a json value keeps them) and its escapes `\"` and `\/` (the other JSON
- * escapes, `\\ \b \f \n \r \t`, are COPY's too), and a json value's backslashes are doubled
- * (COPY undoes that). Anything else, a row of another table, a `\u` escape, whitespace between
- * values, a value of the wrong shape, makes it give up (undefined): the whole part then takes the
- * general path (wire-part.ts), which handles every case and gives the same COPY text.
+ * loses its quotes (a json value keeps them) and has its escapes written as the row path writes
+ * the characters they stand for (ESCAPES), and a json value's backslashes are doubled (COPY undoes
+ * that). It takes only JSON as JSON.stringify writes it: anything else (a row of another table, a
+ * `\u` escape or one JSON does not have, whitespace between values, a number JSON would not
+ * write, bytes that are not UTF-8, a value of the wrong shape) makes it give up (undefined), and
+ * the whole part then takes the row path (wire-part.ts), which decodes or refuses every case and
+ * gives the same COPY text for what it takes.
  */
 import { isUtf8 } from 'node:buffer';
 import { BACKSLASH, CLOSE_ARRAY, CLOSE_OBJECT, COMMA, OPEN_ARRAY, OPEN_OBJECT, QUOTE } from './json-chars.ts';
@@ -102,7 +104,6 @@ export function partCopyText(
         if (o + 1 > out.length) out = grown(out, o, 1);
         out[o++] = TAB;
       }
-      // A field takes at most twice its JSON bytes (a json value's backslashes doubled), its tab or newline included.
       const first = s[i];
       if (json[c] === true && (first === OPEN_OBJECT || first === OPEN_ARRAY || first === QUOTE)) {
         // JSON text as it is, backslashes doubled; one pass finds its end and copies it.
@@ -136,7 +137,7 @@ export function partCopyText(
           if (depth === 0 && !inString) break;
         }
       } else if (first === QUOTE) {
-        // A string for a non-json column: its bytes without the quotes, `\"` and `\/` unescaped.
+        // A string for a non-json column: its bytes without the quotes, its escapes as COPY text.
         i += 1;
         for (;;) {
           if (i >= end) return undefined;
